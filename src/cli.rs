@@ -1,0 +1,192 @@
+//! The command line: every flag is defined once here, with its default, its
+//! `STRAND_*` environment variable and its help text. Parsing ends in
+//! [`crate::config::Config`], which the rest of the server receives.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// strand: a thread-per-connection WebSocket server for real-time streaming.
+#[derive(Debug, Parser)]
+#[command(
+    name = "strand",
+    version,
+    about,
+    long_about = "strand: a thread-per-connection WebSocket server for real-time streaming \
+                  from small machines.\n\nWith no subcommand, `strand` runs `strand serve`.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to run; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The flags of `serve`, accepted without the subcommand too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Run a load generator whose clients are threads.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// `--max-connections`: a number, or `auto` to derive it from OS limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxConnections {
+    /// Derive the ceiling at start-up from thread, map and descriptor limits.
+    Auto,
+    /// This many WebSocket connections at most.
+    Fixed(usize),
+}
+
+impl std::str::FromStr for MaxConnections {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(MaxConnections::Auto);
+        }
+        s.parse::<usize>()
+            .map(MaxConnections::Fixed)
+            .map_err(|_| format!("expected a number or `auto`, got {s:?}"))
+    }
+}
+
+/// `--producer NAME=COMMAND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSpec {
+    /// The name a client gives in `start`.
+    pub name: String,
+    /// The command line, run by `sh -c`.
+    pub command: String,
+}
+
+impl std::str::FromStr for ProducerSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, command) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected NAME=COMMAND, got {s:?}"))?;
+        if !crate::names::is_valid(name) {
+            return Err(format!(
+                "producer name {name:?} must be 1-64 of A-Z a-z 0-9 _ . - (not starting with .)"
+            ));
+        }
+        if command.trim().is_empty() {
+            return Err(format!("producer {name:?} has an empty command"));
+        }
+        Ok(ProducerSpec {
+            name: name.to_string(),
+            command: command.to_string(),
+        })
+    }
+}
+
+/// The flags of `strand serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (logged as `listening on ADDR`).
+    #[arg(long, env = "STRAND_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Directory for the spool files of per-client streams.
+    #[arg(long, env = "STRAND_DATA_DIR", default_value = "./strand-data")]
+    pub data_dir: PathBuf,
+
+    /// The only directory whose files `follow` may name (follow is off without it).
+    #[arg(long, env = "STRAND_TAIL_DIR")]
+    pub tail_dir: Option<PathBuf>,
+
+    /// A command a client may start by name: NAME=COMMAND (repeatable).
+    #[arg(
+        long = "producer",
+        env = "STRAND_PRODUCER",
+        value_name = "NAME=COMMAND"
+    )]
+    pub producers: Vec<ProducerSpec>,
+
+    /// Seconds between heartbeat pings.
+    #[arg(
+        long,
+        env = "STRAND_PING_INTERVAL",
+        default_value_t = 30.0,
+        value_name = "SECS"
+    )]
+    pub ping_interval: f64,
+
+    /// Close a connection from which nothing arrived for this many seconds.
+    #[arg(
+        long,
+        env = "STRAND_IDLE_TIMEOUT",
+        default_value_t = 75.0,
+        value_name = "SECS"
+    )]
+    pub idle_timeout: f64,
+
+    /// Seconds between `system_notification`s to hub clients (0: off).
+    #[arg(
+        long,
+        env = "STRAND_NOTIFY_INTERVAL",
+        default_value_t = 0.0,
+        value_name = "SECS"
+    )]
+    pub notify_interval: f64,
+
+    /// Messages kept per room for resume with `since`.
+    #[arg(
+        long,
+        env = "STRAND_ROOM_HISTORY",
+        default_value_t = 100,
+        value_name = "N"
+    )]
+    pub room_history: usize,
+
+    /// Most WebSocket connections at once (`auto`: from the OS limits).
+    #[arg(
+        long,
+        env = "STRAND_MAX_CONNECTIONS",
+        default_value = "auto",
+        value_name = "N|auto"
+    )]
+    pub max_connections: MaxConnections,
+
+    /// Outbound bytes waiting for one client before it is closed as a slow consumer.
+    #[arg(long, env = "STRAND_MAX_QUEUE_BYTES", default_value_t = 1 << 20, value_name = "N")]
+    pub max_queue_bytes: usize,
+
+    /// An Origin allowed to upgrade besides the server's own (repeatable; `*`: any).
+    #[arg(
+        long = "allowed-origin",
+        env = "STRAND_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Require an HS256 JWT signed with this secret on every upgrade.
+    #[arg(long, env = "STRAND_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Larger incoming messages close the connection with 1009.
+    #[arg(long, env = "STRAND_MAX_MESSAGE_BYTES", default_value_t = 1 << 20, value_name = "N")]
+    pub max_message_bytes: usize,
+
+    /// Bearer token required by `POST /broadcast`.
+    #[arg(long, env = "STRAND_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Share rooms with every instance on this Redis (not built yet).
+    #[arg(long, env = "STRAND_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+
+    /// error, warn, info, debug or trace.
+    #[arg(
+        long,
+        env = "STRAND_LOG_LEVEL",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    pub log_level: log::LevelFilter,
+}

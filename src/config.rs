@@ -1,0 +1,106 @@
+//! The validated configuration that every part of the server receives.
+//! Built once from [`crate::cli::ServeArgs`]; nothing reads flags or the
+//! environment after this.
+
+use crate::cli::{ProducerSpec, ServeArgs};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the server needs to know, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Spool directory of per-client streams.
+    pub data_dir: PathBuf,
+    /// The directory `follow` may read, canonicalized; `None` disables follow.
+    pub tail_dir: Option<PathBuf>,
+    /// Commands clients may start by name.
+    pub producers: Vec<ProducerSpec>,
+    /// Heartbeat ping period.
+    pub ping_interval: Duration,
+    /// Silence after which a connection is closed.
+    pub idle_timeout: Duration,
+    /// Period of `system_notification`, if any.
+    pub notify_interval: Option<Duration>,
+    /// Messages kept per room.
+    pub room_history: usize,
+    /// Most WebSocket connections at once (already resolved from `auto`).
+    pub max_connections: usize,
+    /// Outbound queue limit per connection, in bytes.
+    pub max_queue_bytes: usize,
+    /// Origins allowed to upgrade besides the server's own.
+    pub allowed_origins: Vec<String>,
+    /// HS256 secret for upgrade tokens.
+    pub jwt_secret: Option<String>,
+    /// Largest incoming message, in bytes.
+    pub max_message_bytes: usize,
+    /// Token required by `POST /broadcast`.
+    pub admin_token: Option<String>,
+}
+
+impl Config {
+    /// Validates `args`; `max_connections` is the resolved ceiling.
+    pub fn from_args(args: &ServeArgs, max_connections: usize) -> Result<Config, String> {
+        if args.redis.is_some() {
+            return Err(
+                "--redis: the Redis broker is not built into this version of strand yet; \
+                        run without --redis for the in-process hub"
+                    .into(),
+            );
+        }
+        let secs = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(format!(
+                    "--{name} must be a positive number of seconds, got {v}"
+                ))
+            }
+        };
+        let tail_dir = match &args.tail_dir {
+            None => None,
+            Some(dir) => Some(
+                dir.canonicalize()
+                    .map_err(|e| format!("--tail-dir {}: {e}", dir.display()))?,
+            ),
+        };
+        let mut names = std::collections::HashSet::new();
+        for p in &args.producers {
+            if !names.insert(&p.name) {
+                return Err(format!("--producer {} is given twice", p.name));
+            }
+        }
+        if args.max_message_bytes == 0 {
+            return Err("--max-message-bytes must be at least 1".into());
+        }
+        Ok(Config {
+            bind: args.bind,
+            data_dir: args.data_dir.clone(),
+            tail_dir,
+            producers: args.producers.clone(),
+            ping_interval: secs("ping-interval", args.ping_interval)?,
+            idle_timeout: secs("idle-timeout", args.idle_timeout)?,
+            notify_interval: if args.notify_interval == 0.0 {
+                None
+            } else {
+                Some(secs("notify-interval", args.notify_interval)?)
+            },
+            room_history: args.room_history,
+            max_connections,
+            max_queue_bytes: args.max_queue_bytes.max(1024),
+            allowed_origins: args.allowed_origins.clone(),
+            jwt_secret: args.jwt_secret.clone().filter(|s| !s.is_empty()),
+            max_message_bytes: args.max_message_bytes,
+            admin_token: args.admin_token.clone().filter(|s| !s.is_empty()),
+        })
+    }
+
+    /// A configuration with the contract's defaults, for tests and embedding.
+    pub fn for_tests() -> Config {
+        use clap::Parser;
+        let cli = crate::cli::Cli::parse_from(["strand", "--bind", "127.0.0.1:0"]);
+        Config::from_args(&cli.serve, 1000).expect("defaults are valid")
+    }
+}

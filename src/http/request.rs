@@ -1,0 +1,214 @@
+//! Reading one HTTP/1.1 request head (and a small body) from a socket, with
+//! httparse. Heads over 8 KiB are refused with 431 before they are parsed.
+
+use std::io::{self, Read};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// The largest request head accepted.
+pub const MAX_HEAD_BYTES: usize = 8 * 1024;
+/// The largest request body accepted (`POST /broadcast`).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long a client may take to send its head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_HEADERS: usize = 48;
+
+/// A parsed request head, plus its body for requests that carry one.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The path, without the query.
+    pub path: String,
+    /// The query string, without `?`.
+    pub query: Option<String>,
+    /// Header names (lowercased) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body (read only for requests with a `Content-Length`).
+    pub body: Vec<u8>,
+    /// Bytes read past the head and body (a client's first frames).
+    pub leftover: Vec<u8>,
+}
+
+/// Why a request could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The head is over [`MAX_HEAD_BYTES`] or has too many headers: 431.
+    HeadTooLarge,
+    /// The body is over [`MAX_BODY_BYTES`]: 413.
+    BodyTooLarge,
+    /// Not HTTP: 400, with httparse's reason.
+    Malformed(String),
+    /// The socket closed, failed or timed out: no answer is possible.
+    Io(io::Error),
+}
+
+impl Request {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether header `name` lists `token` (comma-separated, any case).
+    pub fn header_has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// The value of query parameter `key`, percent-decoded.
+    pub fn query_param(&self, key: &str) -> Option<String> {
+        self.query.as_deref()?.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == key).then(|| percent_decode(v))
+        })
+    }
+
+    /// Reads a request from `stream`: the head, then a body of at most
+    /// [`MAX_BODY_BYTES`] when `Content-Length` announces one.
+    pub fn read_from(stream: &mut TcpStream) -> Result<Request, ReadError> {
+        stream
+            .set_read_timeout(Some(HEAD_TIMEOUT))
+            .map_err(ReadError::Io)?;
+        let mut buf = Vec::with_capacity(1024);
+        let mut chunk = [0u8; 2048];
+        loop {
+            let n = stream.read(&mut chunk).map_err(ReadError::Io)?;
+            if n == 0 {
+                return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            match parse_head(&buf)? {
+                Some((mut request, head_len)) => {
+                    let rest = buf.split_off(head_len);
+                    request.read_body(stream, rest)?;
+                    stream.set_read_timeout(None).map_err(ReadError::Io)?;
+                    return Ok(request);
+                }
+                None if buf.len() >= MAX_HEAD_BYTES => return Err(ReadError::HeadTooLarge),
+                None => continue,
+            }
+        }
+    }
+
+    fn read_body(&mut self, stream: &mut TcpStream, mut rest: Vec<u8>) -> Result<(), ReadError> {
+        let length = match self.header("content-length") {
+            None => {
+                self.leftover = rest;
+                return Ok(());
+            }
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| ReadError::Malformed("bad Content-Length".into()))?,
+        };
+        if length > MAX_BODY_BYTES {
+            return Err(ReadError::BodyTooLarge);
+        }
+        while rest.len() < length {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).map_err(ReadError::Io)?;
+            if n == 0 {
+                return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            rest.extend_from_slice(&chunk[..n]);
+        }
+        self.leftover = rest.split_off(length);
+        self.body = rest;
+        Ok(())
+    }
+}
+
+/// Parses a complete head from `buf`; `None` while more bytes are needed.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, ReadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(ReadError::HeadTooLarge),
+        Err(e) => return Err(ReadError::Malformed(e.to_string())),
+    };
+    if head_len > MAX_HEAD_BYTES {
+        return Err(ReadError::HeadTooLarge);
+    }
+    let target = parsed.path.unwrap_or("/");
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (target, None),
+    };
+    let request = Request {
+        method: parsed.method.unwrap_or("").to_string(),
+        path: path.to_string(),
+        query,
+        headers: parsed
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
+            .collect(),
+        body: Vec::new(),
+        leftover: Vec::new(),
+    };
+    Ok(Some((request, head_len)))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_path_query_and_headers() {
+        let raw = b"GET /ws/chat/a?token=x%2Ey&z HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n\r\nrest";
+        let (req, n) = parse_head(raw).unwrap().unwrap();
+        assert_eq!(req.path, "/ws/chat/a");
+        assert_eq!(req.query_param("token").as_deref(), Some("x.y"));
+        assert_eq!(req.query_param("z").as_deref(), Some(""));
+        assert!(req.header_has_token("connection", "upgrade"));
+        assert_eq!(&raw[n..], b"rest");
+    }
+
+    #[test]
+    fn partial_heads_ask_for_more() {
+        assert!(parse_head(b"GET / HTTP/1.1\r\nHost:").unwrap().is_none());
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        assert!(matches!(
+            parse_head(b"\x00\x01 nonsense\r\n\r\n"),
+            Err(ReadError::Malformed(_))
+        ));
+    }
+}

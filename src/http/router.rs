@@ -1,0 +1,319 @@
+//! Routing: which endpoint a request asks for, and the checks every
+//! WebSocket upgrade passes (names, method, upgrade headers, origin, token,
+//! connection limit) before the handshake is answered.
+//!
+//! [`route`] is pure (a path and method in, a [`Route`] or an error answer
+//! out); [`handle`] does the I/O for one connection.
+
+use crate::http::request::ReadError;
+use crate::http::response::switching_protocols;
+use crate::http::{access, Request, Response};
+use crate::names;
+use crate::server::Shared;
+use crate::session::{self, Session};
+use crate::ws::conn::{self, Refused};
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::sync::Arc;
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /`: the web page.
+    Page,
+    /// `GET /healthz`.
+    Health,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /rooms`, `GET /rooms/{room}/count`, `POST /broadcast`.
+    RoomApi,
+    /// `GET /files`.
+    Files,
+    /// A WebSocket endpoint.
+    Ws(WsRoute),
+}
+
+/// The WebSocket endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsRoute {
+    /// `/ws`: echo.
+    Echo,
+    /// `/ws/{room}/{user}`: a plain-text room.
+    TextRoom {
+        /// The room.
+        room: String,
+        /// The member's name.
+        user: String,
+    },
+    /// `/ws/chat/{client_id}`: the JSON hub.
+    Hub {
+        /// The client's id.
+        client_id: String,
+    },
+}
+
+impl WsRoute {
+    /// The name a JWT's `sub` must match, if this endpoint has one.
+    pub fn identity(&self) -> Option<&str> {
+        match self {
+            WsRoute::Echo => None,
+            WsRoute::TextRoom { user, .. } => Some(user),
+            WsRoute::Hub { client_id } => Some(client_id),
+        }
+    }
+}
+
+/// Finds the route of `method` and `path`, or the error answer.
+pub fn route(method: &str, path: &str) -> Result<Route, Response> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (route, methods): (Route, &[&str]) = match segments.as_slice() {
+        [""] => (Route::Page, &["GET"]),
+        ["healthz"] => (Route::Health, &["GET"]),
+        ["metrics"] => (Route::Metrics, &["GET"]),
+        ["rooms"] => (Route::RoomApi, &["GET"]),
+        ["rooms", room, "count"] => {
+            check_name(room)?;
+            (Route::RoomApi, &["GET"])
+        }
+        ["broadcast"] => (Route::RoomApi, &["POST"]),
+        ["files"] => (Route::Files, &["GET"]),
+        ["ws"] => (Route::Ws(WsRoute::Echo), &["GET"]),
+        ["ws", "chat", client_id] => {
+            check_name(client_id)?;
+            let client_id = client_id.to_string();
+            (Route::Ws(WsRoute::Hub { client_id }), &["GET"])
+        }
+        ["ws", room, user] if *room != "chat" => {
+            check_name(room)?;
+            check_name(user)?;
+            let (room, user) = (room.to_string(), user.to_string());
+            (Route::Ws(WsRoute::TextRoom { room, user }), &["GET"])
+        }
+        _ => return Err(Response::error(404, &format!("no such path: {path}"))),
+    };
+    if !methods.contains(&method) {
+        return Err(
+            Response::error(405, &format!("{method} is not allowed on {path}"))
+                .header(format!("Allow: {}", methods.join(", "))),
+        );
+    }
+    Ok(route)
+}
+
+fn check_name(name: &str) -> Result<(), Response> {
+    if names::is_valid(name) {
+        Ok(())
+    } else {
+        Err(Response::error(
+            400,
+            &format!("bad name {name:?}: use 1-64 of A-Z a-z 0-9 _ . - (not starting with .)"),
+        ))
+    }
+}
+
+/// Serves one accepted connection: reads its request, then answers it or
+/// runs its WebSocket to the end.
+pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) {
+    let request = match Request::read_from(&mut stream) {
+        Ok(r) => r,
+        Err(ReadError::Io(e)) => {
+            log::debug!("request not read: {e}");
+            return;
+        }
+        Err(ReadError::HeadTooLarge) => {
+            return answer(
+                shared,
+                stream,
+                Response::error(431, "request head over 8 KiB"),
+            )
+        }
+        Err(ReadError::BodyTooLarge) => {
+            return answer(
+                shared,
+                stream,
+                Response::error(413, "request body over 64 KiB"),
+            )
+        }
+        Err(ReadError::Malformed(why)) => {
+            return answer(
+                shared,
+                stream,
+                Response::error(400, &format!("malformed request: {why}")),
+            )
+        }
+    };
+    let response = match route(&request.method, &request.path) {
+        Err(response) => response,
+        Ok(Route::Ws(ws)) => return upgrade(shared, stream, request, ws),
+        Ok(Route::Page) => Response::with_status(
+            200,
+            "text/html; charset=utf-8",
+            crate::web::PAGE.as_bytes().to_vec(),
+        ),
+        Ok(Route::Health) => Response::json(&shared.health()),
+        Ok(Route::Metrics) => Response::with_status(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            shared.metrics_text().into_bytes(),
+        ),
+        Ok(Route::RoomApi) => crate::hub::api::handle(shared, &request),
+        Ok(Route::Files) => crate::follow::api::files(shared),
+    };
+    answer(shared, stream, response);
+}
+
+fn answer(shared: &Shared, mut stream: TcpStream, response: Response) {
+    shared.metrics.http_requests.fetch_add(1, Relaxed);
+    let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(5)));
+    let _ = stream.write_all(&response.to_bytes());
+    let _ = stream.flush();
+}
+
+/// Checks an upgrade request and, if it passes, serves the WebSocket.
+fn upgrade(shared: &Arc<Shared>, stream: TcpStream, request: Request, route: WsRoute) {
+    let key = match check_upgrade(shared, &request, &route) {
+        Ok(key) => key,
+        Err(response) => return answer(shared, stream, response),
+    };
+    let metrics = &shared.metrics;
+    let max = shared.config.max_connections as u64;
+    if metrics.connections_current.fetch_add(1, AcqRel) >= max {
+        metrics.connections_current.fetch_sub(1, AcqRel);
+        metrics.connections_rejected.fetch_add(1, Relaxed);
+        log::warn!("refusing an upgrade: {max} connections is the limit");
+        return answer(shared, stream, over_capacity());
+    }
+    metrics.connections_total.fetch_add(1, Relaxed);
+    let id = shared.next_connection_id();
+    let session: Box<dyn Session> = match route {
+        WsRoute::Echo => Box::new(session::echo::Echo),
+        WsRoute::TextRoom { room, user } => Box::new(session::text_room::TextRoom::new(
+            shared.clone(),
+            room,
+            user,
+        )),
+        WsRoute::Hub { client_id } => {
+            Box::new(session::hub::HubSession::new(shared.clone(), client_id))
+        }
+    };
+    let failed_stream = stream.try_clone().ok();
+    let result = conn::serve(
+        id,
+        stream,
+        request.leftover,
+        &switching_protocols(&key),
+        session,
+        &shared.conn_params,
+    );
+    metrics.connections_current.fetch_sub(1, AcqRel);
+    if let Err(Refused::Thread(e)) = result {
+        metrics.connections_rejected.fetch_add(1, Relaxed);
+        log::warn!("refusing an upgrade: the OS refused a reader thread: {e}");
+        if let Some(s) = failed_stream {
+            answer(shared, s, over_capacity());
+        }
+    }
+}
+
+fn over_capacity() -> Response {
+    Response::error(503, "server at capacity, try again later").header("Retry-After: 1")
+}
+
+/// The upgrade checks, in the order a client would want to hear about them.
+/// Returns the `Sec-WebSocket-Key`.
+fn check_upgrade(shared: &Shared, request: &Request, route: &WsRoute) -> Result<String, Response> {
+    if !request
+        .header("upgrade")
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+    {
+        return Err(
+            Response::error(426, "this is a WebSocket endpoint: upgrade required")
+                .header("Upgrade: websocket"),
+        );
+    }
+    if !request.header_has_token("connection", "upgrade") {
+        return Err(Response::error(400, "Connection: Upgrade is missing"));
+    }
+    if request.header("sec-websocket-version").map(str::trim) != Some("13") {
+        return Err(
+            Response::error(426, "only WebSocket version 13 is supported")
+                .header("Sec-WebSocket-Version: 13"),
+        );
+    }
+    let key = request
+        .header("sec-websocket-key")
+        .filter(|k| !k.trim().is_empty())
+        .ok_or_else(|| Response::error(400, "Sec-WebSocket-Key is missing"))?;
+    if !access::origin_allowed(request, &shared.config.allowed_origins) {
+        return Err(Response::error(
+            403,
+            "cross-origin upgrade refused: origin not allowed",
+        ));
+    }
+    if let Some(secret) = &shared.config.jwt_secret {
+        let token = access::bearer_or_query_token(request).ok_or_else(|| {
+            Response::error(
+                401,
+                "a token is required (?token= or Authorization: Bearer)",
+            )
+        })?;
+        let sub = access::verify_jwt(&token, secret.as_bytes(), crate::wire::unix_millis() / 1000)
+            .map_err(|e| Response::error(401, &format!("invalid token: {e:?}")))?;
+        if let Some(identity) = route.identity() {
+            if identity != sub {
+                return Err(Response::error(
+                    401,
+                    &format!("this token is for {sub:?}, not {identity:?}"),
+                ));
+            }
+        }
+    }
+    Ok(key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(method: &str, path: &str) -> u16 {
+        match route(method, path) {
+            Ok(_) => 200,
+            Err(r) => r.status,
+        }
+    }
+
+    #[test]
+    fn routes_the_contract_paths() {
+        assert_eq!(route("GET", "/ws").ok(), Some(Route::Ws(WsRoute::Echo)));
+        assert_eq!(
+            route("GET", "/ws/chat/a").ok(),
+            Some(Route::Ws(WsRoute::Hub {
+                client_id: "a".into()
+            }))
+        );
+        assert_eq!(
+            route("GET", "/ws/general/bob").ok(),
+            Some(Route::Ws(WsRoute::TextRoom {
+                room: "general".into(),
+                user: "bob".into()
+            }))
+        );
+        assert_eq!(route("POST", "/broadcast").ok(), Some(Route::RoomApi));
+        assert_eq!(
+            route("GET", "/rooms/general/count").ok(),
+            Some(Route::RoomApi)
+        );
+    }
+
+    #[test]
+    fn errors_by_kind() {
+        assert_eq!(status("GET", "/nope"), 404);
+        assert_eq!(status("GET", "/ws/chat"), 404);
+        assert_eq!(status("POST", "/healthz"), 405);
+        assert_eq!(status("GET", "/broadcast"), 405);
+        assert_eq!(status("GET", "/ws/chat/.hidden"), 400);
+        assert_eq!(status("GET", "/ws/room/bad%20name"), 400);
+        assert_eq!(status("GET", "/rooms/a b/count"), 400);
+    }
+}

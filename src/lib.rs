@@ -1,0 +1,34 @@
+//! strand: a WebSocket server for real-time streaming from small machines.
+//!
+//! strand is thread-per-connection and fully synchronous: a blocking accept
+//! loop ([`server`]) hands each connection to its own thread, which reads the
+//! HTTP request head ([`http`]) and either answers it or upgrades to a
+//! WebSocket. Each WebSocket then runs the connection engine ([`ws`]): a
+//! reader thread that only parses frames, and the connection thread, the
+//! only writer on the socket, which `select!`s over inbound frames, its
+//! outbound queue, heartbeat ticks and shutdown. What a connection *means*
+//! (echo, a text room, the JSON hub) is a [`session::Session`].
+//!
+//! There is no async runtime anywhere: on a small host a few thousand
+//! threads are cheap, simple to reason about, and easy to measure.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod follow;
+pub mod http;
+pub mod hub;
+pub mod limits;
+pub mod metrics;
+pub mod names;
+pub mod server;
+pub mod session;
+pub mod stream;
+pub mod web;
+pub mod wire;
+pub mod ws;
+
+/// The server's name and version, as sent in `welcome` messages.
+pub const SERVER_NAME: &str = concat!("strand/", env!("CARGO_PKG_VERSION"));

@@ -1,0 +1,90 @@
+//! The `strand` binary: parses the command line and runs `serve` or `bench`.
+
+use clap::Parser;
+use std::process::ExitCode;
+use strand::cli::{Cli, Command, MaxConnections, ServeArgs};
+use strand::config::Config;
+use strand::limits::OsLimits;
+use strand::server::Server;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Bench(args)) => strand::bench::run(args),
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_level);
+    install_panic_hook();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: ServeArgs) -> Result<(), String> {
+    let max_connections = match args.max_connections {
+        MaxConnections::Fixed(n) => n,
+        MaxConnections::Auto => {
+            let ceiling = OsLimits::read().ceiling();
+            log::info!(
+                "max connections: {} (auto; bound by {})",
+                ceiling.connections,
+                ceiling.reason
+            );
+            ceiling.connections
+        }
+    };
+    let config = Config::from_args(&args, max_connections)?;
+    let server = Server::bind(config).map_err(|e| format!("cannot bind {}: {e}", args.bind))?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    let handle = server.shutdown_handle();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                log::info!("signal {signal}: shutting down");
+                handle.shutdown();
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    log::info!("listening on {addr}");
+    server.run();
+    Ok(())
+}
+
+fn init_logging(level: log::LevelFilter) {
+    use std::io::IsTerminal;
+    // Only strand's own records: tungstenite logs every frame at debug.
+    let config = simplelog::ConfigBuilder::new()
+        .set_thread_level(log::LevelFilter::Off)
+        .set_target_level(log::LevelFilter::Off)
+        .add_filter_allow_str("strand")
+        .build();
+    let color = if std::io::stderr().is_terminal() {
+        simplelog::ColorChoice::Auto
+    } else {
+        simplelog::ColorChoice::Never
+    };
+    let _ = simplelog::TermLogger::init(level, config, simplelog::TerminalMode::Stderr, color);
+}
+
+/// Logs panics through `log`, with the thread's name, so a panic in one
+/// connection shows in the server's log like any other error.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        log::error!("panic in thread {}: {info}", thread.name().unwrap_or("?"));
+    }));
+}

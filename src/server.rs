@@ -1,0 +1,268 @@
+//! The server: binds the listener, runs the blocking accept loop that hands
+//! each connection to its own thread, and shuts everything down in order.
+//!
+//! [`Shared`] is the state every connection thread receives: the validated
+//! configuration, the counters, the hub and the file tails. There are no
+//! globals.
+//!
+//! Shutdown: [`ShutdownHandle::shutdown`] drops the one `Sender` of the
+//! shutdown channel, which makes every connection thread's `select!` see it
+//! at once (a disconnected channel is always ready); the accept loop is
+//! woken by a connection to itself. The server then waits for every
+//! connection thread to finish, and each joins its own reader first.
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::ws::ConnParams;
+use crossbeam_channel::{Receiver, Sender};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Stack of a connection thread. Only touched pages cost memory; this is
+/// room for JSON handling and logging with a wide margin.
+const CONNECTION_STACK: usize = 256 * 1024;
+/// How long shutdown waits for connections to finish their close handshakes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// State shared by every connection thread.
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Config,
+    /// The counters behind `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Rooms, presence and the JSON hub's clients.
+    pub hub: crate::hub::Hub,
+    /// Shared tails of followed files.
+    pub tails: crate::follow::Tails,
+    /// Settings of every connection's engine.
+    pub conn_params: ConnParams,
+    started: Instant,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    /// The next connection id.
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Seconds since the server started.
+    pub fn uptime_s(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// The body of `GET /healthz`.
+    pub fn health(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": "ok",
+            "connections": self.metrics.connections_current.load(Ordering::Relaxed),
+            "uptime_s": self.uptime_s(),
+            "broker": "local",
+        })
+    }
+
+    /// The body of `GET /metrics`.
+    pub fn metrics_text(&self) -> String {
+        self.metrics
+            .render(self.uptime_s(), &self.hub.metrics_text())
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stopping: Arc<AtomicBool>,
+    shutdown_tx: Arc<Mutex<Option<Sender<()>>>>,
+    live: Arc<LiveThreads>,
+}
+
+/// Stops a running [`Server`] from another thread (a signal handler's).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    addr: SocketAddr,
+    stopping: Arc<AtomicBool>,
+    shutdown_tx: Arc<Mutex<Option<Sender<()>>>>,
+}
+
+impl ShutdownHandle {
+    /// Stops accepting and tells every connection to close with 1001.
+    pub fn shutdown(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.shutdown_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        // Wake the blocking accept.
+        let _ = TcpStream::connect_timeout(&wake_addr(self.addr), Duration::from_secs(1));
+    }
+}
+
+fn wake_addr(addr: SocketAddr) -> SocketAddr {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => [127, 0, 0, 1].into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+impl Server {
+    /// Binds `config.bind` and prepares the shared state.
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let listener = TcpListener::bind(config.bind)?;
+        let metrics = Arc::new(Metrics::default());
+        let (shutdown_tx, shutdown_rx): (Sender<()>, Receiver<()>) = crossbeam_channel::bounded(0);
+        let conn_params = ConnParams {
+            ping_interval: config.ping_interval,
+            idle_timeout: config.idle_timeout,
+            max_message_bytes: config.max_message_bytes,
+            max_queue_bytes: config.max_queue_bytes,
+            shutdown: shutdown_rx,
+            metrics: metrics.clone(),
+        };
+        let shared = Arc::new(Shared {
+            hub: crate::hub::Hub::new(&config, metrics.clone()),
+            tails: crate::follow::Tails::new(&config),
+            config,
+            metrics,
+            conn_params,
+            started: Instant::now(),
+            next_id: AtomicU64::new(1),
+        });
+        Ok(Server {
+            listener,
+            shared,
+            stopping: Arc::new(AtomicBool::new(false)),
+            shutdown_tx: Arc::new(Mutex::new(Some(shutdown_tx))),
+            live: Arc::new(LiveThreads::default()),
+        })
+    }
+
+    /// The address actually bound (port 0 resolved).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The shared state, for embedding and tests.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// A handle that stops this server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            addr: self.local_addr().expect("a bound listener has an address"),
+            stopping: self.stopping.clone(),
+            shutdown_tx: self.shutdown_tx.clone(),
+        }
+    }
+
+    /// Accepts connections until shut down, then waits for every
+    /// connection thread to finish (at most a few seconds).
+    pub fn run(self) {
+        let mut refused_logged = Instant::now() - Duration::from_secs(60);
+        for accepted in self.listener.incoming() {
+            if self.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            let stream = match accepted {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of descriptors (EMFILE/ENFILE) or a client that
+                    // left before accept: log (not in a flood) and go on.
+                    if refused_logged.elapsed() > Duration::from_secs(1) {
+                        log::warn!("accept failed: {e}");
+                        refused_logged = Instant::now();
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+            };
+            self.spawn_connection(stream);
+        }
+        log::info!("shutting down: closing {} connection(s)", self.live.count());
+        self.shared.tails.shutdown();
+        if !self.live.wait_for_zero(SHUTDOWN_GRACE) {
+            log::warn!(
+                "{} connection thread(s) still running at exit",
+                self.live.count()
+            );
+        }
+        self.shared.hub.shutdown();
+        log::info!("stopped");
+    }
+
+    fn spawn_connection(&self, stream: TcpStream) {
+        let shared = self.shared.clone();
+        let guard = self.live.enter();
+        let refused = stream.try_clone();
+        let spawned = thread::Builder::new()
+            .name("conn".into())
+            .stack_size(CONNECTION_STACK)
+            .spawn(move || {
+                let _guard = guard;
+                crate::http::router::handle(&shared, stream);
+            });
+        if let Err(e) = spawned {
+            self.shared
+                .metrics
+                .connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            log::warn!("the OS refused a connection thread: {e}; answered 503");
+            if let Ok(mut s) = refused {
+                let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+                let body = crate::http::Response::error(503, "server at capacity, try again later");
+                let _ = s.write_all(&body.to_bytes());
+            }
+        }
+    }
+}
+
+/// Counts running connection threads so shutdown can wait for them.
+#[derive(Default)]
+struct LiveThreads {
+    count: Mutex<usize>,
+    zero: Condvar,
+}
+
+/// Decrements [`LiveThreads`] when its thread ends, panicking or not.
+struct LiveGuard(Arc<LiveThreads>);
+
+impl LiveThreads {
+    fn enter(self: &Arc<Self>) -> LiveGuard {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        LiveGuard(self.clone())
+    }
+
+    fn count(&self) -> usize {
+        *self.count.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait_for_zero(&self, timeout: Duration) -> bool {
+        let count = self.count.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, _) = self
+            .zero
+            .wait_timeout_while(count, timeout, |n| *n > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        *count == 0
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        let mut count = self.0.count.lock().unwrap_or_else(|e| e.into_inner());
+        *count -= 1;
+        if *count == 0 {
+            self.0.zero.notify_all();
+        }
+    }
+}

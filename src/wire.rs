@@ -1,0 +1,101 @@
+//! JSON shapes shared by every part of the JSON dialect: the `error` reply
+//! and its codes, and server timestamps. Pure functions, no I/O.
+
+use serde_json::json;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The error codes of the contract (`{"type":"error","code":...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The text was not a JSON object.
+    InvalidJson,
+    /// `type` names no message this server knows.
+    UnknownType,
+    /// A required field is missing or has the wrong type.
+    MissingField,
+    /// A name breaks the naming rules.
+    BadName,
+    /// A room message from a client that is not in the room.
+    NotInRoom,
+    /// A direct message to nobody connected.
+    UnknownClient,
+    /// `start` while this client's stream runs.
+    AlreadyRunning,
+    /// `stop` with no stream running.
+    NotRunning,
+    /// `start` with a producer the server does not configure.
+    UnknownProducer,
+    /// A `follow` name outside the tail directory.
+    BadFile,
+    /// A `follow` of a file that does not exist.
+    NotFound,
+    /// The client sends faster than allowed.
+    RateLimited,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::MissingField => "missing_field",
+            ErrorCode::BadName => "bad_name",
+            ErrorCode::NotInRoom => "not_in_room",
+            ErrorCode::UnknownClient => "unknown_client",
+            ErrorCode::AlreadyRunning => "already_running",
+            ErrorCode::NotRunning => "not_running",
+            ErrorCode::UnknownProducer => "unknown_producer",
+            ErrorCode::BadFile => "bad_file",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// An error reply: a code and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    /// The machine-readable code.
+    pub code: ErrorCode,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl WireError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        WireError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `{"type":"error",...}` text of this error.
+    pub fn to_json(&self) -> String {
+        json!({"type": "error", "code": self.code.as_str(), "message": self.message}).to_string()
+    }
+}
+
+/// Milliseconds since the Unix epoch, the server's `timestamp`.
+pub fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_json_has_type_code_and_message() {
+        let v: serde_json::Value =
+            serde_json::from_str(&WireError::new(ErrorCode::BadName, "no").to_json()).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["code"], "bad_name");
+        assert_eq!(v["message"], "no");
+    }
+}

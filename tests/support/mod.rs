@@ -1,0 +1,474 @@
+//! Test support: start the real `strand` binary on port 0 and talk to it
+//! over real sockets. Each test gets its own server and temporary directory.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
+
+/// How long any wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running strand server, killed when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `strand serve --bind 127.0.0.1:0` with `args`, and a data dir
+    /// in a fresh temporary directory.
+    pub fn start(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Server::start_in(dir, args)
+    }
+
+    /// As [`Server::start`], in `dir` (whose `data` subdirectory is the
+    /// data dir).
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "debug"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start strand");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let (lines, cv) = &*sink;
+                lines.lock().unwrap().push(line);
+                cv.notify_all();
+            }
+        });
+        let mut server = Server {
+            child: Some(child),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            log,
+            dir,
+        };
+        let line = server.wait_log("listening on ");
+        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        server.addr = addr.parse().expect("address in log");
+        server
+    }
+
+    /// Waits for a log line containing `needle` and returns it.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let (lines, cv) = &*self.log;
+        let deadline = Instant::now() + WAIT;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            if let Some(l) = guard.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no log line with {needle:?}; log:\n{}",
+                guard.join("\n")
+            );
+            guard = cv.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    /// Every log line so far.
+    pub fn log_text(&self) -> String {
+        self.log.0.lock().unwrap().join("\n")
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// `ws://ADDR{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Opens a WebSocket to `path`, with a read timeout of [`WAIT`].
+    pub fn ws(&self, path: &str) -> WebSocket<TcpStream> {
+        self.try_ws(path)
+            .unwrap_or_else(|e| panic!("connect {path}: {e}"))
+    }
+
+    /// Opens a WebSocket to `path`, returning tungstenite's error.
+    pub fn try_ws(&self, path: &str) -> Result<WebSocket<TcpStream>, tungstenite::Error> {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        tungstenite::client(self.url(path), stream)
+            .map(|(ws, _)| ws)
+            .map_err(|e| match e {
+                tungstenite::HandshakeError::Failure(e) => e,
+                tungstenite::HandshakeError::Interrupted(_) => {
+                    panic!("blocking handshake interrupted")
+                }
+            })
+    }
+
+    /// Sends a raw HTTP request and returns (status, head, body).
+    pub fn http_raw(&self, request: &[u8]) -> (u16, String, String) {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(request).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {text:?}"));
+        (status, head.to_string(), body.to_string())
+    }
+
+    /// `method path` with optional extra header lines and body.
+    pub fn http(&self, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String) {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
+        for h in headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        if !body.is_empty() || method == "POST" {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        let (status, _, body) = self.http_raw(req.as_bytes());
+        (status, body)
+    }
+
+    /// `GET path` parsed as JSON.
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, body) = self.http("GET", path, &[], "");
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
+        )
+    }
+
+    /// The value of metric `name` (a full series name) in `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.http("GET", "/metrics", &[], "");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("no metric {name}"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Threads of the server process, from /proc.
+    pub fn threads(&self) -> usize {
+        proc_status_field(self.pid(), "Threads:") as usize
+    }
+
+    /// Open file descriptors of the server process.
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// Resident memory of the server in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_field(self.pid(), "VmRSS:")
+    }
+
+    /// Waits until `f` holds, polling /proc or HTTP every few ms.
+    pub fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `signal` (e.g. libc::SIGTERM) to the server.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.pid() as i32, signal) };
+    }
+
+    /// Waits for the server to exit and returns its status.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not exit; log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn proc_status_field(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Reads the next text message, skipping pings and pongs.
+pub fn next_text(ws: &mut WebSocket<TcpStream>) -> String {
+    loop {
+        match ws.read().expect("read") {
+            Message::Text(t) => return t.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+/// Reads the next text message as JSON.
+pub fn next_json(ws: &mut WebSocket<TcpStream>) -> serde_json::Value {
+    let text = next_text(ws);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Reads JSON messages until one has `"type": ty`, returning it.
+pub fn next_of_type(ws: &mut WebSocket<TcpStream>, ty: &str) -> serde_json::Value {
+    loop {
+        let v = next_json(ws);
+        if v["type"] == ty {
+            return v;
+        }
+    }
+}
+
+/// Sends `value` as a text message.
+pub fn send_json(ws: &mut WebSocket<TcpStream>, value: serde_json::Value) {
+    ws.send(Message::text(value.to_string())).expect("send");
+}
+
+/// Reads until the server's close frame arrives and returns its code.
+pub fn close_code(ws: &mut WebSocket<TcpStream>) -> u16 {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(Some(frame))) => return frame.code.into(),
+            Ok(Message::Close(None)) => return 1005,
+            Ok(_) => continue,
+            Err(e) => panic!("connection ended without a close frame: {e}"),
+        }
+    }
+}
+
+/// A raw client socket for frame-level tests: it writes masked frames and
+/// reads server frames.
+pub struct RawClient {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// A frame read by [`RawClient`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    pub fin: bool,
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The close code of a close frame (1005 when it has none).
+    pub fn close_code(&self) -> u16 {
+        assert_eq!(self.opcode, 0x8, "not a close frame: {self:?}");
+        if self.payload.len() >= 2 {
+            u16::from_be_bytes([self.payload[0], self.payload[1]])
+        } else {
+            1005
+        }
+    }
+}
+
+impl RawClient {
+    /// Connects to `path` on `server` and completes the handshake by hand.
+    pub fn connect(server: &Server, path: &str) -> RawClient {
+        let mut stream = TcpStream::connect(server.addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            server.addr
+        )
+        .unwrap();
+        let mut client = RawClient {
+            stream,
+            buf: Vec::new(),
+        };
+        let head = client.read_until(b"\r\n\r\n");
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "handshake failed: {head}");
+        client
+    }
+
+    fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                panic!("timed out reading from the server")
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn read_until(&mut self, end: &[u8]) -> Vec<u8> {
+        loop {
+            if let Some(i) = self.buf.windows(end.len()).position(|w| w == end) {
+                let rest = self.buf.split_off(i + end.len());
+                return std::mem::replace(&mut self.buf, rest);
+            }
+            assert!(self.fill(), "connection closed during handshake");
+        }
+    }
+
+    /// Encodes one masked client frame.
+    pub fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![(if fin { 0x80 } else { 0 }) | (rsv << 4) | opcode];
+        let n = payload.len();
+        if n < 126 {
+            out.push(0x80 | n as u8);
+        } else if n <= 0xFFFF {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    /// Sends one frame.
+    pub fn send(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
+        self.send_bytes(&Self::frame(fin, 0, opcode, payload));
+    }
+
+    /// Sends raw bytes.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends a close frame with `code` and `reason`.
+    pub fn send_close(&mut self, code: u16, reason: &[u8]) {
+        let mut p = code.to_be_bytes().to_vec();
+        p.extend_from_slice(reason);
+        self.send(true, 0x8, &p);
+    }
+
+    /// Reads the next frame; `None` when the server closed the TCP connection.
+    pub fn read_frame(&mut self) -> Option<RawFrame> {
+        loop {
+            if let Some((frame, used)) = parse_server_frame(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// Reads frames until a non-ping data frame or close arrives.
+    pub fn read_data_frame(&mut self) -> Option<RawFrame> {
+        loop {
+            let f = self.read_frame()?;
+            if f.opcode != 0x9 && f.opcode != 0xA {
+                return Some(f);
+            }
+        }
+    }
+
+    /// Reads until the server's close frame; returns its code.
+    pub fn expect_close(&mut self) -> u16 {
+        loop {
+            match self.read_frame() {
+                Some(f) if f.opcode == 0x8 => return f.close_code(),
+                Some(_) => continue,
+                None => panic!("TCP closed without a close frame"),
+            }
+        }
+    }
+
+    /// Whether the server closed the TCP connection (EOF) after its close.
+    pub fn expect_eof(&mut self) {
+        loop {
+            match self.read_frame() {
+                None => return,
+                Some(f) => assert!(
+                    f.opcode != 0x1 && f.opcode != 0x2,
+                    "data after close: {f:?}"
+                ),
+            }
+        }
+    }
+}
+
+fn parse_server_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    assert_eq!(buf[1] & 0x80, 0, "server frames must not be masked");
+    let (len, mut at) = match buf[1] & 0x7f {
+        126 => (
+            u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?) as usize,
+            4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?) as usize,
+            10,
+        ),
+        n => (n as usize, 2),
+    };
+    let payload = buf.get(at..at + len)?.to_vec();
+    at += len;
+    Some((
+        RawFrame {
+            fin: buf[0] & 0x80 != 0,
+            opcode: buf[0] & 0x0f,
+            payload,
+        },
+        at,
+    ))
+}
