@@ -56,6 +56,8 @@ wait_line() {
 
 # start_strand: starts a fresh strand; sets SPID and SADDR.
 start_strand() {
+    # A fresh log: the old one names the previous server's port.
+    rm -f "$WORK/strand.log"
     "$SERVER_BIN" serve --bind 127.0.0.1:0 --max-connections "$MAX_CONN" --log-level info \
         --data-dir "$WORK/data" --tail-dir "$WORK/tail" 2>"$WORK/strand.log" &
     SPID=$!
@@ -66,6 +68,7 @@ start_strand() {
 
 # start_floor: starts a fresh floor_echo; sets FPID and FADDR.
 start_floor() {
+    rm -f "$WORK/floor.log"
     "$FLOOR" 127.0.0.1:0 >"$WORK/floor.log" 2>&1 &
     FPID=$!
     PIDS+=("$FPID")
@@ -95,7 +98,8 @@ bench() {
     local errors
     errors=$(jq '.errors.total' "$WORK/$name.json")
     if [[ $errors != 0 ]]; then
-        echo "note: $name: $(jq -c '.errors' "$WORK/$name.json")" >&2
+        echo "run $run, $name${side:+ ($side)}: client errors $(jq -c '.errors.kinds' "$WORK/$name.json")" |
+            tee -a "$WORK/notes" >&2
     fi
 }
 
@@ -137,11 +141,11 @@ hold_measure() {
 # elsewhere on the machine falls on both alike.
 each_side() {
     if (( run % 2 )); then
-        "$1" strand "$SADDR"
-        "$1" floor "$FADDR"
+        side=strand "$1" strand "$SADDR"
+        side=floor "$1" floor "$FADDR"
     else
-        "$1" floor "$FADDR"
-        "$1" strand "$SADDR"
+        side=floor "$1" floor "$FADDR"
+        side=strand "$1" strand "$SADDR"
     fi
 }
 
@@ -260,6 +264,12 @@ generated() {
     row "tail, 10 followers: latency p99 (µs)" tail_p99_us 0 "≤ 1,000 µs"
     row "tail, 10 followers: lost" tail_lost 0 "0"
     echo
+    if [[ -s $WORK/notes ]]; then
+        echo "Client errors seen (counted by \`strand bench\`, included in the figures):"
+        echo
+        sed 's/^/- /' "$WORK/notes"
+        echo
+    fi
     echo "Samples per run (strand / floor):"
     echo
     echo '```'
