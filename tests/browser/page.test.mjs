@@ -122,9 +122,9 @@ async function poll(check, what) {
 
 let tmp, dirs, strand, relay, base, context, alice, bob, carol;
 
-async function shot(page, name) {
+async function shot(page, name, { fullPage = false } = {}) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
-  await page.screenshot({ path: path.join(ARTIFACTS, name + '.png') });
+  await page.screenshot({ path: path.join(ARTIFACTS, name + '.png'), fullPage });
 }
 
 async function join(page, name, room) {
@@ -268,6 +268,45 @@ test('a page follows a file and sees lines appended to it', { timeout: 90_000 },
   await bob.emulateMedia({ colorScheme: 'light' });
 });
 
+test('the tail keeps a bounded number of lines, the reader\'s place, and notes truncation and rotation', { timeout: 90_000 }, async () => {
+  const file = path.join(dirs.tail, 'access.log');
+  const tail = bob.locator('#tail');
+  await bob.getByLabel('File', { exact: true }).selectOption('access.log');
+  await bob.getByRole('button', { name: 'Follow', exact: true }).click();
+  await bob.locator('#tail-state', { hasText: 'Following access.log' }).waitFor();
+
+  // An hour of a busy log arrives at once: the page keeps the newest lines.
+  const burst = Array.from({ length: 2500 }, (_, i) => `line-${String(i + 1).padStart(4, '0')}`);
+  fs.appendFileSync(file, burst.join('\n') + '\n');
+  await bob.locator('#tail li', { hasText: 'line-2500' }).waitFor();
+  const kept = await bob.locator('#tail li').count();
+  assert.ok(kept <= 2000, `at most 2000 lines kept, got ${kept}`);
+  assert.equal(await bob.locator('#tail li', { hasText: 'line-0001' }).count(), 0);
+  const gap = () => tail.evaluate((n) => n.scrollHeight - n.scrollTop - n.clientHeight);
+  await poll(async () => (await gap()) < 40, 'the tail followed the bottom');
+
+  // Scrolled up, the reader stays where they are and is offered a way down.
+  await tail.evaluate((n) => { n.scrollTop = 0; });
+  fs.appendFileSync(file, 'line-2501\n');
+  await bob.locator('#tail li', { hasText: 'line-2501' }).waitFor();
+  assert.equal(await tail.evaluate((n) => n.scrollTop), 0, 'no jump while reading back');
+  const jump = bob.locator('#tail-jump');
+  await jump.waitFor();
+  await jump.click();
+  await poll(async () => (await gap()) < 40, 'jumped to the newest line');
+
+  fs.truncateSync(file, 0);
+  await bob.getByText('access.log was truncated').waitFor();
+  fs.appendFileSync(file, 'after-truncate\n');
+  await bob.locator('#tail li', { hasText: 'after-truncate' }).waitFor();
+
+  fs.renameSync(file, file + '.1');
+  fs.writeFileSync(file, 'fresh-file\n');
+  await bob.getByText('access.log was replaced (rotated)').waitFor();
+  await bob.locator('#tail li', { hasText: 'fresh-file' }).waitFor();
+  assert.equal(await bob.locator('#tail li', { hasText: 'after-truncate' }).count(), 1);
+});
+
 test('a cut connection comes back and shows every message once', { timeout: 90_000 }, async () => {
   await openCarol(carol, strand.addr);
   await alice.locator('#members li', { hasText: 'carol' }).waitFor();
@@ -333,4 +372,5 @@ test('after a server restart the page says messages may have been missed', { tim
 
   await shot(alice, 'desktop-restart');
   await shot(bob, 'phone-restart');
+  await shot(bob, 'phone-restart-full', { fullPage: true });
 });
