@@ -34,6 +34,13 @@ impl Server {
         Server::launch(dir, Command::new(env!("CARGO_BIN_EXE_strand")), args)
     }
 
+    /// As [`Server::start`], with environment variables set.
+    pub fn start_env(env: &[(&str, &str)], args: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strand"));
+        cmd.envs(env.iter().copied());
+        Server::launch(tempfile::tempdir().expect("temp dir"), cmd, args)
+    }
+
     /// As [`Server::start_in`], with `RLIMIT_NOFILE` lowered to `nofile`.
     pub fn start_in_with_nofile(dir: tempfile::TempDir, nofile: u32, args: &[&str]) -> Server {
         let mut cmd = Command::new("sh");
