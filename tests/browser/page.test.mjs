@@ -26,7 +26,7 @@ const root = path.resolve(here, '..', '..');
 const BIN = process.env.STRAND_BIN || path.join(root, 'target', 'debug', 'strand');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = path.join(root, 'tests', 'artifacts');
-const WAIT = 15_000;
+const WAIT = 20_000;
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 375, height: 812 };
 
