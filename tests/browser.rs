@@ -20,6 +20,7 @@ fn heavy_web_page_in_chromium() {
     );
     let status = Command::new("node")
         .arg("--test")
+        .arg("--test-reporter=spec")
         .arg(&browser)
         .current_dir(root)
         .env("STRAND_BIN", env!("CARGO_BIN_EXE_strand"))

@@ -346,6 +346,19 @@ test('a cut connection comes back and shows every message once', { timeout: 90_0
   assert.equal(await alice.locator('#tail li', { hasText: line }).count(), 1);
   assert.equal(await alice.locator('#tail li', { hasText: 'request 12 served' }).count(), 1);
   assert.equal(await alice.getByText('messages may have been missed').count(), 0);
+
+  // Someone who joins now sees the room's recent history, once.
+  const dave = await context.newPage();
+  try {
+    await dave.goto(base + '/');
+    await join(dave, 'dave', 'lobby');
+    await waitForMessage(dave, sent.at(-1));
+    const ticks = (await messageTexts(dave)).filter((t) => t.startsWith('tick-'));
+    assert.deepEqual(ticks, sent, 'the history, in order');
+    assert.equal(await dave.getByText('messages may have been missed').count(), 0);
+  } finally {
+    await dave.close();
+  }
 });
 
 test('after a server restart the page says messages may have been missed', { timeout: 90_000 }, async () => {
