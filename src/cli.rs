@@ -26,6 +26,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// Built once at start-up; boxing the flags would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
@@ -107,6 +109,16 @@ pub struct ServeArgs {
         value_name = "NAME=COMMAND"
     )]
     pub producers: Vec<ProducerSpec>,
+
+    /// Largest size of a client's spool file; past it the spool rotates
+    /// (the previous generation is kept as `<id>.spool.1` for resume).
+    #[arg(
+        long,
+        env = "STRAND_SPOOL_MAX_BYTES",
+        default_value_t = 16 << 20,
+        value_name = "N"
+    )]
+    pub spool_max_bytes: u64,
 
     /// Seconds between heartbeat pings.
     #[arg(
