@@ -49,7 +49,10 @@ fn follow(ws: &mut WebSocket<TcpStream>, msg: Value) -> Value {
 fn data(ws: &mut WebSocket<TcpStream>) -> (String, u64) {
     let d = next_json(ws);
     assert_eq!(d["type"], "data", "{d}");
-    (d["payload"].as_str().unwrap().to_string(), d["offset"].as_u64().unwrap())
+    (
+        d["payload"].as_str().unwrap().to_string(),
+        d["offset"].as_u64().unwrap(),
+    )
 }
 
 #[test]
@@ -58,9 +61,15 @@ fn from_end_sends_only_new_lines_and_completes_the_partial_one() {
     let log = tail.join("app.log");
     append(&log, "old1\nold2\npart");
     let mut ws = hub(&server, "f1");
-    let reply = follow(&mut ws, json!({"type": "follow", "file": "app.log", "from": "end"}));
+    let reply = follow(
+        &mut ws,
+        json!({"type": "follow", "file": "app.log", "from": "end"}),
+    );
     assert_eq!(reply["file"], "app.log");
-    assert_eq!(reply["offset"], 10, "the end is after the last complete line");
+    assert_eq!(
+        reply["offset"], 10,
+        "the end is after the last complete line"
+    );
     assert_eq!(reply["epoch"], epoch(&log));
     append(&log, "ial\nnew\n");
     assert_eq!(data(&mut ws), ("partial".to_string(), 18));
@@ -77,7 +86,13 @@ fn from_start_and_from_an_offset_replay_then_go_live() {
     let log = tail.join("app.log");
     append(&log, "one\ntwo\nthree\n");
     let mut ws = hub(&server, "f2");
-    assert_eq!(follow(&mut ws, json!({"type": "follow", "file": "app.log", "from": "start"}))["offset"], 0);
+    assert_eq!(
+        follow(
+            &mut ws,
+            json!({"type": "follow", "file": "app.log", "from": "start"})
+        )["offset"],
+        0
+    );
     assert_eq!(data(&mut ws), ("one".into(), 4));
     assert_eq!(data(&mut ws), ("two".into(), 8));
     assert_eq!(data(&mut ws), ("three".into(), 14));
@@ -86,7 +101,10 @@ fn from_start_and_from_an_offset_replay_then_go_live() {
 
     let mut ws2 = hub(&server, "f3");
     let e = epoch(&log);
-    let reply = follow(&mut ws2, json!({"type": "follow", "file": "app.log", "from": 8, "epoch": e}));
+    let reply = follow(
+        &mut ws2,
+        json!({"type": "follow", "file": "app.log", "from": 8, "epoch": e}),
+    );
     assert_eq!(reply["offset"], 8);
     assert_eq!(data(&mut ws2), ("three".into(), 14));
     assert_eq!(data(&mut ws2), ("four".into(), 19));
@@ -109,9 +127,20 @@ fn a_big_replay_waits_for_the_client_instead_of_overflowing() {
     }
     std::fs::write(&log, &text).unwrap();
     // 5 MB of replay through a 64 KiB queue.
-    let server = Server::start_in(dir, &["--tail-dir", tail.to_str().unwrap(), "--max-queue-bytes", "65536"]);
+    let server = Server::start_in(
+        dir,
+        &[
+            "--tail-dir",
+            tail.to_str().unwrap(),
+            "--max-queue-bytes",
+            "65536",
+        ],
+    );
     let mut ws = hub(&server, "big");
-    follow(&mut ws, json!({"type": "follow", "file": "big.log", "from": "start"}));
+    follow(
+        &mut ws,
+        json!({"type": "follow", "file": "big.log", "from": "start"}),
+    );
     let mut last = 0;
     for _ in 0..50_000 {
         let (_, offset) = data(&mut ws);
@@ -149,14 +178,21 @@ fn followers_of_one_file_share_one_tailer() {
     for ws in &mut clients {
         follow(ws, json!({"type": "follow", "file": "shared.log"}));
     }
-    assert_eq!(server.threads(), before + 1, "one tailer thread for five followers");
+    assert_eq!(
+        server.threads(),
+        before + 1,
+        "one tailer thread for five followers"
+    );
     append(&log, "hello\n");
     for ws in &mut clients {
         assert_eq!(data(ws), ("hello".into(), 6));
     }
     for ws in &mut clients {
         send_json(ws, json!({"type": "unfollow", "file": "shared.log"}));
-        assert_eq!(next_json(ws), json!({"type": "unfollowed", "file": "shared.log"}));
+        assert_eq!(
+            next_json(ws),
+            json!({"type": "unfollowed", "file": "shared.log"})
+        );
     }
     server.wait_until("the tailer to stop", || server.threads() == before);
 }
@@ -181,7 +217,10 @@ fn no_data_after_unfollowed() {
     assert_eq!((&d["file"], &d["payload"]), (&json!("b.log"), &json!("b1")));
     // Unfollowing what is not followed is answered the same way.
     send_json(&mut ws, json!({"type": "unfollow", "file": "a.log"}));
-    assert_eq!(next_json(&mut ws), json!({"type": "unfollowed", "file": "a.log"}));
+    assert_eq!(
+        next_json(&mut ws),
+        json!({"type": "unfollowed", "file": "a.log"})
+    );
 }
 
 #[test]

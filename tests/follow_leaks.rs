@@ -37,8 +37,15 @@ fn heavy_follow_unfollow_cycles_leave_nothing_behind() {
         let mut ws = server.ws(&format!("/ws/chat/f{}", i % 50));
         next_of_type(&mut ws, "welcome");
         let file = if i % 2 == 0 { "a.log" } else { "b.log" };
-        let from = if i % 4 < 2 { json!("start") } else { json!("end") };
-        send_json(&mut ws, json!({"type": "follow", "file": file, "from": from}));
+        let from = if i % 4 < 2 {
+            json!("start")
+        } else {
+            json!("end")
+        };
+        send_json(
+            &mut ws,
+            json!({"type": "follow", "file": file, "from": from}),
+        );
         assert_eq!(next_json(&mut ws)["type"], "following");
         if from == "start" {
             assert_eq!(next_json(&mut ws)["payload"], "one");
@@ -66,7 +73,13 @@ fn heavy_follow_unfollow_cycles_leave_nothing_behind() {
         assert_eq!(d["payload"], format!("line {i}"));
     }
     drop(steady);
-    server.wait_until("threads back to the baseline", || server.threads() == threads);
+    server.wait_until("threads back to the baseline", || {
+        server.threads() == threads
+    });
     server.wait_until("descriptors back to the baseline", || server.fds() == fds);
-    eprintln!("after 1000 cycles: {} threads, {} fds", server.threads(), server.fds());
+    eprintln!(
+        "after 1000 cycles: {} threads, {} fds",
+        server.threads(),
+        server.fds()
+    );
 }

@@ -45,17 +45,32 @@ fn escapes_are_bad_files() {
         let c = code(&mut ws, json!({"type": "follow", "file": name}));
         assert_eq!(c, "bad_file", "{name}");
     }
-    assert_eq!(code(&mut ws, json!({"type": "follow", "file": "nope.log"})), "not_found");
-    assert_eq!(code(&mut ws, json!({"type": "follow", "file": ".hidden"})), "bad_name");
-    assert_eq!(code(&mut ws, json!({"type": "follow", "file": "a b"})), "bad_name");
+    assert_eq!(
+        code(&mut ws, json!({"type": "follow", "file": "nope.log"})),
+        "not_found"
+    );
+    assert_eq!(
+        code(&mut ws, json!({"type": "follow", "file": ".hidden"})),
+        "bad_name"
+    );
+    assert_eq!(
+        code(&mut ws, json!({"type": "follow", "file": "a b"})),
+        "bad_name"
+    );
     assert_eq!(code(&mut ws, json!({"type": "follow"})), "missing_field");
     assert_eq!(
-        code(&mut ws, json!({"type": "follow", "file": "ok.log", "from": "middle"})),
+        code(
+            &mut ws,
+            json!({"type": "follow", "file": "ok.log", "from": "middle"})
+        ),
         "missing_field"
     );
     // A symlink to a file inside the directory is fine, and the connection
     // is still in order after all of that.
-    send_json(&mut ws, json!({"type": "follow", "file": "alias", "from": "start"}));
+    send_json(
+        &mut ws,
+        json!({"type": "follow", "file": "alias", "from": "start"}),
+    );
     assert_eq!(next_json(&mut ws)["type"], "following");
     let d = next_json(&mut ws);
     assert_eq!((&d["file"], &d["payload"]), (&json!("alias"), &json!("ok")));
@@ -66,7 +81,10 @@ fn without_a_tail_dir_follow_is_refused() {
     let server = Server::start(&[]);
     let mut ws = server.ws("/ws/chat/y");
     next_of_type(&mut ws, "welcome");
-    assert_eq!(code(&mut ws, json!({"type": "follow", "file": "app.log"})), "bad_file");
+    assert_eq!(
+        code(&mut ws, json!({"type": "follow", "file": "app.log"})),
+        "bad_file"
+    );
     let (status, body) = server.get_json("/files");
     assert_eq!((status, body), (200, json!({"files": []})));
 }

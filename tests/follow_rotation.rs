@@ -69,7 +69,11 @@ fn truncation_is_announced_and_following_restarts_at_zero() {
     append(&log, "fresh\n");
     let d = expect(&mut ws, "data");
     assert_eq!((&d["payload"], &d["offset"]), (&json!("fresh"), &json!(6)));
-    assert_eq!(d["epoch"], epoch(&log), "truncation keeps the file's identity");
+    assert_eq!(
+        d["epoch"],
+        epoch(&log),
+        "truncation keeps the file's identity"
+    );
 }
 
 #[test]
@@ -88,8 +92,14 @@ fn rotation_by_rename_and_create_is_followed() {
     std::fs::rename(&log, tail.join("r.log.1")).unwrap();
     append(&log, "first-new\n");
     let d = expect(&mut ws, "data");
-    assert_eq!((&d["payload"], &d["epoch"]), (&json!("last-old"), &json!(old_epoch)));
-    assert_eq!(expect(&mut ws, "rotated"), json!({"type": "rotated", "file": "r.log"}));
+    assert_eq!(
+        (&d["payload"], &d["epoch"]),
+        (&json!("last-old"), &json!(old_epoch))
+    );
+    assert_eq!(
+        expect(&mut ws, "rotated"),
+        json!({"type": "rotated", "file": "r.log"})
+    );
     let new_epoch = epoch(&log);
     assert_ne!(new_epoch, old_epoch);
     let d = expect(&mut ws, "data");
@@ -128,7 +138,10 @@ fn a_stale_epoch_starts_over_from_the_start_and_says_rotated() {
         json!({"type": "follow", "file": "s.log", "from": 4, "epoch": "0:0"}),
     );
     let f = expect(&mut ws, "following");
-    assert_eq!((&f["offset"], &f["epoch"]), (&json!(0), &json!(epoch(&log))));
+    assert_eq!(
+        (&f["offset"], &f["epoch"]),
+        (&json!(0), &json!(epoch(&log)))
+    );
     expect(&mut ws, "rotated");
     assert_eq!(expect(&mut ws, "data")["payload"], "one");
     assert_eq!(expect(&mut ws, "data")["payload"], "two");
@@ -153,7 +166,10 @@ fn a_rotation_during_a_catch_up_restarts_it_on_the_new_file() {
     }
     std::fs::write(&log, &text).unwrap();
     let mut ws = hub(&server, "c1");
-    send_json(&mut ws, json!({"type": "follow", "file": "c.log", "from": "start"}));
+    send_json(
+        &mut ws,
+        json!({"type": "follow", "file": "c.log", "from": "start"}),
+    );
     expect(&mut ws, "following");
     // Rotate before reading anything, while the replay is under way.
     std::fs::rename(&log, tail.join("c.log.1")).unwrap();

@@ -30,7 +30,10 @@ fn lines_have_the_format_offsets_and_interval() {
     let started = next_json(&mut ws);
     assert_eq!(started["type"], "started");
     assert_eq!(started["interval_ms"], 50);
-    let epoch = started["epoch"].as_str().expect("started carries epoch").to_string();
+    let epoch = started["epoch"]
+        .as_str()
+        .expect("started carries epoch")
+        .to_string();
     let mut last_offset = 0;
     let mut stamps = Vec::new();
     for i in 1..=8u64 {

@@ -60,8 +60,14 @@ fn heavy_start_stop_cycles_leave_nothing_behind() {
             _ => drop(ws),
         }
     }
-    server.wait_until("threads back to the baseline", || server.threads() == threads);
+    server.wait_until("threads back to the baseline", || {
+        server.threads() == threads
+    });
     server.wait_until("descriptors back to the baseline", || server.fds() == fds);
     server.wait_until("no children", || children(server.pid()) == 0);
-    eprintln!("after 1000 cycles: {} threads, {} fds", server.threads(), server.fds());
+    eprintln!(
+        "after 1000 cycles: {} threads, {} fds",
+        server.threads(),
+        server.fds()
+    );
 }

@@ -21,7 +21,12 @@ fn processes() -> Vec<(u32, u32, u32, String)> {
             continue;
         };
         let f: Vec<&str> = rest.split_whitespace().collect();
-        out.push((pid, f[1].parse().unwrap(), f[2].parse().unwrap(), f[0].to_string()));
+        out.push((
+            pid,
+            f[1].parse().unwrap(),
+            f[2].parse().unwrap(),
+            f[0].to_string(),
+        ));
     }
     out
 }
@@ -45,7 +50,8 @@ fn hub(server: &Server, id: &str) -> tungstenite::WebSocket<std::net::TcpStream>
     ws
 }
 
-const TICK: &str = "tick=echo pid_$$; i=0; while true; do i=$((i+1)); echo tick_$i; sleep 0.02; done";
+const TICK: &str =
+    "tick=echo pid_$$; i=0; while true; do i=$((i+1)); echo tick_$i; sleep 0.02; done";
 
 #[test]
 fn a_producer_streams_its_stdout_and_is_reaped_on_stop() {
@@ -105,7 +111,9 @@ fn a_producer_that_exits_ends_the_stream_and_says_so() {
     let mut ws = hub(&server, "p3");
     send_json(&mut ws, json!({"type": "start", "producer": "once"}));
     assert_eq!(next_json(&mut ws)["type"], "started");
-    let payloads: Vec<_> = (0..3).map(|_| next_json(&mut ws)["payload"].clone()).collect();
+    let payloads: Vec<_> = (0..3)
+        .map(|_| next_json(&mut ws)["payload"].clone())
+        .collect();
     assert_eq!(payloads, [json!("one"), json!("three"), json!("partial")]);
     let stopped = next_json(&mut ws);
     assert_eq!(stopped["type"], "stopped", "{stopped}");
@@ -123,7 +131,10 @@ fn a_producer_that_exits_ends_the_stream_and_says_so() {
     send_json(&mut ws, json!({"type": "start", "producer": "once"}));
     assert_eq!(next_json(&mut ws)["type"], "started");
     assert_eq!(next_json(&mut ws)["payload"], "one");
-    assert_eq!(next_of_type(&mut ws, "stopped")["reason"], "producer_exited");
+    assert_eq!(
+        next_of_type(&mut ws, "stopped")["reason"],
+        "producer_exited"
+    );
 }
 
 #[test]

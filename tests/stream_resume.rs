@@ -14,7 +14,14 @@ fn hub(server: &Server, id: &str) -> WebSocket<TcpStream> {
 }
 
 fn data_n(v: &Value) -> u64 {
-    v["payload"].as_str().unwrap().rsplit_once("data_").unwrap().1.parse().unwrap()
+    v["payload"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("data_")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -57,7 +64,10 @@ fn resume_after_a_disconnect_loses_nothing_and_repeats_nothing() {
     next_of_type(&mut ws, "stopped");
     let replayed = replayed_or_new.iter().take_while(|d| data_n(d) > 1).count();
     eprintln!("{replayed} line(s) replayed from the spool");
-    assert!(replayed > 0, "nothing was in flight; the test proves little");
+    assert!(
+        replayed > 0,
+        "nothing was in flight; the test proves little"
+    );
     let spool = std::fs::read(&spool_path).unwrap();
     let mut at = last as usize;
     for d in &replayed_or_new {
@@ -86,7 +96,10 @@ fn resume_with_an_unknown_epoch_replays_what_is_kept() {
         json!({"type": "start", "interval_ms": 60_000, "from": 999, "epoch": "1:1"}),
     );
     let started = next_json(&mut ws);
-    assert_eq!((&started["resumed"], &started["from"]), (&json!(false), &json!(0)));
+    assert_eq!(
+        (&started["resumed"], &started["from"]),
+        (&json!(false), &json!(0))
+    );
     let replay = next_json(&mut ws);
     assert_eq!(replay["payload"], first["payload"]);
     assert_eq!(replay["offset"], first["offset"]);
