@@ -33,7 +33,7 @@ use tailer::{Follower, Tailer};
 
 /// How often a tailer looks at its file anyway when inotify wakes it: a
 /// safety net for events inotify cannot see (network file systems).
-const SAFETY_POLL: Duration = Duration::from_secs(2);
+const SAFETY_POLL: Duration = Duration::from_secs(10);
 /// How often a tailer polls when inotify is not available.
 const FALLBACK_POLL: Duration = Duration::from_millis(250);
 
