@@ -29,6 +29,7 @@ pub struct Cli {
 // Built once at start-up; boxing the flags would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up
 pub enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),

@@ -173,6 +173,10 @@ impl Server {
     /// connection thread to finish (at most a few seconds).
     pub fn run(self) {
         let mut refused_logged = Instant::now() - Duration::from_secs(60);
+        // One descriptor held in reserve: when the process runs out, it is
+        // released to accept the waiting client and answer it 503, instead
+        // of leaving it hanging in the backlog.
+        let mut reserve = std::fs::File::open("/dev/null").ok();
         for accepted in self.listener.incoming() {
             if self.stopping.load(Ordering::SeqCst) {
                 break;
@@ -180,13 +184,23 @@ impl Server {
             let stream = match accepted {
                 Ok(s) => s,
                 Err(e) => {
-                    // Out of descriptors (EMFILE/ENFILE) or a client that
-                    // left before accept: log (not in a flood) and go on.
+                    let out_of_fds =
+                        matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
                     if refused_logged.elapsed() > Duration::from_secs(1) {
                         log::warn!("accept failed: {e}");
                         refused_logged = Instant::now();
                     }
-                    thread::sleep(Duration::from_millis(5));
+                    if out_of_fds && reserve.take().is_some() {
+                        if let Ok((stream, _)) = self.listener.accept() {
+                            self.metrics()
+                                .connections_rejected
+                                .fetch_add(1, Ordering::Relaxed);
+                            refuse(stream);
+                        }
+                        reserve = std::fs::File::open("/dev/null").ok();
+                    } else {
+                        thread::sleep(Duration::from_millis(5));
+                    }
                     continue;
                 }
             };
@@ -207,27 +221,42 @@ impl Server {
     fn spawn_connection(&self, stream: TcpStream) {
         let shared = self.shared.clone();
         let guard = self.live.enter();
-        let refused = stream.try_clone();
+        // The stream waits in a slot so it can be taken back and answered
+        // 503 if the OS refuses the thread (a failed spawn drops its closure).
+        let slot = Arc::new(Mutex::new(Some(stream)));
+        let theirs = slot.clone();
         let spawned = thread::Builder::new()
             .name("conn".into())
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
                 let _guard = guard;
-                crate::http::router::handle(&shared, stream);
+                let stream = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(stream) = stream {
+                    crate::http::router::handle(&shared, stream);
+                }
             });
         if let Err(e) = spawned {
-            self.shared
-                .metrics
+            self.metrics()
                 .connections_rejected
                 .fetch_add(1, Ordering::Relaxed);
             log::warn!("the OS refused a connection thread: {e}; answered 503");
-            if let Ok(mut s) = refused {
-                let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
-                let body = crate::http::Response::error(503, "server at capacity, try again later");
-                let _ = s.write_all(&body.to_bytes());
+            let stream = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(stream) = stream {
+                refuse(stream);
             }
         }
     }
+
+    fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+}
+
+/// Answers 503 from the accept loop, never blocking it for long.
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let body = crate::http::Response::error(503, "server at capacity, try again later");
+    let _ = stream.write_all(&body.to_bytes());
 }
 
 /// Counts running connection threads so shutdown can wait for them.

@@ -116,32 +116,20 @@ fn check_name(name: &str) -> Result<(), Response> {
 /// runs its WebSocket to the end.
 pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) {
     let request = match Request::read_from(&mut stream) {
-        Ok(r) => r,
+        Ok(r) => Ok(r),
         Err(ReadError::Io(e)) => {
             log::debug!("request not read: {e}");
             return;
         }
-        Err(ReadError::HeadTooLarge) => {
-            return answer(
-                shared,
-                stream,
-                Response::error(431, "request head over 8 KiB"),
-            )
-        }
-        Err(ReadError::BodyTooLarge) => {
-            return answer(
-                shared,
-                stream,
-                Response::error(413, "request body over 64 KiB"),
-            )
-        }
+        Err(ReadError::HeadTooLarge) => Err(Response::error(431, "request head over 8 KiB")),
+        Err(ReadError::BodyTooLarge) => Err(Response::error(413, "request body over 64 KiB")),
         Err(ReadError::Malformed(why)) => {
-            return answer(
-                shared,
-                stream,
-                Response::error(400, &format!("malformed request: {why}")),
-            )
+            Err(Response::error(400, &format!("malformed request: {why}")))
         }
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(response) => return refuse_unread(shared, stream, response),
     };
     let response = match route(&request.method, &request.path) {
         Err(response) => response,
@@ -168,6 +156,19 @@ fn answer(shared: &Shared, mut stream: TcpStream, response: Response) {
     let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(5)));
     let _ = stream.write_all(&response.to_bytes());
     let _ = stream.flush();
+}
+
+/// Answers a request that was not read to its end. Closing a socket with
+/// unread input makes the kernel send a reset, which can destroy the answer
+/// before the client reads it; so the rest is read and discarded (briefly).
+fn refuse_unread(shared: &Shared, stream: TcpStream, response: Response) {
+    let mut reader = stream.try_clone().ok();
+    answer(shared, stream, response);
+    if let Some(s) = reader.as_mut() {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+        let _ = std::io::copy(&mut std::io::Read::take(&*s, 1 << 20), &mut std::io::sink());
+    }
 }
 
 /// Checks an upgrade request and, if it passes, serves the WebSocket.
@@ -197,7 +198,6 @@ fn upgrade(shared: &Arc<Shared>, stream: TcpStream, request: Request, route: WsR
             Box::new(session::hub::HubSession::new(shared.clone(), client_id))
         }
     };
-    let failed_stream = stream.try_clone().ok();
     let result = conn::serve(
         id,
         stream,
@@ -207,11 +207,11 @@ fn upgrade(shared: &Arc<Shared>, stream: TcpStream, request: Request, route: WsR
         &shared.conn_params,
     );
     metrics.connections_current.fetch_sub(1, AcqRel);
-    if let Err(Refused::Thread(e)) = result {
+    if let Err(Refused::Thread(e, stream)) = result {
         metrics.connections_rejected.fetch_add(1, Relaxed);
         log::warn!("refusing an upgrade: the OS refused a reader thread: {e}");
-        if let Some(s) = failed_stream {
-            answer(shared, s, over_capacity());
+        if let Some(stream) = stream {
+            answer(shared, stream, over_capacity());
         }
     }
 }

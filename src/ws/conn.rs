@@ -61,8 +61,9 @@ pub struct ConnParams {
 /// Why an upgrade could not be served.
 #[derive(Debug)]
 pub enum Refused {
-    /// The OS refused to start the reader thread.
-    Thread(io::Error),
+    /// The OS refused to start the reader thread; the socket is handed
+    /// back (untouched) so the caller can answer 503.
+    Thread(io::Error, Option<TcpStream>),
     /// Writing the handshake response failed.
     Io(io::Error),
 }
@@ -126,8 +127,12 @@ pub fn serve(
     let reader = thread::Builder::new()
         .name(format!("read-{id}"))
         .stack_size(READER_STACK)
-        .spawn(move || reader::run(read_side, leftover, config, in_tx))
-        .map_err(Refused::Thread)?;
+        .spawn(move || reader::run(read_side, leftover, config, in_tx));
+    let reader = match reader {
+        Ok(handle) => handle,
+        // The failed spawn dropped its closure and with it the other Arc.
+        Err(e) => return Err(Refused::Thread(e, Arc::try_unwrap(stream).ok())),
+    };
     // Shut the socket on every way out, so the reader always ends.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));

@@ -31,7 +31,20 @@ impl Server {
     /// As [`Server::start`], in `dir` (whose `data` subdirectory is the
     /// data dir).
     pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strand"))
+        Server::launch(dir, Command::new(env!("CARGO_BIN_EXE_strand")), args)
+    }
+
+    /// As [`Server::start_in`], with `RLIMIT_NOFILE` lowered to `nofile`.
+    pub fn start_in_with_nofile(dir: tempfile::TempDir, nofile: u32, args: &[&str]) -> Server {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_strand"));
+        Server::launch(dir, cmd, args)
+    }
+
+    fn launch(dir: tempfile::TempDir, mut cmd: Command, args: &[&str]) -> Server {
+        let mut child = cmd
             .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "debug"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
