@@ -26,8 +26,6 @@ pub struct Cli {
 }
 
 /// The subcommands.
-// Built once at start-up; boxing the flags would buy nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once at start-up
 pub enum Command {
