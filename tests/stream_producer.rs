@@ -150,3 +150,33 @@ fn a_second_start_while_a_producer_runs_is_already_running() {
     std::thread::sleep(Duration::from_millis(0));
     assert_eq!(children(server.pid()), 0);
 }
+
+#[test]
+fn sigterm_stops_streams_and_producers_before_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let tail = dir.path().join("tail");
+    std::fs::create_dir(&tail).unwrap();
+    std::fs::write(tail.join("a.log"), "").unwrap();
+    let mut server = Server::start_in(
+        dir,
+        &["--producer", TICK, "--tail-dir", tail.to_str().unwrap()],
+    );
+    let mut ws = hub(&server, "p5");
+    send_json(&mut ws, json!({"type": "start", "producer": "tick"}));
+    assert_eq!(next_json(&mut ws)["type"], "started");
+    let pgid: u32 = next_json(&mut ws)["payload"].as_str().unwrap()[4..]
+        .parse()
+        .unwrap();
+    send_json(&mut ws, json!({"type": "follow", "file": "a.log"}));
+    next_of_type(&mut ws, "following");
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while group_members(pgid) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the producer outlived the server"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
