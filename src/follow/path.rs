@@ -72,6 +72,31 @@ pub fn check(dir: &Path, path: &Path, name: &str) -> Result<(), WireError> {
     }
 }
 
+/// Opens `path` for reading and checks what was opened, not what the
+/// name pointed to a moment before: a regular file (opened non-blocking,
+/// so a FIFO swapped in cannot hang the tailer) whose real path, as the
+/// kernel reports it for the descriptor, is directly in `dir`.
+pub fn open_checked(dir: &Path, path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let outside = || std::io::Error::new(ErrorKind::PermissionDenied, "outside the tail directory");
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    if real.parent() != Some(dir) {
+        return Err(outside());
+    }
+    Ok(file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +135,22 @@ mod tests {
             resolve(None, "app.log").map_err(|e| e.code),
             Err(ErrorCode::BadFile)
         );
+    }
+
+    #[test]
+    fn open_checked_refuses_fifos_without_blocking_and_files_outside() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().canonicalize().unwrap().join("tail");
+        std::fs::create_dir(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            assert!(open_checked(&dir, &fifo).is_err());
+        }
+        std::fs::write(base.path().join("secret"), "x").unwrap();
+        symlink("../secret", dir.join("out")).unwrap();
+        assert!(open_checked(&dir, &dir.join("out")).is_err());
+        std::fs::write(dir.join("in.log"), "x").unwrap();
+        assert!(open_checked(&dir, &dir.join("in.log")).is_ok());
     }
 }

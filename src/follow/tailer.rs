@@ -81,7 +81,7 @@ impl Tailer {
     /// Opens `path` (`dir/name`, already checked) positioned at its end and
     /// starts the tailer thread, which also checks every `poll`.
     pub fn start(dir: &Path, name: &str, path: PathBuf, poll: Duration) -> io::Result<Arc<Tailer>> {
-        let file = File::open(&path)?;
+        let file = super::path::open_checked(dir, &path)?;
         let meta = file.metadata()?;
         let size = meta.len();
         // Hold the partial last line, if any, until its newline arrives.
@@ -185,10 +185,8 @@ impl Tailer {
         if replaced {
             // First the lines written to the old file before it was moved.
             self.read_new(&mut st)?;
-            if super::path::check(&self.dir, &self.path, &self.name).is_err() {
-                return Ok(()); // not (or no longer) a file we may follow
-            }
-            let file = File::open(&self.path)?;
+            // Not (or no longer) a file we may follow: keep waiting.
+            let file = super::path::open_checked(&self.dir, &self.path)?;
             let meta = file.metadata()?;
             st.file = Arc::new(file);
             st.id = identity(&meta);
