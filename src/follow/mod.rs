@@ -249,3 +249,43 @@ impl Tails {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::ws::outbox::Outgoing;
+    use std::io::Write;
+
+    fn next_text(rx: &crossbeam_channel::Receiver<Outgoing>) -> String {
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            // Short server frames: a two-byte header, then the text.
+            Ok(Outgoing::Frame(f)) => String::from_utf8(f[2..].to_vec()).unwrap(),
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_inotify_the_tailer_polls() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().canonicalize().unwrap();
+        let log = dir.join("a.log");
+        std::fs::write(&log, "old\n").unwrap();
+        let tails = Tails {
+            dir: Some(dir),
+            registry: Arc::default(),
+            poll: Duration::from_millis(20),
+            watcher: Mutex::new(None),
+        };
+        let (outbox, rx) = Outbox::new(1, 1 << 20, Arc::new(Metrics::default()));
+        let handle = tails.follow("a.log", StartAt::End, None, &outbox).unwrap();
+        assert!(next_text(&rx).contains(r#""type":"following""#));
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(b"new\n").unwrap();
+        let data = next_text(&rx);
+        assert!(data.contains(r#""payload":"new""#), "{data}");
+        assert!(data.contains(r#""offset":8"#), "{data}");
+        tails.unfollow(handle);
+        assert!(tails.registry.lock().is_empty());
+    }
+}
