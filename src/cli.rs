@@ -119,6 +119,16 @@ pub struct ServeArgs {
     )]
     pub producers: Vec<ProducerSpec>,
 
+    /// Largest size of a client's spool file; past it the spool rotates
+    /// (the previous generation is kept as `<id>.spool.1` for resume).
+    #[arg(
+        long,
+        env = "STRAND_SPOOL_MAX_BYTES",
+        default_value_t = 16 << 20,
+        value_name = "N"
+    )]
+    pub spool_max_bytes: u64,
+
     /// Seconds between heartbeat pings.
     #[arg(
         long,
