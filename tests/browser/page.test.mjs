@@ -369,8 +369,10 @@ test('after a server restart the page says messages may have been missed', { tim
   strand = await startStrand(addr, dirs);
   relay.target = strand.addr;
 
-  await alice.getByText('messages may have been missed').waitFor();
-  await bob.getByText('messages may have been missed').waitFor();
+  // The pages back off while strand is down (up to 10 s between tries).
+  const backoff = { timeout: 2 * WAIT };
+  await alice.getByText('messages may have been missed').waitFor(backoff);
+  await bob.getByText('messages may have been missed').waitFor(backoff);
   await alice.locator('#status', { hasText: 'Connected as alice' }).waitFor();
   await alice.locator('#members li', { hasText: 'bob' }).waitFor();
 
