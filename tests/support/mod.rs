@@ -212,7 +212,12 @@ impl Server {
     pub fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + WAIT;
         while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if Instant::now() >= deadline {
+                let log = self.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!("timed out waiting for {what}; server log tail:\n{}", tail.join("\n"));
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
     }
