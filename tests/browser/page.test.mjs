@@ -216,11 +216,15 @@ test('the page carries the named controls and nothing from outside', { timeout: 
   const res = await alice.goto(base + '/');
   assert.equal(res.status(), 200);
   assert.match(res.headers()['content-type'], /text\/html/);
-  for (const name of ['Room', 'Name', 'Message', 'File']) {
-    assert.equal(await alice.getByLabel(name, { exact: true }).count(), 1, `one control labelled ${name}`);
-  }
-  for (const name of ['Join', 'Send', 'Follow', 'Stop']) {
-    assert.equal(await alice.getByRole('button', { name, exact: true }).count(), 1, `one button named ${name}`);
+  // Exactly one match even for a loose (substring) lookup, so a client
+  // that asks for "Message" does not also find, say, a "Messages" list.
+  for (const exact of [true, false]) {
+    for (const name of ['Room', 'Name', 'Message', 'File']) {
+      assert.equal(await alice.getByLabel(name, { exact }).count(), 1, `one control labelled ${name}`);
+    }
+    for (const name of ['Join', 'Send', 'Follow', 'Stop']) {
+      assert.equal(await alice.getByRole('button', { name, exact }).count(), 1, `one button named ${name}`);
+    }
   }
   await alice.waitForLoadState('networkidle');
   assert.deepEqual(external, []);
