@@ -147,7 +147,6 @@ fn connect_counts_handshakes() {
 }
 
 #[test]
-#[ignore = "text rooms (/ws/{room}/{user}) have not landed on main yet"]
 fn fanout_delivers_every_message_to_every_subscriber() {
     let server = Server::start(&[]);
     let url = server.url("");
@@ -175,7 +174,6 @@ fn fanout_delivers_every_message_to_every_subscriber() {
 }
 
 #[test]
-#[ignore = "follow has not landed on main yet"]
 fn tail_delivers_every_appended_line_to_every_follower() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bench.log");
