@@ -185,10 +185,15 @@ for run in $(seq "$RUNS"); do
         record fanout_p99_ms strand "$(echo "$(j .latency_us.p99 fanout) / 1000" | bc -l)"
         record fanout_lost strand "$(j .delivery.lost fanout)"
     fi
+    rm -f "$WORK/room.json"
+    # Formation is bounded by --timeout: a room that has not formed by then
+    # shows as the timeout and its missing join notices.
     if bench room fanout --url "ws://$SADDR" --subscribers "$ROOM_N" --messages "$ROOM_K" \
-        --rate 10 --room big$run --timeout 60 && delivered room; then
+        --rate 10 --room big$run --timeout 30 && [[ $(j .connected room) -gt 0 ]]; then
         record room_formation_s strand "$(j .formation_s room)"
         record room_joins_missing strand "$(j '.join_notices.expected - .join_notices.received' room)"
+    fi
+    if [[ -f $WORK/room.json ]] && delivered room; then
         record room_p99_ms strand "$(echo "$(j .latency_us.p99 room) / 1000" | bc -l)"
         record room_lost strand "$(j .delivery.lost room)"
     fi
@@ -256,7 +261,7 @@ generated() {
     row "fanout $FAN_N subs × 100 msg/s: deliveries/s" fanout_deliveries_per_s 0 "all of $((FAN_N * 100))/s"
     row "fanout $FAN_N subs: latency p99 (ms)" fanout_p99_ms 2 "< 50 ms"
     row "fanout $FAN_N subs: lost" fanout_lost 0 "0"
-    row "room of $ROOM_N forms (s)" room_formation_s 2 "< 5 s"
+    row "room of $ROOM_N forms (s; 30 = not within the timeout)" room_formation_s 2 "< 5 s"
     row "room of $ROOM_N: join notices missing" room_joins_missing 0 "0"
     row "room of $ROOM_N × 10 msg/s: latency p99 (ms)" room_p99_ms 2 "< 100 ms"
     row "room of $ROOM_N: lost" room_lost 0 "0"
