@@ -30,7 +30,7 @@ BIN=target/release/strand
 # another branch; the load generator is always this tree's.
 SERVER_BIN=${SERVER_BIN:-$BIN}
 # SERVER_NOTE: how the header names the measured server.
-SERVER_NOTE=${SERVER_NOTE:-"strand at $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+changes')"}
+SERVER_NOTE=${SERVER_NOTE:-"strand at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo '+changes')"}
 FLOOR=target/release/examples/floor_echo
 
 WORK=$(mktemp -d)
