@@ -68,4 +68,7 @@ pub trait Broker: Send + Sync {
 
     /// Connected hub clients.
     fn clients(&self) -> usize;
+
+    /// Stops the broker's helper threads (at server shutdown).
+    fn shutdown(&self) {}
 }

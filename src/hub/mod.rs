@@ -3,6 +3,9 @@
 //!
 //! - [`room`]: one room: members of both dialects, history, `seq`, and the
 //!   atomic join-with-replay.
+//! - [`notices`], [`flusher`]: join and leave notices coalesced over 2 ms,
+//!   so forming a big room costs O(members) wake-ups per window instead of
+//!   one per notice.
 //! - [`rooms`]: the table of rooms by name.
 //! - [`clients`]: the registry of hub clients by `client_id` (replacement
 //!   with 4001, `user_joined`/`user_left`, direct and global messages).
@@ -48,6 +51,8 @@ use std::time::Duration;
 
 pub mod api;
 pub mod clients;
+pub mod flusher;
+pub mod notices;
 pub mod room;
 pub mod rooms;
 pub mod stats;
@@ -114,6 +119,7 @@ impl Hub {
                 log::error!("the notification thread panicked");
             }
         }
+        self.broker.shutdown();
     }
 }
 

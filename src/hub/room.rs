@@ -10,12 +10,17 @@
 //! Sending under the lock is fine: [`Outbox::send`] only queues (it never
 //! touches a socket and never waits). Each message is encoded once per
 //! dialect and the same `Arc` frame is queued to every member, so a fan-out
-//! costs one cheap push per member.
+//! costs one cheap push per member. Join and leave notices are coalesced
+//! (see [`crate::hub::notices`]) and always flushed before the next message.
 
+use crate::hub::flusher::Flusher;
+use crate::hub::notices::{self, Batch};
+use crate::hub::stats::HubStats;
 use crate::hub::wire;
 use crate::ws::Outbox;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How a member is spoken to.
@@ -79,10 +84,24 @@ impl Fanout {
     }
 }
 
+/// What every room of one table shares.
+#[derive(Debug)]
+pub struct RoomCtx {
+    /// The epoch of every room's sequence.
+    pub epoch: String,
+    /// Messages kept per room.
+    pub keep: usize,
+    /// Where deliveries are counted.
+    pub stats: Arc<HubStats>,
+    /// Where notice batches are scheduled.
+    pub flusher: Flusher,
+}
+
 /// A room. Created by the room table; see the module docs.
 #[derive(Debug)]
 pub struct Room {
     name: String,
+    ctx: Arc<RoomCtx>,
     state: Mutex<State>,
 }
 
@@ -93,6 +112,8 @@ struct State {
     history: VecDeque<Held>,
     /// The `seq` of the next message: 1 in a new room.
     next_seq: u64,
+    /// Join and leave notices not yet queued.
+    batch: Batch,
     /// Removed from the table: a joiner that finds this looks again.
     dead: bool,
 }
@@ -103,6 +124,8 @@ struct Joiner {
     /// The last `seq` before this member joined: it receives every later
     /// message live.
     joined_after: u64,
+    /// The first notice of the current batch this member should see.
+    from: usize,
 }
 
 #[derive(Debug)]
@@ -119,14 +142,16 @@ struct Frames {
 
 impl Room {
     /// An empty room called `name`.
-    pub fn new(name: &str) -> Room {
+    pub fn new(name: &str, ctx: Arc<RoomCtx>) -> Room {
         Room {
             name: name.to_string(),
+            ctx,
             state: Mutex::new(State {
                 members: HashMap::new(),
                 text_members: 0,
                 history: VecDeque::new(),
                 next_seq: 1,
+                batch: Batch::default(),
                 dead: false,
             }),
         }
@@ -143,16 +168,12 @@ impl Room {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds `member`, answering `since` from the history, and tells every
-    /// member (the joiner included when it speaks JSON; a text joiner is
-    /// told nothing) in its dialect. `None` when the room was removed from
-    /// the table meanwhile: look it up again.
-    pub fn join(
-        &self,
-        member: Member,
-        since: Option<&Since>,
-        epoch: &str,
-    ) -> Option<(Joined, Fanout)> {
+    /// Adds `member`, answering `since` from the history, and announces it
+    /// to every member in its dialect (the joiner included when it speaks
+    /// JSON; a text joiner is told nothing). `None` when the room was
+    /// removed from the table meanwhile: look it up again.
+    pub fn join(self: &Arc<Self>, member: Member, since: Option<&Since>) -> Option<Joined> {
+        let epoch = self.ctx.epoch.as_str();
         let mut state = self.lock();
         if state.dead {
             return None;
@@ -167,12 +188,11 @@ impl Room {
                     && s.seq >= joiner.joined_after
                     && s.seq <= last
             });
-            let joined = Joined {
+            return Some(Joined {
                 recovered,
                 replay: Vec::new(),
                 already: true,
-            };
-            return Some((joined, Fanout::default()));
+            });
         }
         let mut joined = Joined::default();
         if let Some(since) = since {
@@ -180,95 +200,131 @@ impl Room {
             joined.recovered = Some(recovered);
             joined.replay = replay;
         }
-        let frames = Frames {
-            json: Some(wire::frame(&wire::room_join(&member.name, &self.name))),
-            text: (state.text_members > 0)
-                .then(|| wire::frame(&wire::text_joined(&member.name, &self.name))),
-        };
-        let skip = (member.dialect == Dialect::Text).then_some(member.conn);
-        if member.dialect == Dialect::Text {
-            state.text_members += 1;
-        }
-        state.members.insert(
-            member.conn,
-            Joiner {
-                member,
-                joined_after: last,
-            },
+        let at = state.batch.push(
+            wire::frame(&wire::room_join(&member.name, &self.name)),
+            wire::frame(&wire::text_joined(&member.name, &self.name)),
         );
-        let fanout = state.fan_out(&frames, skip);
-        Some((joined, fanout))
+        let from = match member.dialect {
+            Dialect::Json => at,
+            Dialect::Text => {
+                state.text_members += 1;
+                at + 1
+            }
+        };
+        let joiner = Joiner {
+            member,
+            joined_after: last,
+            from,
+        };
+        state.members.insert(joiner.member.conn, joiner);
+        self.notice_added(&mut state);
+        Some(joined)
     }
 
-    /// Removes connection `conn` and tells the remaining members; the
-    /// leaver itself is told too when `tell_leaver` (a `leave_room`, not a
-    /// disconnect). Returns false when `conn` was not a member.
-    pub fn leave(&self, conn: u64, tell_leaver: bool) -> Option<Fanout> {
+    /// Removes connection `conn` and announces it to the remaining members;
+    /// the leaver itself is told too (after every notice it was due) when
+    /// `tell_leaver` (a `leave_room`, not a disconnect). False when `conn`
+    /// was not a member.
+    pub fn leave(self: &Arc<Self>, conn: u64, tell_leaver: bool) -> bool {
         let mut state = self.lock();
-        let joiner = state.members.remove(&conn)?;
+        let Some(joiner) = state.members.remove(&conn) else {
+            return false;
+        };
         let member = joiner.member;
         if member.dialect == Dialect::Text {
             state.text_members -= 1;
         }
-        let frames = Frames {
-            json: Some(wire::frame(&wire::room_leave(&member.name, &self.name))),
-            text: (state.text_members > 0)
-                .then(|| wire::frame(&wire::text_left(&member.name, &self.name))),
-        };
-        let mut fanout = state.fan_out(&frames, None);
+        let json = wire::frame(&wire::room_leave(&member.name, &self.name));
         if tell_leaver && member.dialect == Dialect::Json {
-            if let Some(json) = &frames.json {
-                fanout.add(push(&member.outbox, json));
+            let mut fanout = Fanout::default();
+            if let Some(due) = state.batch.flush().frames(true, joiner.from) {
+                fanout.add(push(&member.outbox, &due));
             }
+            fanout.add(push(&member.outbox, &json));
+            self.ctx.stats.count(fanout);
         }
-        Some(fanout)
+        let text = wire::frame(&wire::text_left(&member.name, &self.name));
+        state.batch.push(json, text);
+        self.notice_added(&mut state);
+        true
     }
 
-    /// Publishes a message from member `conn` (as `name`): numbers it,
-    /// keeps it in a history of at most `keep`, and queues it to every
-    /// member, the sender included. `None` when `conn` is not a member.
-    pub fn publish(
-        &self,
-        conn: u64,
-        content: &str,
-        timestamp: &Value,
-        keep: usize,
-        epoch: &str,
-    ) -> Option<(u64, Fanout)> {
+    /// After a notice was batched: schedules the batch, or flushes it now
+    /// when it is full or there is no flusher.
+    fn notice_added(self: &Arc<Self>, state: &mut State) {
+        let n = state.batch.len();
+        if n >= notices::CAP || (n == 1 && !self.ctx.flusher.schedule(self)) {
+            self.flush_locked(state);
+        }
+    }
+
+    /// Queues the waiting notices (called by the flusher thread).
+    pub fn flush(&self) {
+        let mut state = self.lock();
+        self.flush_locked(&mut state);
+    }
+
+    fn flush_locked(&self, state: &mut State) {
+        if state.batch.is_empty() {
+            return;
+        }
+        let State { members, batch, .. } = state;
+        let mut flush = batch.flush();
+        let mut fanout = Fanout::default();
+        for joiner in members.values_mut() {
+            let from = std::mem::take(&mut joiner.from);
+            let json = joiner.member.dialect == Dialect::Json;
+            if let Some(frames) = flush.frames(json, from) {
+                fanout.add(push(&joiner.member.outbox, &frames));
+            }
+        }
+        batch.clear();
+        self.ctx.stats.count(fanout);
+    }
+
+    /// Publishes a message from member `conn`: numbers it, keeps it in the
+    /// history, and queues it to every member, the sender included. `None`
+    /// when `conn` is not a member.
+    pub fn publish(&self, conn: u64, content: &str, timestamp: &Value) -> Option<u64> {
         let mut state = self.lock();
         let name = state.members.get(&conn)?.member.name.clone();
+        self.flush_locked(&mut state);
         let seq = state.next_seq;
         state.next_seq += 1;
         let json: Arc<str> =
-            wire::room_message(&name, content, &self.name, seq, epoch, timestamp).into();
+            wire::room_message(&name, content, &self.name, seq, &self.ctx.epoch, timestamp).into();
         let frames = Frames {
             json: Some(wire::frame(&json)),
             text: (state.text_members > 0).then(|| wire::frame(&wire::text_said(&name, content))),
         };
+        let keep = self.ctx.keep;
         if keep > 0 {
             while state.history.len() >= keep {
                 state.history.pop_front();
             }
             state.history.push_back(Held { seq, json });
         }
-        Some((seq, state.fan_out(&frames, None)))
+        self.ctx.stats.room_messages.fetch_add(1, Relaxed);
+        self.ctx.stats.count(state.fan_out(&frames));
+        Some(seq)
     }
 
-    /// Queues a `POST /broadcast` to every member; `everyone` is true for
-    /// a broadcast to every client, which reaches hub clients through the
-    /// client registry, so here only text members get it.
-    pub fn broadcast(&self, message: &str, everyone: bool) -> (usize, Fanout) {
-        let state = self.lock();
+    /// Queues a `POST /broadcast` to every member and returns how many it
+    /// reached; with `everyone` (a broadcast to every client, which reaches
+    /// hub clients through the client registry) only text members here.
+    pub fn broadcast(&self, message: &str, everyone: bool) -> usize {
+        let mut state = self.lock();
+        self.flush_locked(&mut state);
         let frames = Frames {
             json: (!everyone).then(|| wire::frame(&wire::broadcast(Some(&self.name), message))),
             text: (state.text_members > 0).then(|| wire::frame(&wire::text_broadcast(message))),
         };
-        let reached = if everyone {
+        self.ctx.stats.count(state.fan_out(&frames));
+        if everyone {
             state.text_members
         } else {
             state.members.len()
-        };
-        (reached, state.fan_out(&frames, None))
+        }
     }
 
     /// The distinct names of the members, sorted.
@@ -324,14 +380,11 @@ impl State {
         (same_epoch && complete, replay)
     }
 
-    /// Queues `frames` to every member in its dialect, except `skip`.
-    fn fan_out(&self, frames: &Frames, skip: Option<u64>) -> Fanout {
+    /// Queues `frames` to every member in its dialect.
+    fn fan_out(&self, frames: &Frames) -> Fanout {
         let mut fanout = Fanout::default();
         for joiner in self.members.values() {
             let member = &joiner.member;
-            if Some(member.conn) == skip {
-                continue;
-            }
             let frame = match member.dialect {
                 Dialect::Json => &frames.json,
                 Dialect::Text => &frames.text,
@@ -367,6 +420,20 @@ mod tests {
     use crossbeam_channel::Receiver;
     use serde_json::json;
 
+    fn room_with(keep: usize, flusher: Flusher) -> Arc<Room> {
+        let ctx = RoomCtx {
+            epoch: "E".into(),
+            keep,
+            stats: Arc::new(HubStats::default()),
+            flusher,
+        };
+        Arc::new(Room::new("r", Arc::new(ctx)))
+    }
+
+    fn room(keep: usize) -> Arc<Room> {
+        room_with(keep, Flusher::immediate())
+    }
+
     fn member(conn: u64, name: &str, dialect: Dialect) -> (Member, Receiver<Outgoing>) {
         let (outbox, rx) = Outbox::new(conn, 1 << 20, Arc::new(Metrics::default()));
         let m = Member {
@@ -378,13 +445,24 @@ mod tests {
         (m, rx)
     }
 
+    /// Every text frame queued so far (buffers may hold several).
     fn texts(rx: &Receiver<Outgoing>) -> Vec<String> {
-        rx.try_iter()
-            .map(|o| match o {
-                Outgoing::Frame(f) => String::from_utf8(f[2..].to_vec()).unwrap(),
-                Outgoing::Close(c, _) => format!("close {c}"),
-            })
-            .collect()
+        let mut out = Vec::new();
+        for item in rx.try_iter() {
+            match item {
+                Outgoing::Frame(buf) => {
+                    let mut at = 0;
+                    while at < buf.len() {
+                        let n = (buf[at + 1] & 0x7f) as usize;
+                        assert!(n < 126, "short frames only in these tests");
+                        out.push(String::from_utf8(buf[at + 2..at + 2 + n].to_vec()).unwrap());
+                        at += 2 + n;
+                    }
+                }
+                Outgoing::Close(c, _) => out.push(format!("close {c}")),
+            }
+        }
+        out
     }
 
     fn since(seq: u64, epoch: Option<&str>) -> Since {
@@ -394,21 +472,20 @@ mod tests {
         }
     }
 
-    fn publish(room: &Room, conn: u64, n: usize, keep: usize) {
+    fn publish(room: &Room, conn: u64, n: usize) {
         for i in 0..n {
-            room.publish(conn, &format!("m{i}"), &json!(0), keep, "E")
-                .unwrap();
+            room.publish(conn, &format!("m{i}"), &json!(0)).unwrap();
         }
     }
 
     #[test]
     fn each_dialect_gets_its_own_shape() {
-        let room = Room::new("r");
+        let room = room(10);
         let (a, arx) = member(1, "a", Dialect::Json);
         let (b, brx) = member(2, "bob", Dialect::Text);
-        room.join(a, None, "E").unwrap();
-        room.join(b, None, "E").unwrap();
-        room.publish(2, "hi", &json!(5), 10, "E").unwrap();
+        room.join(a, None).unwrap();
+        room.join(b, None).unwrap();
+        room.publish(2, "hi", &json!(5)).unwrap();
         let a_got = texts(&arx);
         assert_eq!(a_got.len(), 3, "{a_got:?}");
         assert!(a_got[1].contains(r#""client_id":"bob""#));
@@ -418,12 +495,12 @@ mod tests {
 
     #[test]
     fn since_inside_the_history_recovers_everything_after_it() {
-        let room = Room::new("r");
+        let room = room(10);
         let (a, _arx) = member(1, "a", Dialect::Json);
-        room.join(a, None, "E").unwrap();
-        publish(&room, 1, 5, 10);
+        room.join(a, None).unwrap();
+        publish(&room, 1, 5);
         let (b, _brx) = member(2, "b", Dialect::Json);
-        let (joined, _) = room.join(b, Some(&since(2, Some("E"))), "E").unwrap();
+        let joined = room.join(b, Some(&since(2, Some("E")))).unwrap();
         assert_eq!(joined.recovered, Some(true));
         let seqs: Vec<bool> = joined
             .replay
@@ -436,15 +513,15 @@ mod tests {
 
     #[test]
     fn recovery_is_honest() {
-        let room = Room::new("r");
+        let room = room(4);
         let (a, _arx) = member(1, "a", Dialect::Json);
-        room.join(a, None, "E").unwrap();
-        publish(&room, 1, 10, 4);
+        room.join(a, None).unwrap();
+        publish(&room, 1, 10);
         let mut conn = 10;
         let mut ask = |s: Since| {
             conn += 1;
             let (m, _rx) = member(conn, "x", Dialect::Json);
-            let (j, _) = room.join(m, Some(&s), "E").unwrap();
+            let j = room.join(m, Some(&s)).unwrap();
             (j.recovered.unwrap(), j.replay.len())
         };
         assert_eq!(ask(since(6, None)), (true, 4), "oldest held is 7");
@@ -456,45 +533,89 @@ mod tests {
 
     #[test]
     fn a_rejoin_replays_nothing() {
-        let room = Room::new("r");
+        let room = room(10);
         let (a, _arx) = member(1, "a", Dialect::Json);
-        room.join(a.clone(), None, "E").unwrap();
-        publish(&room, 1, 3, 10);
-        let (j, _) = room.join(a.clone(), Some(&since(0, None)), "E").unwrap();
+        room.join(a.clone(), None).unwrap();
+        publish(&room, 1, 3);
+        let j = room.join(a.clone(), Some(&since(0, None))).unwrap();
         assert!(j.already && j.replay.is_empty());
         assert_eq!(j.recovered, Some(true), "it has received 1..3 live");
         let (b, _brx) = member(2, "b", Dialect::Json);
-        room.join(b.clone(), None, "E").unwrap();
-        let (j, _) = room.join(b, Some(&since(1, None)), "E").unwrap();
+        room.join(b.clone(), None).unwrap();
+        let j = room.join(b, Some(&since(1, None))).unwrap();
         assert_eq!(j.recovered, Some(false), "2 and 3 came before it joined");
     }
 
     #[test]
     fn leave_tells_the_leaver_only_when_asked() {
-        let room = Room::new("r");
+        let room = room(10);
         let (a, arx) = member(1, "a", Dialect::Json);
         let (b, brx) = member(2, "b", Dialect::Json);
-        room.join(a, None, "E").unwrap();
-        room.join(b, None, "E").unwrap();
+        room.join(a, None).unwrap();
+        room.join(b, None).unwrap();
         texts(&arx);
         texts(&brx);
-        room.leave(1, true).unwrap();
+        assert!(room.leave(1, true));
         assert_eq!(texts(&arx).len(), 1);
         assert_eq!(texts(&brx).len(), 1);
-        room.leave(2, false).unwrap();
+        assert!(room.leave(2, false));
         assert!(texts(&brx).is_empty());
-        assert!(room.leave(2, false).is_none());
-        assert!(room.publish(2, "x", &json!(0), 1, "E").is_none());
+        assert!(!room.leave(2, false));
+        assert!(room.publish(2, "x", &json!(0)).is_none());
     }
 
     #[test]
     fn presence_is_sorted_and_distinct() {
-        let room = Room::new("r");
+        let room = room(10);
         for (conn, name) in [(1, "c"), (2, "a"), (3, "c"), (4, "b")] {
-            room.join(member(conn, name, Dialect::Text).0, None, "E")
+            room.join(member(conn, name, Dialect::Text).0, None)
                 .unwrap();
         }
         assert_eq!(room.presence(), vec!["a", "b", "c"]);
         assert_eq!(room.online(), 4);
+    }
+
+    #[test]
+    fn batched_notices_reach_each_member_from_its_own_join_on() {
+        // A flusher whose queue nobody serves: the batch waits for a flush.
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let room = room_with(10, Flusher::with_queue(tx));
+        let (a, arx) = member(1, "a", Dialect::Text);
+        let (b, brx) = member(2, "b", Dialect::Json);
+        let (c, crx) = member(3, "c", Dialect::Text);
+        room.join(a, None).unwrap();
+        room.join(b, None).unwrap();
+        room.join(c, None).unwrap();
+        assert!(texts(&arx).is_empty(), "nothing before the flush");
+        room.leave(2, false);
+        // A message flushes the batch first.
+        room.publish(1, "hi", &json!(0)).unwrap();
+        assert_eq!(
+            texts(&arx),
+            vec![
+                "system: b joined r",
+                "system: c joined r",
+                "system: b left r",
+                "a: hi"
+            ]
+        );
+        assert!(texts(&brx).is_empty(), "b left before the flush");
+        assert_eq!(texts(&crx), vec!["system: b left r", "a: hi"]);
+    }
+
+    #[test]
+    fn a_hub_leaver_gets_what_it_was_due_then_its_room_leave() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let room = room_with(10, Flusher::with_queue(tx));
+        let (a, arx) = member(1, "a", Dialect::Json);
+        let (b, _brx) = member(2, "b", Dialect::Text);
+        room.join(a, None).unwrap();
+        room.join(b, None).unwrap();
+        room.leave(1, true);
+        let got = texts(&arx);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].contains("room_join") && got[0].contains(r#""a""#));
+        assert!(got[1].contains("room_join") && got[1].contains(r#""b""#));
+        assert!(got[2].contains("room_leave"));
     }
 }

@@ -8,7 +8,7 @@
 //! client that reconnects resumes with `since`); its `epoch` is therefore
 //! the server's, new at every start.
 
-use crate::hub::room::{Fanout, Joined, Member, Room, Since};
+use crate::hub::room::{Joined, Member, Room, RoomCtx, Since};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,17 +17,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug)]
 pub struct Rooms {
     table: Mutex<HashMap<String, Arc<Room>>>,
-    epoch: String,
-    keep: usize,
+    ctx: Arc<RoomCtx>,
 }
 
 impl Rooms {
-    /// An empty table whose rooms keep `keep` messages, numbered in `epoch`.
-    pub fn new(epoch: String, keep: usize) -> Rooms {
+    /// An empty table whose rooms share `ctx`.
+    pub fn new(ctx: RoomCtx) -> Rooms {
         Rooms {
             table: Mutex::new(HashMap::new()),
-            epoch,
-            keep,
+            ctx: Arc::new(ctx),
         }
     }
 
@@ -37,7 +35,7 @@ impl Rooms {
 
     /// The epoch of every room's sequence.
     pub fn epoch(&self) -> &str {
-        &self.epoch
+        &self.ctx.epoch
     }
 
     /// The room `name`, if it exists.
@@ -53,41 +51,38 @@ impl Rooms {
     }
 
     /// Adds `member` to room `name`, creating it; see [`Room::join`].
-    pub fn join(&self, name: &str, member: Member, since: Option<&Since>) -> (Joined, Fanout) {
+    pub fn join(&self, name: &str, member: Member, since: Option<&Since>) -> Joined {
         loop {
             let room = self
                 .lock()
                 .entry(name.to_string())
-                .or_insert_with(|| Arc::new(Room::new(name)))
+                .or_insert_with(|| Arc::new(Room::new(name, self.ctx.clone())))
                 .clone();
             // The room may have been retired between the two locks; then
             // the next look-up creates a fresh one.
-            if let Some(done) = room.join(member.clone(), since, &self.epoch) {
-                return done;
+            if let Some(joined) = room.join(member.clone(), since) {
+                return joined;
             }
         }
     }
 
-    /// Removes connection `conn` from room `name`; `None` when it was not
-    /// a member.
-    pub fn leave(&self, name: &str, conn: u64, tell_leaver: bool) -> Option<Fanout> {
-        let room = self.get(name)?;
-        let fanout = room.leave(conn, tell_leaver)?;
+    /// Removes connection `conn` from room `name`; false when it was not a
+    /// member.
+    pub fn leave(&self, name: &str, conn: u64, tell_leaver: bool) -> bool {
+        let Some(room) = self.get(name) else {
+            return false;
+        };
+        if !room.leave(conn, tell_leaver) {
+            return false;
+        }
         self.retire(&room);
-        Some(fanout)
+        true
     }
 
     /// Publishes in room `name` from member `conn`; `None` when `conn` is
     /// not a member.
-    pub fn publish(
-        &self,
-        name: &str,
-        conn: u64,
-        content: &str,
-        timestamp: &Value,
-    ) -> Option<(u64, Fanout)> {
-        self.get(name)?
-            .publish(conn, content, timestamp, self.keep, &self.epoch)
+    pub fn publish(&self, name: &str, conn: u64, content: &str, timestamp: &Value) -> Option<u64> {
+        self.get(name)?.publish(conn, content, timestamp)
     }
 
     fn retire(&self, room: &Arc<Room>) {
@@ -103,7 +98,9 @@ impl Rooms {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::flusher::Flusher;
     use crate::hub::room::Dialect;
+    use crate::hub::stats::HubStats;
     use crate::metrics::Metrics;
     use crate::ws::Outbox;
     use serde_json::json;
@@ -120,15 +117,20 @@ mod tests {
 
     #[test]
     fn unused_rooms_go_and_rooms_with_history_stay() {
-        let rooms = Rooms::new("E".into(), 10);
+        let rooms = Rooms::new(RoomCtx {
+            epoch: "E".into(),
+            keep: 10,
+            stats: Arc::new(HubStats::default()),
+            flusher: Flusher::immediate(),
+        });
         rooms.join("quiet", member(1), None);
         rooms.join("busy", member(2), None);
         rooms.publish("busy", 2, "hi", &json!(0)).unwrap();
-        rooms.leave("quiet", 1, false).unwrap();
-        rooms.leave("busy", 2, false).unwrap();
+        assert!(rooms.leave("quiet", 1, false));
+        assert!(rooms.leave("busy", 2, false));
         assert!(rooms.get("quiet").is_none());
         let busy = rooms.get("busy").unwrap();
         assert_eq!(busy.online(), 0);
-        assert!(rooms.leave("busy", 2, false).is_none());
+        assert!(!rooms.leave("busy", 2, false));
     }
 }
