@@ -87,6 +87,7 @@ fn fanout(subscribers: usize, rate: u64, seconds: u64) {
         tungstenite::WebSocket::from_raw_socket(stream, tungstenite::protocol::Role::Client, None);
     let mut reader = publisher;
     spawn_small(move || while reader.read().is_ok() {});
+    let cpu_before = cpu_ms(server.pid());
     let start = Instant::now();
     let period = Duration::from_nanos(1_000_000_000 / rate.max(1));
     for n in 0..total {
@@ -107,8 +108,13 @@ fn fanout(subscribers: usize, rate: u64, seconds: u64) {
         t.join().unwrap();
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = cpu_ms(server.pid()) - cpu_before;
     let h = merged.lock().unwrap();
     let deliveries = received.load(Ordering::Relaxed);
+    eprintln!(
+        "server CPU {cpu} ms for {deliveries} deliveries = {:.1} us per delivery",
+        cpu as f64 * 1000.0 / deliveries as f64
+    );
     eprintln!(
         "fan-out: {subscribers} subscribers, {total} messages at {} msg/s: {deliveries} deliveries in {elapsed:.2} s = {:.0} deliveries/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server RSS {} KiB, threads {}",
         if rate > 0 { rate.to_string() } else { "full speed".into() },
@@ -119,6 +125,14 @@ fn fanout(subscribers: usize, rate: u64, seconds: u64) {
         server.rss_kib(),
         server.threads(),
     );
+}
+
+/// User plus system CPU time of process `pid`, in ms.
+fn cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks * 10 // USER_HZ is 100 on Linux
 }
 
 #[test]
