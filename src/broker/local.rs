@@ -32,6 +32,7 @@ impl LocalBroker {
         let (flusher, thread) = Flusher::start();
         let ctx = RoomCtx {
             epoch,
+            generation: Default::default(),
             keep,
             stats: stats.clone(),
             flusher,
@@ -48,10 +49,6 @@ impl LocalBroker {
 impl Broker for LocalBroker {
     fn name(&self) -> &'static str {
         "local"
-    }
-
-    fn epoch(&self) -> String {
-        self.rooms.epoch().to_string()
     }
 
     fn connect(&self, client_id: &str, conn: u64, outbox: Arc<Outbox>) {

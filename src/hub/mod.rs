@@ -35,9 +35,9 @@
 //! URL room; a hub `message` to a room requires membership; global
 //! messages and `system_notification` reach hub clients only, a
 //! `POST /broadcast` to everyone reaches text members too; presence lists
-//! distinct names, counts count connections; the epoch is new at every
-//! server start and a room that has numbered a message keeps its history
-//! until the server stops.
+//! distinct names, counts count connections; a room's epoch names the
+//! server's life and the room's generation, and an empty room keeps its
+//! history while it is among the 1,024 most recently emptied.
 
 use crate::broker::local::LocalBroker;
 use crate::broker::Broker;

@@ -20,6 +20,7 @@ use crate::hub::wire;
 use crate::ws::Outbox;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -54,10 +55,16 @@ pub struct Since {
     pub epoch: Option<String>,
 }
 
+/// A room's history holds at most this many bytes of messages (besides
+/// `--room-history` messages), so a few huge messages cannot pin memory.
+pub const HISTORY_BYTES: usize = 1 << 20;
+
 /// What a join gives the joiner to send itself, directly, before anything
 /// queued on its outbox.
 #[derive(Debug, Default)]
 pub struct Joined {
+    /// The room's current epoch.
+    pub epoch: String,
     /// `Some(recovered)` when the join asked for `since`.
     pub recovered: Option<bool>,
     /// The held messages after `since`, in order (JSON texts).
@@ -87,8 +94,12 @@ impl Fanout {
 /// What every room of one table shares.
 #[derive(Debug)]
 pub struct RoomCtx {
-    /// The epoch of every room's sequence.
+    /// The server life's epoch; each room's epoch is this plus the room's
+    /// generation, so a room that is retired and created again never
+    /// reuses an epoch with a restarted sequence.
     pub epoch: String,
+    /// Rooms created so far, numbering generations.
+    pub generation: AtomicU64,
     /// Messages kept per room.
     pub keep: usize,
     /// Where deliveries are counted.
@@ -101,6 +112,7 @@ pub struct RoomCtx {
 #[derive(Debug)]
 pub struct Room {
     name: String,
+    epoch: String,
     ctx: Arc<RoomCtx>,
     state: Mutex<State>,
 }
@@ -110,6 +122,7 @@ struct State {
     members: HashMap<u64, Joiner>,
     text_members: usize,
     history: VecDeque<Held>,
+    history_bytes: usize,
     /// The `seq` of the next message: 1 in a new room.
     next_seq: u64,
     /// Join and leave notices not yet queued.
@@ -143,13 +156,16 @@ struct Frames {
 impl Room {
     /// An empty room called `name`.
     pub fn new(name: &str, ctx: Arc<RoomCtx>) -> Room {
+        let generation = ctx.generation.fetch_add(1, Relaxed) + 1;
         Room {
             name: name.to_string(),
+            epoch: format!("{}.{generation}", ctx.epoch),
             ctx,
             state: Mutex::new(State {
                 members: HashMap::new(),
                 text_members: 0,
                 history: VecDeque::new(),
+                history_bytes: 0,
                 next_seq: 1,
                 batch: Batch::default(),
                 dead: false,
@@ -160,6 +176,11 @@ impl Room {
     /// The room's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The epoch of this room's sequence.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -173,7 +194,7 @@ impl Room {
     /// JSON; a text joiner is told nothing). `None` when the room was
     /// removed from the table meanwhile: look it up again.
     pub fn join(self: &Arc<Self>, member: Member, since: Option<&Since>) -> Option<Joined> {
-        let epoch = self.ctx.epoch.as_str();
+        let epoch = self.epoch.as_str();
         let mut state = self.lock();
         if state.dead {
             return None;
@@ -189,12 +210,16 @@ impl Room {
                     && s.seq <= last
             });
             return Some(Joined {
+                epoch: epoch.to_string(),
                 recovered,
                 replay: Vec::new(),
                 already: true,
             });
         }
-        let mut joined = Joined::default();
+        let mut joined = Joined {
+            epoch: epoch.to_string(),
+            ..Joined::default()
+        };
         if let Some(since) = since {
             let (recovered, replay) = state.answer(since, epoch);
             joined.recovered = Some(recovered);
@@ -292,16 +317,21 @@ impl Room {
         let seq = state.next_seq;
         state.next_seq += 1;
         let json: Arc<str> =
-            wire::room_message(&name, content, &self.name, seq, &self.ctx.epoch, timestamp).into();
+            wire::room_message(&name, content, &self.name, seq, &self.epoch, timestamp).into();
         let frames = Frames {
             json: Some(wire::frame(&json)),
             text: (state.text_members > 0).then(|| wire::frame(&wire::text_said(&name, content))),
         };
         let keep = self.ctx.keep;
         if keep > 0 {
-            while state.history.len() >= keep {
-                state.history.pop_front();
+            while state.history.len() >= keep
+                || (!state.history.is_empty() && state.history_bytes + json.len() > HISTORY_BYTES)
+            {
+                if let Some(old) = state.history.pop_front() {
+                    state.history_bytes -= old.json.len();
+                }
             }
+            state.history_bytes += json.len();
             state.history.push_back(Held { seq, json });
         }
         self.ctx.stats.room_messages.fetch_add(1, Relaxed);
@@ -346,12 +376,11 @@ impl Room {
         self.lock().members.len()
     }
 
-    /// Marks the room removed if it has no member and has never numbered a
-    /// message (a room that has, keeps its history and sequence for the
-    /// life of the server). Returns whether it did.
-    pub fn retire_if_unused(&self) -> bool {
+    /// Marks the room removed if it has no member, and (unless `even_with_history`)
+    /// has never numbered a message. Returns whether it did.
+    pub fn retire_if_empty(&self, even_with_history: bool) -> bool {
         let mut state = self.lock();
-        if state.members.is_empty() && state.next_seq == 1 {
+        if state.members.is_empty() && (even_with_history || state.next_seq == 1) {
             state.dead = true;
         }
         state.dead
@@ -423,6 +452,7 @@ mod tests {
     fn room_with(keep: usize, flusher: Flusher) -> Arc<Room> {
         let ctx = RoomCtx {
             epoch: "E".into(),
+            generation: AtomicU64::new(0),
             keep,
             stats: Arc::new(HubStats::default()),
             flusher,
@@ -500,7 +530,8 @@ mod tests {
         room.join(a, None).unwrap();
         publish(&room, 1, 5);
         let (b, _brx) = member(2, "b", Dialect::Json);
-        let joined = room.join(b, Some(&since(2, Some("E")))).unwrap();
+        let joined = room.join(b, Some(&since(2, Some("E.1")))).unwrap();
+        assert_eq!(joined.epoch, "E.1");
         assert_eq!(joined.recovered, Some(true));
         let seqs: Vec<bool> = joined
             .replay
@@ -526,7 +557,7 @@ mod tests {
         };
         assert_eq!(ask(since(6, None)), (true, 4), "oldest held is 7");
         assert_eq!(ask(since(5, None)), (false, 4), "6 has left the history");
-        assert_eq!(ask(since(10, Some("E"))), (true, 0), "up to date");
+        assert_eq!(ask(since(10, Some("E.1"))), (true, 0), "up to date");
         assert_eq!(ask(since(8, Some("other"))), (false, 2), "another epoch");
         assert_eq!(ask(since(11, None)), (false, 0), "from the future");
     }
@@ -562,6 +593,21 @@ mod tests {
         assert!(texts(&brx).is_empty());
         assert!(!room.leave(2, false));
         assert!(room.publish(2, "x", &json!(0)).is_none());
+    }
+
+    #[test]
+    fn history_is_bounded_in_bytes_too() {
+        let room = room(1000);
+        let (a, _arx) = member(1, "a", Dialect::Text);
+        room.join(a, None).unwrap();
+        let big = "x".repeat(300 * 1024);
+        for _ in 0..5 {
+            room.publish(1, &big, &json!(0)).unwrap();
+        }
+        let (b, _brx) = member(2, "b", Dialect::Json);
+        let j = room.join(b, Some(&since(0, None))).unwrap();
+        assert_eq!(j.replay.len(), 3, "1 MiB holds three of them");
+        assert_eq!(j.recovered, Some(false));
     }
 
     #[test]
