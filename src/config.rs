@@ -18,6 +18,8 @@ pub struct Config {
     pub tail_dir: Option<PathBuf>,
     /// Commands clients may start by name.
     pub producers: Vec<ProducerSpec>,
+    /// Size at which a client's spool rotates, in bytes.
+    pub spool_max_bytes: u64,
     /// Heartbeat ping period.
     pub ping_interval: Duration,
     /// Silence after which a connection is closed.
@@ -80,6 +82,7 @@ impl Config {
             data_dir: args.data_dir.clone(),
             tail_dir,
             producers: args.producers.clone(),
+            spool_max_bytes: args.spool_max_bytes.max(1024),
             ping_interval: secs("ping-interval", args.ping_interval)?,
             idle_timeout: secs("idle-timeout", args.idle_timeout)?,
             notify_interval: if args.notify_interval == 0.0 {

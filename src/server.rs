@@ -38,6 +38,8 @@ pub struct Shared {
     pub hub: crate::hub::Hub,
     /// Shared tails of followed files.
     pub tails: crate::follow::Tails,
+    /// Which clients' spools have a stream running (one at a time).
+    pub spools: Arc<crate::stream::Leases>,
     /// Settings of every connection's engine.
     pub conn_params: ConnParams,
     started: Instant,
@@ -132,6 +134,7 @@ impl Server {
         let shared = Arc::new(Shared {
             hub: crate::hub::Hub::new(&config, metrics.clone()),
             tails: crate::follow::Tails::new(&config),
+            spools: Arc::default(),
             config,
             metrics,
             conn_params,

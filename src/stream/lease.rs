@@ -1,0 +1,55 @@
+//! One stream per client spool at a time, server-wide. A client that
+//! reconnects replaces its old connection, whose stream may still be
+//! stopping for a moment; the new `start` waits for that rather than have
+//! two writers append to one spool.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The spools in use.
+#[derive(Debug, Default)]
+pub struct Leases {
+    held: Mutex<HashSet<String>>,
+    freed: Condvar,
+}
+
+/// Holds a client's spool until dropped.
+#[derive(Debug)]
+pub struct Lease {
+    leases: Arc<Leases>,
+    client_id: String,
+}
+
+impl Leases {
+    /// Takes `client_id`'s spool, waiting up to `wait` for a previous
+    /// holder to let go; `None` if it does not.
+    pub fn take(self: &Arc<Self>, client_id: &str, wait: Duration) -> Option<Lease> {
+        let deadline = Instant::now() + wait;
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        while held.contains(client_id) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            held = self
+                .freed
+                .wait_timeout(held, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        held.insert(client_id.to_string());
+        Some(Lease {
+            leases: self.clone(),
+            client_id: client_id.to_string(),
+        })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut held = self.leases.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.remove(&self.client_id);
+        self.leases.freed.notify_all();
+    }
+}

@@ -1,0 +1,85 @@
+//! 1,000 follow/unfollow cycles, with disconnects between them, leave the
+//! server with the threads and descriptors it had before.
+mod support;
+
+use serde_json::json;
+use std::io::Write;
+use support::{next_json, next_of_type, send_json, Server};
+use tungstenite::Message;
+
+#[test]
+fn heavy_follow_unfollow_cycles_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let tail = dir.path().join("tail");
+    std::fs::create_dir(&tail).unwrap();
+    for name in ["a.log", "b.log"] {
+        std::fs::write(tail.join(name), "one\ntwo\n").unwrap();
+    }
+    let server = Server::start_in(dir, &["--tail-dir", tail.to_str().unwrap()]);
+    let mut ws = server.ws("/ws/chat/warm");
+    next_of_type(&mut ws, "welcome");
+    drop(ws);
+    server.wait_until("warm-up connection to end", || {
+        server.metric("strand_connections_current") == 0.0
+    });
+    let (threads, fds) = (server.threads(), server.fds());
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(tail.join("a.log"))
+        .unwrap();
+    // A follower that stays throughout, so the tailer of a.log is shared
+    // with the cycling ones.
+    let mut steady = server.ws("/ws/chat/steady");
+    next_of_type(&mut steady, "welcome");
+    send_json(&mut steady, json!({"type": "follow", "file": "a.log"}));
+    assert_eq!(next_json(&mut steady)["type"], "following");
+    for i in 0..1000 {
+        let mut ws = server.ws(&format!("/ws/chat/f{}", i % 50));
+        next_of_type(&mut ws, "welcome");
+        let file = if i % 2 == 0 { "a.log" } else { "b.log" };
+        let from = if i % 4 < 2 {
+            json!("start")
+        } else {
+            json!("end")
+        };
+        send_json(
+            &mut ws,
+            json!({"type": "follow", "file": file, "from": from}),
+        );
+        assert_eq!(next_json(&mut ws)["type"], "following");
+        if from == "start" {
+            assert_eq!(next_json(&mut ws)["payload"], "one");
+        }
+        if i % 10 == 0 {
+            writeln!(writer, "line {i}").unwrap();
+        }
+        match i % 3 {
+            0 => {
+                send_json(&mut ws, json!({"type": "unfollow", "file": file}));
+                next_of_type(&mut ws, "unfollowed");
+                let _ = ws.close(None);
+                while ws.read().is_ok() {}
+            }
+            1 => {
+                let _ = ws.send(Message::Close(None));
+                while ws.read().is_ok() {}
+            }
+            _ => drop(ws),
+        }
+    }
+    // The steady follower saw every appended line, in order.
+    for i in (0..1000).step_by(10) {
+        let d = next_of_type(&mut steady, "data");
+        assert_eq!(d["payload"], format!("line {i}"));
+    }
+    drop(steady);
+    server.wait_until("threads back to the baseline", || {
+        server.threads() == threads
+    });
+    server.wait_until("descriptors back to the baseline", || server.fds() == fds);
+    eprintln!(
+        "after 1000 cycles: {} threads, {} fds",
+        server.threads(),
+        server.fds()
+    );
+}

@@ -1,0 +1,73 @@
+//! 1,000 start/stop cycles, with disconnects between them and producers
+//! among them, leave the server with the threads, descriptors and children
+//! it had before.
+mod support;
+
+use serde_json::json;
+use support::{next_json, next_of_type, send_json, Server};
+use tungstenite::Message;
+
+fn children(pid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .count()
+}
+
+#[test]
+fn heavy_start_stop_cycles_leave_nothing_behind() {
+    let server = Server::start(&["--producer", "yes=while true; do echo y; sleep 0.01; done"]);
+    // Warm up once so lazily created state is in the baseline.
+    let mut ws = server.ws("/ws/chat/warm");
+    next_of_type(&mut ws, "welcome");
+    drop(ws);
+    server.wait_until("warm-up connection to end", || {
+        server.metric("strand_connections_current") == 0.0
+    });
+    let (threads, fds) = (server.threads(), server.fds());
+    for i in 0..1000 {
+        let mut ws = server.ws(&format!("/ws/chat/c{}", i % 50));
+        next_of_type(&mut ws, "welcome");
+        let start = if i % 10 == 0 {
+            json!({"type": "start", "producer": "yes"})
+        } else {
+            json!({"type": "start", "interval_ms": 1})
+        };
+        send_json(&mut ws, start);
+        assert_eq!(next_json(&mut ws)["type"], "started");
+        assert_eq!(next_json(&mut ws)["type"], "data");
+        match i % 3 {
+            // stop, then a clean close
+            0 => {
+                send_json(&mut ws, json!({"type": "stop"}));
+                next_of_type(&mut ws, "stopped");
+                let _ = ws.close(None);
+                while ws.read().is_ok() {}
+            }
+            // a clean close while streaming
+            1 => {
+                let _ = ws.send(Message::Close(None));
+                while ws.read().is_ok() {}
+            }
+            // the client just vanishes
+            _ => drop(ws),
+        }
+    }
+    server.wait_until("threads back to the baseline", || {
+        server.threads() == threads
+    });
+    server.wait_until("descriptors back to the baseline", || server.fds() == fds);
+    server.wait_until("no children", || children(server.pid()) == 0);
+    eprintln!(
+        "after 1000 cycles: {} threads, {} fds",
+        server.threads(),
+        server.fds()
+    );
+}
