@@ -60,7 +60,8 @@ pub struct Since {
 pub const HISTORY_BYTES: usize = 1 << 20;
 
 /// What a join gives the joiner to send itself, directly, before anything
-/// queued on its outbox.
+/// queued on its outbox. When the joiner's outbox still held frames, the
+/// recovery and replay were queued behind them instead, and are not here.
 #[derive(Debug, Default)]
 pub struct Joined {
     /// The room's current epoch.
@@ -222,8 +223,24 @@ impl Room {
         };
         if let Some(since) = since {
             let (recovered, replay) = state.answer(since, epoch);
-            joined.recovered = Some(recovered);
-            joined.replay = replay;
+            if member.outbox.queued_bytes() > 0 {
+                // Frames queued for this connection are not written yet
+                // (say, the messages and `room_leave` of a leave just
+                // before): a direct write would overtake them, so the
+                // answer is queued behind them instead.
+                let outbox = &member.outbox;
+                let mut fanout = push(
+                    outbox,
+                    &wire::frame(&wire::recovery(&self.name, epoch, recovered)),
+                );
+                for held in &replay {
+                    fanout.add(push(outbox, &wire::frame(held)));
+                }
+                self.ctx.stats.count(fanout);
+            } else {
+                joined.recovered = Some(recovered);
+                joined.replay = replay;
+            }
         }
         let at = state.batch.push(
             wire::frame(&wire::room_join(&member.name, &self.name)),
@@ -593,6 +610,23 @@ mod tests {
         assert!(texts(&brx).is_empty());
         assert!(!room.leave(2, false));
         assert!(room.publish(2, "x", &json!(0)).is_none());
+    }
+
+    #[test]
+    fn a_joiner_with_frames_still_queued_gets_its_replay_queued_behind_them() {
+        let room = room(10);
+        let (a, _arx) = member(1, "a", Dialect::Json);
+        room.join(a, None).unwrap();
+        publish(&room, 1, 3);
+        let (b, brx) = member(2, "b", Dialect::Json);
+        b.outbox.send(wire::frame("older"));
+        let j = room.join(b, Some(&since(1, None))).unwrap();
+        assert!(j.recovered.is_none() && j.replay.is_empty());
+        let got = texts(&brx);
+        assert_eq!(got[0], "older");
+        assert!(got[1].contains(r#""type":"recovery""#) && got[1].contains("true"));
+        assert!(got[2].contains(r#""seq":2"#) && got[3].contains(r#""seq":3"#));
+        assert!(got[4].contains("room_join"), "{got:?}");
     }
 
     #[test]
