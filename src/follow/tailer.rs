@@ -239,6 +239,10 @@ impl Tailer {
             }
             st.partial.drain(..used);
         }
+        // Keep no more than a line's worth of buffer between reads.
+        if st.partial.capacity() > 2 * MAX_LINE {
+            st.partial.shrink_to(MAX_LINE);
+        }
         Ok(())
     }
 }
