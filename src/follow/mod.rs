@@ -143,7 +143,9 @@ impl Tails {
         outbox: &Arc<Outbox>,
     ) -> Result<FollowHandle, WireError> {
         let path = path::resolve(self.dir.as_deref(), name)?;
-        let dir = self.dir.as_deref().expect("resolve checked the tail dir");
+        let Some(dir) = self.dir.as_deref() else {
+            return Err(WireError::new(ErrorCode::BadFile, "following is off"));
+        };
         let mut tailers = self.registry.lock();
         let tailer = match tailers.get(name) {
             Some(t) if !t.stopping() => t.clone(),
