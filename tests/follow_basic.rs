@@ -195,6 +195,7 @@ fn followers_of_one_file_share_one_tailer() {
         );
     }
     server.wait_until("the tailer to stop", || server.threads() == before);
+    assert_eq!(server.metric("strand_tailers"), 0.0);
 }
 
 #[test]

@@ -49,6 +49,7 @@ fn lines_have_the_format_offsets_and_interval() {
         last_offset = offset;
         stamps.push(millis);
     }
+    assert_eq!(server.metric("strand_streams_running"), 1.0);
     let spread = stamps[7] - stamps[0];
     assert!(
         (300..5000).contains(&spread),
@@ -58,6 +59,7 @@ fn lines_have_the_format_offsets_and_interval() {
     let stopped = next_of_type(&mut ws, "stopped");
     let lines = stopped["lines"].as_u64().unwrap();
     assert!(lines >= 8, "{stopped}");
+    assert_eq!(server.metric("strand_streams_running"), 0.0);
     // The spool holds what was sent, and at most the one line the writer
     // appended as the stop came.
     let spool = std::fs::read_to_string(server.dir.path().join("data/alice.spool")).unwrap();

@@ -235,6 +235,19 @@ impl Tails {
         }
     }
 
+    /// The `strand_tailers` and `strand_followers` gauges, as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        let tailers = self.registry.lock();
+        let followers: usize = tailers.values().map(|t| t.lock().followers.len()).sum();
+        format!(
+            "# HELP strand_tailers Files followed now (one tailer thread each).\n\
+             # TYPE strand_tailers gauge\nstrand_tailers {}\n\
+             # HELP strand_followers Follows of files now.\n\
+             # TYPE strand_followers gauge\nstrand_followers {followers}\n",
+            tailers.len()
+        )
+    }
+
     /// Stops the watch and every tailer thread (server shutdown).
     pub fn shutdown(&self) {
         if let Some(mut w) = self
