@@ -239,3 +239,25 @@ fn files_lists_what_follow_may_name() {
         json!({"files": [{"name": "a.log", "size": 1}, {"name": "b.log", "size": 5}]})
     );
 }
+
+#[test]
+fn a_follower_that_does_not_read_is_cut_off_without_slowing_the_others() {
+    let (server, tail) = server_with_tail();
+    let log = tail.join("fast.log");
+    append(&log, "");
+    let mut slow = hub(&server, "slow");
+    follow(&mut slow, json!({"type": "follow", "file": "fast.log"}));
+    let mut fast = hub(&server, "fast");
+    follow(&mut fast, json!({"type": "follow", "file": "fast.log"}));
+    let line = "y".repeat(60_000);
+    // In step with the reading follower: 36 MB in all, far more than the
+    // socket buffers and the 1 MiB queue of the one that does not read.
+    for i in 0..600u64 {
+        append(&log, &format!("{line}\n"));
+        assert_eq!(data(&mut fast).1, (i + 1) * 60_001);
+    }
+    assert_eq!(support::close_code(&mut slow), 1008);
+    assert!(server.metric("strand_slow_consumer_closes_total") >= 1.0);
+    append(&log, "after\n");
+    assert_eq!(data(&mut fast).0, "after");
+}
