@@ -88,13 +88,19 @@ fn rotation_by_rename_and_create_is_followed() {
     append(&log, "before\n");
     assert_eq!(expect(&mut ws, "data")["payload"], "before");
     // The writer's last lines land in the old file just before the move.
-    append(&log, "last-old\n");
+    append(&log, "last-old\nunfinished");
     std::fs::rename(&log, tail.join("r.log.1")).unwrap();
     append(&log, "first-new\n");
     let d = expect(&mut ws, "data");
     assert_eq!(
         (&d["payload"], &d["epoch"]),
         (&json!("last-old"), &json!(old_epoch))
+    );
+    // The old file's unfinished line is sent as it is, not lost.
+    let d = expect(&mut ws, "data");
+    assert_eq!(
+        (&d["payload"], &d["offset"]),
+        (&json!("unfinished"), &json!(26))
     );
     assert_eq!(
         expect(&mut ws, "rotated"),
