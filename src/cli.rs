@@ -90,15 +90,25 @@ impl std::str::FromStr for ProducerSpec {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (logged as `listening on ADDR`).
-    #[arg(long, env = "STRAND_BIND", default_value = "127.0.0.1:8000")]
+    #[arg(
+        long,
+        env = "STRAND_BIND",
+        default_value = "127.0.0.1:8000",
+        value_name = "ADDR"
+    )]
     pub bind: SocketAddr,
 
     /// Directory for the spool files of per-client streams.
-    #[arg(long, env = "STRAND_DATA_DIR", default_value = "./strand-data")]
+    #[arg(
+        long,
+        env = "STRAND_DATA_DIR",
+        default_value = "./strand-data",
+        value_name = "DIR"
+    )]
     pub data_dir: PathBuf,
 
     /// The only directory whose files `follow` may name (follow is off without it).
-    #[arg(long, env = "STRAND_TAIL_DIR")]
+    #[arg(long, env = "STRAND_TAIL_DIR", value_name = "DIR")]
     pub tail_dir: Option<PathBuf>,
 
     /// A command a client may start by name: NAME=COMMAND (repeatable).
@@ -177,7 +187,12 @@ pub struct ServeArgs {
     pub allowed_origins: Vec<String>,
 
     /// Require an HS256 JWT signed with this secret on every upgrade.
-    #[arg(long, env = "STRAND_JWT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "STRAND_JWT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
     pub jwt_secret: Option<String>,
 
     /// Larger incoming messages close the connection with 1009.
@@ -185,7 +200,12 @@ pub struct ServeArgs {
     pub max_message_bytes: usize,
 
     /// Bearer token required by `POST /broadcast`.
-    #[arg(long, env = "STRAND_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "STRAND_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
     pub admin_token: Option<String>,
 
     /// Share rooms with every instance on this Redis (not built yet).

@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod follow;

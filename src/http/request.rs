@@ -71,18 +71,16 @@ impl Request {
 
     /// Reads a request from `stream`: the head, then a body of at most
     /// [`MAX_BODY_BYTES`] when `Content-Length` announces one.
+    #[inline(never)]
     pub fn read_from(stream: &mut TcpStream) -> Result<Request, ReadError> {
         stream
             .set_read_timeout(Some(HEAD_TIMEOUT))
             .map_err(ReadError::Io)?;
-        let mut buf = Vec::with_capacity(1024);
-        let mut chunk = [0u8; 2048];
+        // Buffers live on the heap: every page of stack this thread touches
+        // now stays resident for the whole life of a WebSocket connection.
+        let mut buf = Vec::new();
         loop {
-            let n = stream.read(&mut chunk).map_err(ReadError::Io)?;
-            if n == 0 {
-                return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
-            }
-            buf.extend_from_slice(&chunk[..n]);
+            read_some(stream, &mut buf, 2048)?;
             match parse_head(&buf)? {
                 Some((mut request, head_len)) => {
                     let rest = buf.split_off(head_len);
@@ -111,12 +109,8 @@ impl Request {
             return Err(ReadError::BodyTooLarge);
         }
         while rest.len() < length {
-            let mut chunk = [0u8; 4096];
-            let n = stream.read(&mut chunk).map_err(ReadError::Io)?;
-            if n == 0 {
-                return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into()));
-            }
-            rest.extend_from_slice(&chunk[..n]);
+            let missing = length - rest.len();
+            read_some(stream, &mut rest, missing)?;
         }
         self.leftover = rest.split_off(length);
         self.body = rest;
@@ -124,9 +118,21 @@ impl Request {
     }
 }
 
+/// Appends at most `max` bytes read from `stream` to `buf`.
+fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, max: usize) -> Result<(), ReadError> {
+    let start = buf.len();
+    buf.resize(start + max, 0);
+    let n = stream.read(&mut buf[start..]).map_err(ReadError::Io);
+    buf.truncate(start + *n.as_ref().unwrap_or(&0));
+    match n? {
+        0 => Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into())),
+        _ => Ok(()),
+    }
+}
+
 /// Parses a complete head from `buf`; `None` while more bytes are needed.
 pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, ReadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut headers = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let head_len = match parsed.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,

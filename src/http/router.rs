@@ -131,9 +131,20 @@ pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) {
         Ok(request) => request,
         Err(response) => return refuse_unread(shared, stream, response),
     };
-    let response = match route(&request.method, &request.path) {
+    match route(&request.method, &request.path) {
+        Ok(Route::Ws(ws)) => upgrade(shared, stream, request, ws),
+        routed => respond(shared, stream, &request, routed),
+    }
+}
+
+/// Answers a plain HTTP request. Kept out of line: a WebSocket thread lives
+/// on with every stack page it ever touched, so the HTTP answers' frames
+/// must not sit beneath the connection loop.
+#[inline(never)]
+fn respond(shared: &Shared, stream: TcpStream, request: &Request, routed: Result<Route, Response>) {
+    let response = match routed {
         Err(response) => response,
-        Ok(Route::Ws(ws)) => return upgrade(shared, stream, request, ws),
+        Ok(Route::Ws(_)) => Response::error(500, "upgrade routed as plain HTTP"),
         Ok(Route::Page) => Response::with_status(
             200,
             "text/html; charset=utf-8",
@@ -145,7 +156,7 @@ pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) {
             "text/plain; version=0.0.4; charset=utf-8",
             shared.metrics_text().into_bytes(),
         ),
-        Ok(Route::RoomApi) => crate::hub::api::handle(shared, &request),
+        Ok(Route::RoomApi) => crate::hub::api::handle(shared, request),
         Ok(Route::Files) => crate::follow::api::files(shared),
     };
     answer(shared, stream, response);
@@ -161,6 +172,8 @@ fn answer(shared: &Shared, mut stream: TcpStream, response: Response) {
 /// Answers a request that was not read to its end. Closing a socket with
 /// unread input makes the kernel send a reset, which can destroy the answer
 /// before the client reads it; so the rest is read and discarded (briefly).
+/// Out of line: `io::copy` takes 8 KiB of stack, see [`respond`].
+#[inline(never)]
 fn refuse_unread(shared: &Shared, stream: TcpStream, response: Response) {
     let mut reader = stream.try_clone().ok();
     answer(shared, stream, response);
@@ -172,11 +185,16 @@ fn refuse_unread(shared: &Shared, stream: TcpStream, response: Response) {
 }
 
 /// Checks an upgrade request and, if it passes, serves the WebSocket.
+#[inline(never)]
 fn upgrade(shared: &Arc<Shared>, stream: TcpStream, request: Request, route: WsRoute) {
     let key = match check_upgrade(shared, &request, &route) {
         Ok(key) => key,
         Err(response) => return answer(shared, stream, response),
     };
+    let handshake = switching_protocols(&key);
+    // Only the bytes read past the head live on with the connection.
+    let leftover = request.leftover;
+    drop(key);
     let metrics = &shared.metrics;
     let max = shared.config.max_connections as u64;
     if metrics.connections_current.fetch_add(1, AcqRel) >= max {
@@ -201,8 +219,8 @@ fn upgrade(shared: &Arc<Shared>, stream: TcpStream, request: Request, route: WsR
     let result = conn::serve(
         id,
         stream,
-        request.leftover,
-        &switching_protocols(&key),
+        leftover,
+        &handshake,
         session,
         &shared.conn_params,
     );
@@ -221,7 +239,8 @@ fn over_capacity() -> Response {
 }
 
 /// The upgrade checks, in the order a client would want to hear about them.
-/// Returns the `Sec-WebSocket-Key`.
+/// Returns the `Sec-WebSocket-Key`. Out of line for the reason of [`respond`].
+#[inline(never)]
 fn check_upgrade(shared: &Shared, request: &Request, route: &WsRoute) -> Result<String, Response> {
     if !request
         .header("upgrade")

@@ -1,31 +1,68 @@
-//! `/ws/{room}/{user}`: the plain-text room dialect (placeholder).
+//! `/ws/{room}/{user}`: the plain-text room dialect. The member is in
+//! exactly its URL room, from connect to disconnect; each text it sends is
+//! a room message (numbered like any other, so hub members and `since`
+//! replays see it), and it hears the room as plain lines.
 
+use crate::hub::room::{Dialect, Member};
 use crate::server::Shared;
 use crate::session::Session;
+use crate::wire::unix_millis;
 use crate::ws::Conn;
+use serde_json::json;
 use std::sync::Arc;
+
+/// The heartbeat reply of older clients, ignored.
+const PONG: &str = "__pong__";
 
 /// A member of a plain-text room.
 pub struct TextRoom {
-    _shared: Arc<Shared>,
-    _room: String,
-    _user: String,
+    shared: Arc<Shared>,
+    room: String,
+    user: String,
+    /// The connection id, once joined.
+    joined: Option<u64>,
 }
 
 impl TextRoom {
     /// `user` in `room`.
     pub fn new(shared: Arc<Shared>, room: String, user: String) -> Self {
         TextRoom {
-            _shared: shared,
-            _room: room,
-            _user: user,
+            shared,
+            room,
+            user,
+            joined: None,
         }
     }
 }
 
 impl Session for TextRoom {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
-        conn.close(1011, "text rooms are not built yet");
+        let member = Member {
+            conn: conn.id(),
+            name: self.user.as_str().into(),
+            dialect: Dialect::Text,
+            outbox: conn.outbox().clone(),
+        };
+        self.shared.hub.broker().join(&self.room, member, None);
+        self.joined = Some(conn.id());
     }
-    fn on_text(&mut self, _conn: &mut Conn<'_>, _text: &str) {}
+
+    fn on_text(&mut self, _conn: &mut Conn<'_>, text: &str) {
+        if text == PONG {
+            return;
+        }
+        if let Some(id) = self.joined {
+            let timestamp = json!(unix_millis());
+            self.shared
+                .hub
+                .broker()
+                .publish(&self.room, id, text, &timestamp);
+        }
+    }
+
+    fn on_close(&mut self) {
+        if let Some(id) = self.joined.take() {
+            self.shared.hub.broker().leave(&self.room, id, false);
+        }
+    }
 }

@@ -36,7 +36,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const READER_STACK: usize = 64 * 1024;
 /// Inbound messages buffered between reader and connection thread; a full
 /// channel stops the reader, which pushes back on the client through TCP.
-const INBOUND_CAPACITY: usize = 32;
+const INBOUND_CAPACITY: usize = 8;
 /// Messages handled per wake-up before writing, so a flood from one side
 /// cannot starve the other.
 const BATCH: usize = 256;

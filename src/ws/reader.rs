@@ -51,12 +51,18 @@ impl Write for ReadHalf {
     }
 }
 
+/// Bytes read from the socket per `read` call. tungstenite allocates this
+/// buffer per connection and zero-fills it before every read, so it is
+/// both resident memory and per-read work: small messages need little,
+/// and large ones only take more reads.
+const READ_BUFFER: usize = 1024;
+
 /// The tungstenite configuration of the read side: a small read buffer
-/// (tungstenite's 128 KiB default is allocated per connection) and the
-/// server's message limit.
+/// (tungstenite's 128 KiB default would dominate memory) and the server's
+/// message limit.
 pub fn config(max_message_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(Some(max_message_bytes))
         .max_frame_size(Some(max_message_bytes))

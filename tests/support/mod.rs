@@ -34,6 +34,13 @@ impl Server {
         Server::launch(dir, Command::new(env!("CARGO_BIN_EXE_strand")), args)
     }
 
+    /// As [`Server::start`], with environment variables set.
+    pub fn start_env(env: &[(&str, &str)], args: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strand"));
+        cmd.envs(env.iter().copied());
+        Server::launch(tempfile::tempdir().expect("temp dir"), cmd, args)
+    }
+
     /// As [`Server::start_in`], with `RLIMIT_NOFILE` lowered to `nofile`.
     pub fn start_in_with_nofile(dir: tempfile::TempDir, nofile: u32, args: &[&str]) -> Server {
         let mut cmd = Command::new("sh");
@@ -205,7 +212,12 @@ impl Server {
     pub fn wait_until(&self, what: &str, mut f: impl FnMut() -> bool) {
         let deadline = Instant::now() + WAIT;
         while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if Instant::now() >= deadline {
+                let log = self.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!("timed out waiting for {what}; server log tail:\n{}", tail.join("\n"));
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
     }

@@ -1,0 +1,372 @@
+//! What every scenario's clients share: the target URL, opening a blocking
+//! tungstenite client with a small read buffer, spawning client threads
+//! with small stacks, a limit on connection attempts in flight, a gate the
+//! clients wait at, and naming a client error for the error count.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::WebSocket;
+
+/// Stack of a client thread: a blocking client needs little, and thousands
+/// of threads each reserve it (only touched pages cost memory).
+const CLIENT_STACK: usize = 128 * 1024;
+/// tungstenite's read buffer per client; its default (128 KiB) is allocated
+/// per connection and zero-filled before every read.
+const READ_BUFFER: usize = 4096;
+
+/// The server a run talks to: its address, resolved once, and the path of
+/// the URL (for the scenarios that take one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `HOST:PORT` as given, for the `Host` header.
+    pub authority: String,
+    /// The resolved address.
+    pub addr: SocketAddr,
+    /// The URL's path (`/` when it has none).
+    pub path: String,
+}
+
+impl Target {
+    /// Parses and resolves a `ws://HOST:PORT[/PATH]` URL.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let (authority, path) = split_url(url)?;
+        let addr = authority
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{authority} resolves to no address"))?;
+        Ok(Target {
+            authority,
+            addr,
+            path,
+        })
+    }
+
+    /// The URL's own path, or `default` when it has none.
+    pub fn path_or(&self, default: &str) -> String {
+        if self.path == "/" {
+            default.to_string()
+        } else {
+            self.path.clone()
+        }
+    }
+
+    /// `ws://AUTHORITY{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.authority, path)
+    }
+
+    /// Opens a TCP connection (TCP_NODELAY, `timeout` on connect, reads and
+    /// writes) and completes the WebSocket handshake for `path`.
+    pub fn connect(&self, path: &str, timeout: Duration) -> Result<WebSocket<TcpStream>, String> {
+        let stream = TcpStream::connect_timeout(&self.addr, timeout).map_err(|e| io_kind(&e))?;
+        let _ = stream.set_nodelay(true);
+        stream
+            .set_read_timeout(Some(timeout))
+            .and_then(|_| stream.set_write_timeout(Some(timeout)))
+            .map_err(|e| io_kind(&e))?;
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+        match tungstenite::client::client_with_config(self.url(path), stream, Some(config)) {
+            Ok((ws, _)) => Ok(ws),
+            Err(tungstenite::HandshakeError::Failure(e)) => Err(error_kind(&e)),
+            Err(tungstenite::HandshakeError::Interrupted(_)) => Err("handshake timeout".into()),
+        }
+    }
+}
+
+/// Splits `ws://HOST:PORT/PATH` into the authority and the path.
+pub fn split_url(url: &str) -> Result<(String, String), String> {
+    if url.starts_with("wss://") {
+        return Err("wss:// is not supported: strand bench speaks plain ws://".into());
+    }
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("expected a ws:// URL, got {url:?}"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(format!("no host in {url:?}"));
+    }
+    let authority = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    Ok((authority, path.to_string()))
+}
+
+/// The name under which a client error is counted.
+pub fn error_kind(e: &tungstenite::Error) -> String {
+    use tungstenite::Error;
+    match e {
+        Error::Io(e) => io_kind(e),
+        Error::ConnectionClosed | Error::AlreadyClosed => "closed".into(),
+        Error::Http(response) => format!("http {}", response.status().as_u16()),
+        Error::Protocol(_) => "protocol".into(),
+        Error::Capacity(_) => "capacity".into(),
+        Error::Utf8(_) => "utf8".into(),
+        _ => "other".into(),
+    }
+}
+
+/// The name under which an I/O error is counted.
+pub fn io_kind(e: &io::Error) -> String {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "refused",
+        ConnectionReset | ConnectionAborted | BrokenPipe => "reset",
+        WouldBlock | TimedOut => "timeout",
+        AddrNotAvailable | AddrInUse => "no local port",
+        UnexpectedEof => "closed",
+        _ => return format!("io: {e}"),
+    }
+    .into()
+}
+
+/// Whether `e` is a read timeout (the socket is still usable).
+pub fn is_timeout(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(e)
+        if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+/// Spawns a client thread with a small stack.
+pub fn spawn<F>(name: &str, f: F) -> io::Result<JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    thread::Builder::new()
+        .name(name.into())
+        .stack_size(CLIENT_STACK)
+        .spawn(f)
+}
+
+/// A counting semaphore: at most N holders at once.
+pub struct Limiter {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+/// A held place of a [`Limiter`], given back when dropped.
+pub struct Permit<'a>(&'a Limiter);
+
+impl Limiter {
+    /// A limiter with `n` places (at least one).
+    pub fn new(n: usize) -> Limiter {
+        Limiter {
+            free: Mutex::new(n.max(1)),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Waits for a place.
+    pub fn acquire(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+/// A one-shot gate: clients wait until the run opens it.
+#[derive(Default)]
+pub struct Gate {
+    open: Mutex<Option<Instant>>,
+    cv: Condvar,
+    /// Mirrors `open.is_some()`, so a busy client can look without locking.
+    flag: std::sync::atomic::AtomicBool,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Opens the gate, with the deadline (if any) that waiters receive.
+    pub fn open(&self, deadline: Option<Instant>) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        *open = Some(deadline.unwrap_or_else(Instant::now));
+        self.flag.store(true, std::sync::atomic::Ordering::Release);
+        self.cv.notify_all();
+    }
+
+    /// Waits until the gate opens; returns the instant given to `open`.
+    pub fn wait(&self) -> Instant {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(at) = *open {
+                return at;
+            }
+            open = self.cv.wait(open).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Whether the gate is open.
+    pub fn is_open(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// A client's word to the run that it is connected (or gave up), sent
+/// once; dropping it unsent counts as giving up.
+pub struct Ready(crossbeam_channel::Sender<bool>);
+
+impl Ready {
+    /// The client is connected and waits at the gate.
+    pub fn connected(self) {
+        let _ = self.0.send(true);
+    }
+
+    /// The client could not connect (its error is already counted).
+    pub fn failed(self) {
+        let _ = self.0.send(false);
+    }
+}
+
+/// The threads of a run's clients.
+pub struct Fleet {
+    handles: Vec<JoinHandle<()>>,
+    ready: crossbeam_channel::Receiver<bool>,
+}
+
+impl Fleet {
+    /// Spawns `n` client threads running `f(index, ready)`; a thread the OS
+    /// refuses is counted as a `spawn` error in `live`.
+    pub fn spawn<F>(n: usize, name: &str, live: &crate::bench::live::Live, f: F) -> Fleet
+    where
+        F: Fn(usize, Ready) + Send + Sync + 'static,
+    {
+        let (tx, ready) = crossbeam_channel::unbounded();
+        let f = std::sync::Arc::new(f);
+        let mut handles = Vec::with_capacity(n);
+        for i in 0..n {
+            let (f, r) = (f.clone(), Ready(tx.clone()));
+            match spawn(name, move || f(i, r)) {
+                Ok(h) => handles.push(h),
+                Err(_) => live.error("spawn"),
+            }
+        }
+        Fleet { handles, ready }
+    }
+
+    /// Waits until every client has said whether it connected; returns how
+    /// many did.
+    pub fn wait_ready(&self) -> usize {
+        let mut connected = 0;
+        for _ in 0..self.handles.len() {
+            match self.ready.recv() {
+                Ok(true) => connected += 1,
+                Ok(false) => {}
+                // Every client has ended or dropped its `Ready`.
+                Err(_) => break,
+            }
+        }
+        connected
+    }
+
+    /// Waits for every client thread to end.
+    pub fn join(self) {
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn urls_split_into_authority_and_path() {
+        assert_eq!(
+            split_url("ws://127.0.0.1:8000/ws").unwrap(),
+            ("127.0.0.1:8000".into(), "/ws".into())
+        );
+        assert_eq!(
+            split_url("ws://localhost:9").unwrap(),
+            ("localhost:9".into(), "/".into())
+        );
+        assert_eq!(
+            split_url("ws://example.org/a/b").unwrap(),
+            ("example.org:80".into(), "/a/b".into())
+        );
+        assert!(split_url("wss://x:1/").is_err());
+        assert!(split_url("http://x:1/").is_err());
+        assert!(split_url("ws:///ws").is_err());
+    }
+
+    #[test]
+    fn target_path_defaults() {
+        let t = Target::parse("ws://127.0.0.1:1").unwrap();
+        assert_eq!(t.path_or("/ws"), "/ws");
+        let t = Target::parse("ws://127.0.0.1:1/echo").unwrap();
+        assert_eq!(t.path_or("/ws"), "/echo");
+        assert_eq!(t.url("/ws/r/u"), "ws://127.0.0.1:1/ws/r/u");
+    }
+
+    #[test]
+    fn a_refused_connection_is_an_error_not_a_panic() {
+        // Bind and drop a listener so the port is (very likely) closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let t = Target::parse(&format!("ws://127.0.0.1:{port}/ws")).unwrap();
+        assert_eq!(
+            t.connect("/ws", Duration::from_secs(2)).err().as_deref(),
+            Some("refused")
+        );
+    }
+
+    #[test]
+    fn limiter_bounds_concurrency() {
+        let limiter = Arc::new(Limiter::new(2));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (l, i, m) = (limiter.clone(), inside.clone(), most.clone());
+                thread::spawn(move || {
+                    let _p = l.acquire();
+                    let now = i.fetch_add(1, Ordering::SeqCst) + 1;
+                    m.fetch_max(now, Ordering::SeqCst);
+                    thread::yield_now();
+                    i.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(most.load(Ordering::SeqCst) <= 2);
+    }
+
+    #[test]
+    fn gate_releases_waiters_with_the_deadline() {
+        let gate = Arc::new(Gate::new());
+        let g = gate.clone();
+        let waiter = thread::spawn(move || g.wait());
+        assert!(!gate.is_open());
+        let at = Instant::now() + Duration::from_secs(3);
+        gate.open(Some(at));
+        assert_eq!(waiter.join().unwrap(), at);
+    }
+}

@@ -1,0 +1,158 @@
+//! The in-process broker: rooms and hub clients of this server only.
+//!
+//! Lock order (see [`crate::hub`]): the room table, then one room; the
+//! client registry is never held together with either. No lock is held
+//! while writing to a socket: deliveries only queue on outboxes.
+
+use crate::broker::Broker;
+use crate::hub::clients::Clients;
+use crate::hub::room::{Joined, Member, Since};
+use crate::hub::rooms::Rooms;
+use crate::hub::stats::HubStats;
+use crate::hub::wire;
+use crate::ws::Outbox;
+use serde_json::Value;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+/// Rooms and clients in this process.
+#[derive(Debug)]
+pub struct LocalBroker {
+    rooms: Rooms,
+    clients: Clients,
+    stats: Arc<HubStats>,
+}
+
+impl LocalBroker {
+    /// A broker whose rooms keep `keep` messages numbered in `epoch`.
+    pub fn new(epoch: String, keep: usize, stats: Arc<HubStats>) -> LocalBroker {
+        LocalBroker {
+            rooms: Rooms::new(epoch, keep),
+            clients: Clients::default(),
+            stats,
+        }
+    }
+}
+
+impl Broker for LocalBroker {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn epoch(&self) -> String {
+        self.rooms.epoch().to_string()
+    }
+
+    fn connect(&self, client_id: &str, conn: u64, outbox: Arc<Outbox>) {
+        let (fanout, replaced) = self.clients.connect(client_id, conn, outbox);
+        if replaced {
+            self.stats.replacements.fetch_add(1, Relaxed);
+        }
+        self.stats.count(fanout);
+    }
+
+    fn disconnect(&self, client_id: &str, conn: u64) {
+        self.stats.count(self.clients.disconnect(client_id, conn));
+    }
+
+    fn join(&self, room: &str, member: Member, since: Option<&Since>) -> Joined {
+        let (joined, fanout) = self.rooms.join(room, member, since);
+        self.stats.count(fanout);
+        joined
+    }
+
+    fn leave(&self, room: &str, conn: u64, tell_leaver: bool) -> bool {
+        match self.rooms.leave(room, conn, tell_leaver) {
+            Some(fanout) => {
+                self.stats.count(fanout);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn publish(&self, room: &str, conn: u64, content: &str, timestamp: &Value) -> Option<u64> {
+        let (seq, fanout) = self.rooms.publish(room, conn, content, timestamp)?;
+        self.stats.room_messages.fetch_add(1, Relaxed);
+        self.stats.count(fanout);
+        Some(seq)
+    }
+
+    fn global(&self, from: &str, content: &str, timestamp: &Value) {
+        let frame = wire::frame(&wire::global_message(from, content, timestamp));
+        let (_, fanout) = self.clients.send_all(&frame);
+        self.stats.global_messages.fetch_add(1, Relaxed);
+        self.stats.count(fanout);
+    }
+
+    fn direct(&self, to: &str, from: &str, content: &str) -> bool {
+        let frame = wire::frame(&wire::direct(from, content));
+        match self.clients.send_to(to, &frame) {
+            Some(fanout) => {
+                self.stats.direct_messages.fetch_add(1, Relaxed);
+                self.stats.count(fanout);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn broadcast(&self, room: Option<&str>, message: &str) -> usize {
+        self.stats.broadcasts.fetch_add(1, Relaxed);
+        match room {
+            Some(name) => match self.rooms.get(name) {
+                Some(room) => {
+                    let (reached, fanout) = room.broadcast(message, false);
+                    self.stats.count(fanout);
+                    reached
+                }
+                None => 0,
+            },
+            None => {
+                // Hub clients once each through the registry (whatever
+                // rooms they are in), text members through their room.
+                let frame = wire::frame(&wire::broadcast(None, message));
+                let (mut reached, fanout) = self.clients.send_all(&frame);
+                self.stats.count(fanout);
+                for room in self.rooms.all() {
+                    let (text_members, fanout) = room.broadcast(message, true);
+                    reached += text_members;
+                    self.stats.count(fanout);
+                }
+                reached
+            }
+        }
+    }
+
+    fn notify(&self, message: &str) -> usize {
+        let frame = wire::frame(&wire::notification(message, crate::wire::unix_millis()));
+        let (reached, fanout) = self.clients.send_all(&frame);
+        self.stats.notifications.fetch_add(1, Relaxed);
+        self.stats.count(fanout);
+        reached
+    }
+
+    fn presence(&self, room: &str) -> Vec<String> {
+        self.rooms
+            .get(room)
+            .map(|r| r.presence())
+            .unwrap_or_default()
+    }
+
+    fn online(&self, room: &str) -> usize {
+        self.rooms.get(room).map_or(0, |r| r.online())
+    }
+
+    fn rooms(&self) -> Vec<(String, usize)> {
+        self.rooms
+            .all()
+            .into_iter()
+            .map(|r| (r.name().to_string(), r.online()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    fn clients(&self) -> usize {
+        self.clients.len()
+    }
+}
