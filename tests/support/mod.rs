@@ -216,7 +216,10 @@ impl Server {
                 let log = self.log_text();
                 let tail: Vec<&str> = log.lines().rev().take(30).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                panic!("timed out waiting for {what}; server log tail:\n{}", tail.join("\n"));
+                panic!(
+                    "timed out waiting for {what}; server log tail:\n{}",
+                    tail.join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
