@@ -1,0 +1,395 @@
+// The built-in web page in a real browser: Debian's chromium, driven by
+// playwright-core, against the real strand binary.
+//
+// The pages reach strand through a small TCP relay that the test owns, so
+// the test can cut a page's connection (and refuse new ones for a while)
+// exactly as a flaky network or a proxy timeout would, without any hook in
+// the page. A third client, "carol", talks to strand directly and keeps
+// sending while the pages are cut off.
+//
+// Run: node --test tests/browser/   (tests/browser.rs does this under cargo)
+// Needs: /usr/bin/chromium and `npm ci` in tests/browser. Missing either is
+// a failure, not a skip.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..', '..');
+const BIN = process.env.STRAND_BIN || path.join(root, 'target', 'debug', 'strand');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = path.join(root, 'tests', 'artifacts');
+const WAIT = 20_000;
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 375, height: 812 };
+
+// ---- strand ------------------------------------------------------------------
+
+/** Starts strand and resolves once it logs `listening on ADDR`. */
+function startStrand(bind, dirs) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BIN, [
+      'serve', '--bind', bind, '--log-level', 'info',
+      '--data-dir', dirs.data, '--tail-dir', dirs.tail,
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('strand did not log "listening on" in time; log:\n' + log));
+    }, WAIT);
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`strand exited early (${code}); log:\n${log}`));
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk) => {
+      log += chunk;
+      const m = /listening on (\S+)/.exec(log);
+      if (m && !child.addr) {
+        clearTimeout(timer);
+        child.addr = m[1];
+        child.log = () => log;
+        resolve(child);
+      }
+    });
+  });
+}
+
+/** SIGTERM, then wait for the exit (SIGKILL if it hangs). */
+function stopStrand(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const hard = setTimeout(() => child.kill('SIGKILL'), WAIT);
+    child.removeAllListeners('exit');
+    child.on('exit', (code, signal) => { clearTimeout(hard); resolve({ code, signal }); });
+    child.kill('SIGTERM');
+  });
+}
+
+// ---- the relay the pages go through ---------------------------------------------
+
+function startRelay(target) {
+  const sockets = new Set();
+  let blocked = false;
+  const server = net.createServer((client) => {
+    if (blocked) { client.destroy(); return; }
+    const [host, port] = splitAddr(relay.target);
+    const upstream = net.connect(port, host);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => { sockets.delete(s); client.destroy(); upstream.destroy(); });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  const relay = {
+    target,
+    server,
+    listen: () => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port))),
+    /** Drops every open connection, both ways, at once. */
+    cut() { for (const s of sockets) s.destroy(); },
+    block() { blocked = true; },
+    unblock() { blocked = false; },
+    close() { this.cut(); return new Promise((r) => server.close(r)); },
+  };
+  return relay;
+}
+
+function splitAddr(addr) {
+  const i = addr.lastIndexOf(':');
+  return [addr.slice(0, i), Number(addr.slice(i + 1))];
+}
+
+/** Polls `check` until it is true, failing after WAIT. */
+async function poll(check, what) {
+  const deadline = Date.now() + WAIT;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting until ' + what);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// ---- shared fixtures ------------------------------------------------------------
+
+let tmp, dirs, strand, relay, base, context, alice, bob, carol;
+
+async function shot(page, name, { fullPage = false } = {}) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, name + '.png'), fullPage });
+}
+
+async function join(page, name, room) {
+  await page.getByLabel('Name', { exact: true }).fill(name);
+  await page.getByLabel('Room', { exact: true }).fill(room);
+  await page.getByRole('button', { name: 'Join', exact: true }).click();
+  await page.locator('#status', { hasText: 'Connected as ' + name }).waitFor();
+  await page.locator('#members li', { hasText: name }).waitFor();
+}
+
+async function say(page, text, { enter = false } = {}) {
+  const box = page.getByLabel('Message', { exact: true });
+  await box.fill(text);
+  if (enter) await box.press('Enter');
+  else await page.getByRole('button', { name: 'Send', exact: true }).click();
+}
+
+/** Texts of the room messages shown in a page, in order. */
+function messageTexts(page) {
+  return page.locator('#chat li.msg .text').allTextContents();
+}
+
+async function waitForMessage(page, text) {
+  await page.locator('#chat li.msg .text', { hasText: text }).first().waitFor();
+}
+
+/** Opens carol: a hub client straight to strand (not through the relay). */
+async function openCarol(page, addr) {
+  await page.goto(`http://${addr}/healthz`);
+  await page.evaluate(async () => {
+    const ws = new WebSocket(`ws://${location.host}/ws/chat/carol`);
+    window.carol = ws;
+    await new Promise((resolve, reject) => {
+      ws.onmessage = (ev) => {
+        const m = JSON.parse(ev.data);
+        if (m.type === 'welcome') ws.send(JSON.stringify({ type: 'join_room', room_name: 'lobby' }));
+        if (m.type === 'room_join' && m.client_id === 'carol') resolve();
+      };
+      ws.onerror = () => reject(new Error('carol could not connect'));
+    });
+  });
+}
+
+function carolSays(text) {
+  return carol.evaluate((content) => {
+    window.carol.send(JSON.stringify({ type: 'message', content, room_name: 'lobby' }));
+  }, text);
+}
+
+before(async () => {
+  assert.ok(fs.existsSync(BIN), `no strand binary at ${BIN}: build it first (cargo build)`);
+  assert.ok(fs.existsSync(CHROMIUM), `no browser at ${CHROMIUM}: apt-get install chromium`);
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'strand-browser-'));
+  dirs = { data: path.join(tmp, 'data'), tail: path.join(tmp, 'logs'), profile: path.join(tmp, 'profile') };
+  fs.mkdirSync(dirs.tail);
+  fs.writeFileSync(path.join(dirs.tail, 'app.log'), 'boot: strand test log\n');
+  fs.writeFileSync(path.join(dirs.tail, 'access.log'), '');
+  strand = await startStrand('127.0.0.1:0', dirs);
+  relay = startRelay(strand.addr);
+  base = `http://127.0.0.1:${await relay.listen()}`;
+  context = await chromium.launchPersistentContext(dirs.profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+    viewport: DESKTOP,
+  });
+  context.setDefaultTimeout(WAIT);
+  alice = context.pages()[0] || await context.newPage();
+  bob = await context.newPage();
+  await bob.setViewportSize(PHONE);
+  carol = await context.newPage();
+}, { timeout: 60_000 });
+
+after(async () => {
+  await context?.close();
+  await relay?.close();
+  if (strand) await stopStrand(strand);
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+}, { timeout: 30_000 });
+
+// ---- scenarios --------------------------------------------------------------------
+
+test('the page carries the named controls and nothing from outside', { timeout: 90_000 }, async () => {
+  const external = [];
+  alice.on('request', (r) => { if (!r.url().startsWith(base)) external.push(r.url()); });
+  const res = await alice.goto(base + '/');
+  assert.equal(res.status(), 200);
+  assert.match(res.headers()['content-type'], /text\/html/);
+  // Exactly one match even for a loose (substring) lookup, so a client
+  // that asks for "Message" does not also find, say, a "Messages" list.
+  for (const exact of [true, false]) {
+    for (const name of ['Room', 'Name', 'Message', 'File']) {
+      assert.equal(await alice.getByLabel(name, { exact }).count(), 1, `one control labelled ${name}`);
+    }
+    for (const name of ['Join', 'Send', 'Follow', 'Stop']) {
+      assert.equal(await alice.getByRole('button', { name, exact }).count(), 1, `one button named ${name}`);
+    }
+  }
+  await alice.waitForLoadState('networkidle');
+  assert.deepEqual(external, []);
+});
+
+test('two pages join one room and see each other\'s messages', { timeout: 90_000 }, async () => {
+  await bob.goto(base + '/');
+  await join(alice, 'alice', 'lobby');
+  await join(bob, 'bob', 'lobby');
+  await alice.locator('#members li', { hasText: 'bob' }).waitFor();
+  await alice.getByText('bob joined').waitFor();
+
+  await say(alice, 'hello from alice');
+  await waitForMessage(bob, 'hello from alice');
+  await say(bob, 'hi alice, this is bob on a phone', { enter: true });
+  await waitForMessage(alice, 'hi alice, this is bob on a phone');
+  assert.equal(await bob.getByLabel('Message', { exact: true }).inputValue(), '', 'Enter sent and cleared the box');
+  assert.deepEqual(await messageTexts(alice), await messageTexts(bob));
+});
+
+test('a page follows a file and sees lines appended to it', { timeout: 90_000 }, async () => {
+  const log = path.join(dirs.tail, 'app.log');
+  await alice.getByLabel('File', { exact: true }).selectOption('app.log');
+  await alice.getByRole('button', { name: 'Follow', exact: true }).click();
+  await alice.locator('#tail-state', { hasText: 'Following app.log' }).waitFor();
+
+  fs.appendFileSync(log, 'GET /healthz 200 0.3ms\n');
+  await alice.locator('#tail li', { hasText: 'GET /healthz 200 0.3ms' }).waitFor();
+  for (let i = 1; i <= 12; i++) {
+    fs.appendFileSync(log, `2026-11-22T21:0${i % 10}:00Z INFO request ${i} served in ${i * 3} ms\n`);
+  }
+  await alice.locator('#tail li', { hasText: 'request 12 served' }).waitFor();
+  assert.equal(await alice.locator('#tail li', { hasText: 'GET /healthz 200 0.3ms' }).count(), 1);
+
+  // More talk, so the screenshots show a lived-in room.
+  await say(bob, 'deploy finished, watching the log now', { enter: true });
+  await waitForMessage(alice, 'deploy finished');
+  await shot(alice, 'desktop');
+  await shot(bob, 'phone');
+  await alice.emulateMedia({ colorScheme: 'dark' });
+  await bob.emulateMedia({ colorScheme: 'dark' });
+  await shot(alice, 'desktop-dark');
+  await shot(bob, 'phone-dark');
+  await alice.emulateMedia({ colorScheme: 'light' });
+  await bob.emulateMedia({ colorScheme: 'light' });
+});
+
+test('the tail keeps a bounded number of lines, the reader\'s place, and notes truncation and rotation', { timeout: 90_000 }, async () => {
+  const file = path.join(dirs.tail, 'access.log');
+  const tail = bob.locator('#tail');
+  await bob.getByLabel('File', { exact: true }).selectOption('access.log');
+  await bob.getByRole('button', { name: 'Follow', exact: true }).click();
+  await bob.locator('#tail-state', { hasText: 'Following access.log' }).waitFor();
+
+  // An hour of a busy log arrives at once: the page keeps the newest lines.
+  const burst = Array.from({ length: 2500 }, (_, i) => `line-${String(i + 1).padStart(4, '0')}`);
+  fs.appendFileSync(file, burst.join('\n') + '\n');
+  await bob.locator('#tail li', { hasText: 'line-2500' }).waitFor();
+  const kept = await bob.locator('#tail li').count();
+  assert.ok(kept <= 2000, `at most 2000 lines kept, got ${kept}`);
+  assert.equal(await bob.locator('#tail li', { hasText: 'line-0001' }).count(), 0);
+  const gap = () => tail.evaluate((n) => n.scrollHeight - n.scrollTop - n.clientHeight);
+  await poll(async () => (await gap()) < 40, 'the tail followed the bottom');
+
+  // Scrolled up, the reader stays where they are and is offered a way down.
+  await tail.evaluate((n) => { n.scrollTop = 0; });
+  fs.appendFileSync(file, 'line-2501\n');
+  await bob.locator('#tail li', { hasText: 'line-2501' }).waitFor();
+  assert.equal(await tail.evaluate((n) => n.scrollTop), 0, 'no jump while reading back');
+  const jump = bob.locator('#tail-jump');
+  await jump.waitFor();
+  await jump.click();
+  await poll(async () => (await gap()) < 40, 'jumped to the newest line');
+
+  fs.truncateSync(file, 0);
+  await bob.getByText('access.log was truncated').waitFor();
+  fs.appendFileSync(file, 'after-truncate\n');
+  await bob.locator('#tail li', { hasText: 'after-truncate' }).waitFor();
+
+  fs.renameSync(file, file + '.1');
+  fs.writeFileSync(file, 'fresh-file\n');
+  await bob.getByText('access.log was replaced (rotated)').waitFor();
+  await bob.locator('#tail li', { hasText: 'fresh-file' }).waitFor();
+  assert.equal(await bob.locator('#tail li', { hasText: 'after-truncate' }).count(), 1);
+});
+
+test('a cut connection comes back and shows every message once', { timeout: 90_000 }, async () => {
+  await openCarol(carol, strand.addr);
+  await alice.locator('#members li', { hasText: 'carol' }).waitFor();
+  const sent = [];
+  const tick = async () => {
+    const text = `tick-${String(sent.length + 1).padStart(2, '0')}`;
+    sent.push(text);
+    await carolSays(text);
+  };
+  for (let i = 0; i < 5; i++) await tick();
+
+  // Cut both pages off and keep them off while carol goes on talking.
+  relay.block();
+  relay.cut();
+  await alice.getByText('Connection lost').first().waitFor();
+  await alice.locator('#status[data-state="down"]').waitFor();
+  for (let i = 0; i < 10; i++) await tick();
+  const line = 'written while the page was offline';
+  fs.appendFileSync(path.join(dirs.tail, 'app.log'), line + '\n');
+  relay.unblock();
+
+  // Carol keeps talking through the reconnect.
+  const reconnected = alice.locator('#status', { hasText: 'Connected as alice' }).waitFor();
+  while (sent.length < 40) {
+    await tick();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await reconnected;
+  await waitForMessage(alice, sent.at(-1));
+  await waitForMessage(bob, sent.at(-1));
+  for (const page of [alice, bob]) {
+    const ticks = (await messageTexts(page)).filter((t) => t.startsWith('tick-'));
+    assert.deepEqual(ticks, sent, 'every message once, in order');
+  }
+  // The tail resumed from its offset: the line written while cut off, once.
+  await alice.locator('#tail li', { hasText: line }).waitFor();
+  assert.equal(await alice.locator('#tail li', { hasText: line }).count(), 1);
+  assert.equal(await alice.locator('#tail li', { hasText: 'request 12 served' }).count(), 1);
+  assert.equal(await alice.getByText('messages may have been missed').count(), 0);
+
+  // Someone who joins now sees the room's recent history, once.
+  const dave = await context.newPage();
+  try {
+    await dave.goto(base + '/');
+    await join(dave, 'dave', 'lobby');
+    await waitForMessage(dave, sent.at(-1));
+    const ticks = (await messageTexts(dave)).filter((t) => t.startsWith('tick-'));
+    assert.deepEqual(ticks, sent, 'the history, in order');
+    assert.equal(await dave.getByText('messages may have been missed').count(), 0);
+  } finally {
+    await dave.close();
+  }
+});
+
+test('after a server restart the page says messages may have been missed', { timeout: 90_000 }, async () => {
+  const addr = strand.addr;
+  const lost = await alice.getByText('Connection lost').count();
+  await stopStrand(strand);
+  await poll(async () => (await alice.getByText('Connection lost').count()) > lost, 'alice saw the drop');
+  strand = await startStrand(addr, dirs);
+  relay.target = strand.addr;
+
+  // The pages back off while strand is down (up to 10 s between tries).
+  const backoff = { timeout: 2 * WAIT };
+  await alice.getByText('messages may have been missed').waitFor(backoff);
+  await bob.getByText('messages may have been missed').waitFor(backoff);
+  await alice.locator('#status', { hasText: 'Connected as alice' }).waitFor();
+  await alice.locator('#members li', { hasText: 'bob' }).waitFor();
+
+  // The restarted server's room works: a message round-trips once.
+  await say(bob, 'back after the restart', { enter: true });
+  await waitForMessage(alice, 'back after the restart');
+  assert.equal(await alice.locator('#chat li.msg .text', { hasText: 'back after the restart' }).count(), 1);
+  // The file is the same file: following resumes where it was.
+  fs.appendFileSync(path.join(dirs.tail, 'app.log'), 'after restart\n');
+  await alice.locator('#tail li', { hasText: 'after restart' }).waitFor();
+  assert.equal(await alice.locator('#tail li', { hasText: 'written while the page was offline' }).count(), 1);
+
+  await shot(alice, 'desktop-restart');
+  await shot(bob, 'phone-restart');
+  await shot(bob, 'phone-restart-full', { fullPage: true });
+});
