@@ -151,7 +151,14 @@ impl Tails {
             Some(t) if !t.stopping() => t.clone(),
             _ => {
                 let t = Tailer::start(dir, name, path, self.poll).map_err(|e| {
-                    WireError::new(ErrorCode::NotFound, format!("cannot open {name:?}: {e}"))
+                    // It changed since `resolve` looked: gone, or swapped
+                    // for something that may not be followed.
+                    let code = if e.kind() == std::io::ErrorKind::NotFound {
+                        ErrorCode::NotFound
+                    } else {
+                        ErrorCode::BadFile
+                    };
+                    WireError::new(code, format!("cannot open {name:?}: {e}"))
                 })?;
                 tailers.insert(name.to_string(), t.clone());
                 t
