@@ -164,6 +164,9 @@ impl Tails {
                 t
             }
         };
+        if let Err(e) = tailer.step() {
+            log::debug!("tail of {name}: {e}");
+        }
         let id = tailer.next_follower_id();
         let start = {
             let mut st = tailer.lock();

@@ -173,8 +173,10 @@ impl Tailer {
         }
     }
 
-    /// Reads what is new; notices truncation and rotation.
-    fn step(&self) -> io::Result<()> {
+    /// Reads what is new; notices truncation and rotation. The tailer
+    /// thread calls it when woken; `follow` too, so that "the end" a new
+    /// follower starts at is the file's end now, not at the last wake-up.
+    pub fn step(&self) -> io::Result<()> {
         let mut st = self.lock();
         let replaced = match std::fs::metadata(&self.path) {
             Ok(m) => identity(&m) != st.id,
