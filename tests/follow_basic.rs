@@ -271,3 +271,21 @@ fn a_follower_that_does_not_read_is_cut_off_without_slowing_the_others() {
     append(&log, "after\n");
     assert_eq!(data(&mut fast).0, "after");
 }
+
+#[test]
+fn from_end_is_the_end_of_the_file_now_even_on_a_shared_tailer() {
+    let (server, tail) = server_with_tail();
+    let log = tail.join("e.log");
+    append(&log, "");
+    let mut first = hub(&server, "e1");
+    follow(&mut first, json!({"type": "follow", "file": "e.log"}));
+    let mut second = hub(&server, "e2");
+    // Appended just before the second follow, with no time for the
+    // tailer's wake-up: still before "the end".
+    append(&log, "before\n");
+    let reply = follow(&mut second, json!({"type": "follow", "file": "e.log"}));
+    assert_eq!(reply["offset"], 7);
+    append(&log, "after\n");
+    assert_eq!(data(&mut second), ("after".into(), 13));
+    assert_eq!(data(&mut first), ("before".into(), 7));
+}
