@@ -31,7 +31,7 @@ fn heavy_follow_unfollow_cycles_leave_nothing_behind() {
     drop(ws);
     // The baseline is taken once no connection thread is left: a count
     // taken while the warm-up connection's threads exit would be too high.
-    let threads = settled_threads(&server);
+    let threads = server.settled_threads();
     let fds = server.fds();
     let mut writer = std::fs::OpenOptions::new()
         .append(true)
@@ -83,56 +83,11 @@ fn heavy_follow_unfollow_cycles_leave_nothing_behind() {
         assert_eq!(d["payload"], format!("line {i}"));
     }
     drop(steady);
-    wait_threads(&server, threads);
+    server.wait_threads(threads);
     server.wait_until("descriptors back to the baseline", || server.fds() == fds);
     eprintln!(
         "after 1000 cycles: {} threads, {} fds",
         server.threads(),
         server.fds()
     );
-}
-
-/// Waits for the server to have `n` threads; fails naming the threads.
-fn wait_threads(server: &Server, n: usize) {
-    let names = || {
-        let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
-            .unwrap()
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-            .map(|n| n.trim().to_string())
-            .collect();
-        names.sort();
-        names
-    };
-    let deadline = std::time::Instant::now() + support::WAIT;
-    while server.threads() != n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} threads, not {n}: {:?}",
-            server.threads(),
-            names()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-/// The server's thread count once no connection thread ("conn", "read-N")
-/// is left.
-fn settled_threads(server: &Server) -> usize {
-    let deadline = std::time::Instant::now() + support::WAIT;
-    loop {
-        let busy = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
-            .unwrap()
-            .flatten()
-            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-            .any(|n| n.starts_with("conn") || n.starts_with("read-"));
-        if !busy {
-            return server.threads();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "connection threads linger"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
 }
