@@ -69,8 +69,10 @@ impl Shared {
 
     /// The body of `GET /metrics`.
     pub fn metrics_text(&self) -> String {
-        self.metrics
-            .render(self.uptime_s(), &self.hub.metrics_text())
+        let mut extra = self.hub.metrics_text();
+        extra.push_str(&self.tails.metrics_text());
+        extra.push_str(&self.spools.metrics_text());
+        self.metrics.render(self.uptime_s(), &extra)
     }
 }
 

@@ -7,7 +7,17 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use support::{next_json, next_of_type, send_json, Server};
+use support::{next_of_type, send_json, Server};
+
+/// The next message that is not another client's presence news.
+fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
+    loop {
+        let v = support::next_json(ws);
+        if v["type"] != "user_joined" && v["type"] != "user_left" {
+            return v;
+        }
+    }
+}
 use tungstenite::WebSocket;
 
 fn server_with_tail() -> (Server, PathBuf) {
@@ -41,13 +51,13 @@ fn epoch(path: &Path) -> String {
 
 fn follow(ws: &mut WebSocket<TcpStream>, msg: Value) -> Value {
     send_json(ws, msg);
-    let reply = next_json(ws);
+    let reply = next_msg(ws);
     assert_eq!(reply["type"], "following", "{reply}");
     reply
 }
 
 fn data(ws: &mut WebSocket<TcpStream>) -> (String, u64) {
-    let d = next_json(ws);
+    let d = next_msg(ws);
     assert_eq!(d["type"], "data", "{d}");
     (
         d["payload"].as_str().unwrap().to_string(),
@@ -73,7 +83,7 @@ fn from_end_sends_only_new_lines_and_completes_the_partial_one() {
     assert_eq!(reply["epoch"], epoch(&log));
     append(&log, "ial\nnew\n");
     assert_eq!(data(&mut ws), ("partial".to_string(), 18));
-    let d = next_json(&mut ws);
+    let d = next_msg(&mut ws);
     assert_eq!(
         d,
         json!({"type": "data", "file": "app.log", "payload": "new", "offset": 22, "epoch": epoch(&log)})
@@ -190,11 +200,12 @@ fn followers_of_one_file_share_one_tailer() {
     for ws in &mut clients {
         send_json(ws, json!({"type": "unfollow", "file": "shared.log"}));
         assert_eq!(
-            next_json(ws),
+            next_msg(ws),
             json!({"type": "unfollowed", "file": "shared.log"})
         );
     }
     server.wait_until("the tailer to stop", || server.threads() == before);
+    assert_eq!(server.metric("strand_tailers"), 0.0);
 }
 
 #[test]
@@ -209,16 +220,16 @@ fn no_data_after_unfollowed() {
     append(&a, "a1\n");
     assert_eq!(data(&mut ws), ("a1".into(), 3));
     send_json(&mut ws, json!({"type": "unfollow", "file": "a.log"}));
-    assert_eq!(next_json(&mut ws)["type"], "unfollowed");
+    assert_eq!(next_msg(&mut ws)["type"], "unfollowed");
     append(&a, "a2\n");
     std::thread::sleep(std::time::Duration::from_millis(50));
     append(&b, "b1\n");
-    let d = next_json(&mut ws);
+    let d = next_msg(&mut ws);
     assert_eq!((&d["file"], &d["payload"]), (&json!("b.log"), &json!("b1")));
     // Unfollowing what is not followed is answered the same way.
     send_json(&mut ws, json!({"type": "unfollow", "file": "a.log"}));
     assert_eq!(
-        next_json(&mut ws),
+        next_msg(&mut ws),
         json!({"type": "unfollowed", "file": "a.log"})
     );
 }
@@ -237,4 +248,44 @@ fn files_lists_what_follow_may_name() {
         body,
         json!({"files": [{"name": "a.log", "size": 1}, {"name": "b.log", "size": 5}]})
     );
+}
+
+#[test]
+fn a_follower_that_does_not_read_is_cut_off_without_slowing_the_others() {
+    let (server, tail) = server_with_tail();
+    let log = tail.join("fast.log");
+    append(&log, "");
+    let mut slow = hub(&server, "slow");
+    follow(&mut slow, json!({"type": "follow", "file": "fast.log"}));
+    let mut fast = hub(&server, "fast");
+    follow(&mut fast, json!({"type": "follow", "file": "fast.log"}));
+    let line = "y".repeat(60_000);
+    // In step with the reading follower: 36 MB in all, far more than the
+    // socket buffers and the 1 MiB queue of the one that does not read.
+    for i in 0..600u64 {
+        append(&log, &format!("{line}\n"));
+        assert_eq!(data(&mut fast).1, (i + 1) * 60_001);
+    }
+    assert_eq!(support::close_code(&mut slow), 1008);
+    assert!(server.metric("strand_slow_consumer_closes_total") >= 1.0);
+    append(&log, "after\n");
+    assert_eq!(data(&mut fast).0, "after");
+}
+
+#[test]
+fn from_end_is_the_end_of_the_file_now_even_on_a_shared_tailer() {
+    let (server, tail) = server_with_tail();
+    let log = tail.join("e.log");
+    append(&log, "");
+    let mut first = hub(&server, "e1");
+    follow(&mut first, json!({"type": "follow", "file": "e.log"}));
+    let mut second = hub(&server, "e2");
+    // Appended just before the second follow, with no time for the
+    // tailer's wake-up: still before "the end".
+    append(&log, "before\n");
+    let reply = follow(&mut second, json!({"type": "follow", "file": "e.log"}));
+    assert_eq!(reply["offset"], 7);
+    append(&log, "after\n");
+    assert_eq!(data(&mut second), ("after".into(), 13));
+    assert_eq!(data(&mut first), ("before".into(), 7));
 }

@@ -5,11 +5,21 @@ mod support;
 
 use serde_json::{json, Value};
 use std::os::unix::fs::symlink;
-use support::{next_json, next_of_type, send_json, Server};
+use support::{next_of_type, send_json, Server};
+
+/// The next message that is not another client's presence news.
+fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
+    loop {
+        let v = support::next_json(ws);
+        if v["type"] != "user_joined" && v["type"] != "user_left" {
+            return v;
+        }
+    }
+}
 
 fn code(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, msg: Value) -> String {
     send_json(ws, msg.clone());
-    let reply = next_json(ws);
+    let reply = next_msg(ws);
     assert_eq!(reply["type"], "error", "{msg} got {reply}");
     reply["code"].as_str().unwrap().to_string()
 }
@@ -71,8 +81,8 @@ fn escapes_are_bad_files() {
         &mut ws,
         json!({"type": "follow", "file": "alias", "from": "start"}),
     );
-    assert_eq!(next_json(&mut ws)["type"], "following");
-    let d = next_json(&mut ws);
+    assert_eq!(next_msg(&mut ws)["type"], "following");
+    let d = next_msg(&mut ws);
     assert_eq!((&d["file"], &d["payload"]), (&json!("alias"), &json!("ok")));
 }
 

@@ -8,7 +8,17 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use support::{next_json, next_of_type, send_json, Server};
+use support::{next_of_type, send_json, Server};
+
+/// The next message that is not another client's presence news.
+fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
+    loop {
+        let v = support::next_json(ws);
+        if v["type"] != "user_joined" && v["type"] != "user_left" {
+            return v;
+        }
+    }
+}
 use tungstenite::WebSocket;
 
 fn server_with_tail() -> (Server, PathBuf) {
@@ -41,7 +51,7 @@ fn epoch(path: &Path) -> String {
 }
 
 fn expect(ws: &mut WebSocket<TcpStream>, ty: &str) -> Value {
-    let v = next_json(ws);
+    let v = next_msg(ws);
     assert_eq!(v["type"], ty, "{v}");
     v
 }
@@ -88,13 +98,19 @@ fn rotation_by_rename_and_create_is_followed() {
     append(&log, "before\n");
     assert_eq!(expect(&mut ws, "data")["payload"], "before");
     // The writer's last lines land in the old file just before the move.
-    append(&log, "last-old\n");
+    append(&log, "last-old\nunfinished");
     std::fs::rename(&log, tail.join("r.log.1")).unwrap();
     append(&log, "first-new\n");
     let d = expect(&mut ws, "data");
     assert_eq!(
         (&d["payload"], &d["epoch"]),
         (&json!("last-old"), &json!(old_epoch))
+    );
+    // The old file's unfinished line is sent as it is, not lost.
+    let d = expect(&mut ws, "data");
+    assert_eq!(
+        (&d["payload"], &d["offset"]),
+        (&json!("unfinished"), &json!(26))
     );
     assert_eq!(
         expect(&mut ws, "rotated"),
@@ -177,7 +193,7 @@ fn a_rotation_during_a_catch_up_restarts_it_on_the_new_file() {
     let mut saw_rotated = false;
     let mut last = 0;
     loop {
-        let v = next_json(&mut ws);
+        let v = next_msg(&mut ws);
         match v["type"].as_str().unwrap() {
             "rotated" => {
                 assert!(!saw_rotated);

@@ -22,7 +22,12 @@ const PAYLOAD: usize = 1000;
 const WINDOW: u64 = 32;
 
 /// Counts this room's messages on a reading thread, checking their order.
-fn count_in_order(mut ws: WebSocket<TcpStream>, counter: Arc<AtomicU64>, me: &'static str) {
+/// Returns the socket, so that it stays connected.
+fn count_in_order(
+    mut ws: WebSocket<TcpStream>,
+    counter: Arc<AtomicU64>,
+    me: &'static str,
+) -> WebSocket<TcpStream> {
     let mut next = 0u64;
     while next < MESSAGES {
         match ws.read() {
@@ -39,6 +44,7 @@ fn count_in_order(mut ws: WebSocket<TcpStream>, counter: Arc<AtomicU64>, me: &'s
             Err(e) => panic!("{me}: connection failed after {next} messages: {e}"),
         }
     }
+    ws
 }
 
 #[test]
@@ -88,9 +94,7 @@ fn heavy_a_stalled_member_is_cut_off_and_the_healthy_one_gets_everything() {
             rss_max = rss_max.max(server.rss_kib());
         }
     }
-    for r in readers {
-        r.join().unwrap();
-    }
+    let _still_connected: Vec<_> = readers.into_iter().map(|r| r.join().unwrap()).collect();
     rss_max = rss_max.max(server.rss_kib());
 
     server.wait_until("the slow consumer is counted", || {

@@ -5,7 +5,17 @@ mod support;
 
 use serde_json::json;
 use std::time::Duration;
-use support::{next_json, next_of_type, send_json, Server};
+use support::{next_of_type, send_json, Server};
+
+/// The next message that is not another client's presence news.
+fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
+    loop {
+        let v = support::next_json(ws);
+        if v["type"] != "user_joined" && v["type"] != "user_left" {
+            return v;
+        }
+    }
+}
 
 /// (pid, ppid, pgid, state) of every process, from /proc.
 fn processes() -> Vec<(u32, u32, u32, String)> {
@@ -58,10 +68,10 @@ fn a_producer_streams_its_stdout_and_is_reaped_on_stop() {
     let server = Server::start(&["--producer", TICK]);
     let mut ws = hub(&server, "p1");
     send_json(&mut ws, json!({"type": "start", "producer": "tick"}));
-    let started = next_json(&mut ws);
+    let started = next_msg(&mut ws);
     assert_eq!(started["type"], "started");
     assert_eq!(started["producer"], "tick");
-    let first = next_json(&mut ws);
+    let first = next_msg(&mut ws);
     let pgid: u32 = first["payload"]
         .as_str()
         .unwrap()
@@ -70,7 +80,7 @@ fn a_producer_streams_its_stdout_and_is_reaped_on_stop() {
         .parse()
         .unwrap();
     for i in 1..=5 {
-        let data = next_json(&mut ws);
+        let data = next_msg(&mut ws);
         assert_eq!(data["payload"], format!("tick_{i}"));
     }
     assert!(children(server.pid()) >= 1, "the producer runs as a child");
@@ -90,10 +100,10 @@ fn disconnect_reaps_even_a_producer_that_ignores_sigterm() {
     ]);
     let mut ws = hub(&server, "p2");
     send_json(&mut ws, json!({"type": "start", "producer": "stubborn"}));
-    assert_eq!(next_json(&mut ws)["type"], "started");
-    let first = next_json(&mut ws);
+    assert_eq!(next_msg(&mut ws)["type"], "started");
+    let first = next_msg(&mut ws);
     let pgid: u32 = first["payload"].as_str().unwrap()[4..].parse().unwrap();
-    assert_eq!(next_json(&mut ws)["payload"], "x");
+    assert_eq!(next_msg(&mut ws)["payload"], "x");
     assert!(group_members(pgid) >= 1);
     let t = std::time::Instant::now();
     drop(ws);
@@ -110,12 +120,12 @@ fn a_producer_that_exits_ends_the_stream_and_says_so() {
     ]);
     let mut ws = hub(&server, "p3");
     send_json(&mut ws, json!({"type": "start", "producer": "once"}));
-    assert_eq!(next_json(&mut ws)["type"], "started");
+    assert_eq!(next_msg(&mut ws)["type"], "started");
     let payloads: Vec<_> = (0..3)
-        .map(|_| next_json(&mut ws)["payload"].clone())
+        .map(|_| next_msg(&mut ws)["payload"].clone())
         .collect();
     assert_eq!(payloads, [json!("one"), json!("three"), json!("partial")]);
-    let stopped = next_json(&mut ws);
+    let stopped = next_msg(&mut ws);
     assert_eq!(stopped["type"], "stopped", "{stopped}");
     assert_eq!(stopped["lines"], 3);
     assert_eq!(stopped["reason"], "producer_exited");
@@ -127,10 +137,10 @@ fn a_producer_that_exits_ends_the_stream_and_says_so() {
     assert_eq!(children(server.pid()), 0);
     // The stream is over: stop says so, and start works again.
     send_json(&mut ws, json!({"type": "stop"}));
-    assert_eq!(next_json(&mut ws)["code"], "not_running");
+    assert_eq!(next_msg(&mut ws)["code"], "not_running");
     send_json(&mut ws, json!({"type": "start", "producer": "once"}));
-    assert_eq!(next_json(&mut ws)["type"], "started");
-    assert_eq!(next_json(&mut ws)["payload"], "one");
+    assert_eq!(next_msg(&mut ws)["type"], "started");
+    assert_eq!(next_msg(&mut ws)["payload"], "one");
     assert_eq!(
         next_of_type(&mut ws, "stopped")["reason"],
         "producer_exited"
@@ -142,7 +152,7 @@ fn a_second_start_while_a_producer_runs_is_already_running() {
     let server = Server::start(&["--producer", TICK]);
     let mut ws = hub(&server, "p4");
     send_json(&mut ws, json!({"type": "start", "producer": "tick"}));
-    assert_eq!(next_json(&mut ws)["type"], "started");
+    assert_eq!(next_msg(&mut ws)["type"], "started");
     send_json(&mut ws, json!({"type": "start", "producer": "tick"}));
     assert_eq!(next_of_type(&mut ws, "error")["code"], "already_running");
     send_json(&mut ws, json!({"type": "stop"}));
@@ -163,8 +173,8 @@ fn sigterm_stops_streams_and_producers_before_exit() {
     );
     let mut ws = hub(&server, "p5");
     send_json(&mut ws, json!({"type": "start", "producer": "tick"}));
-    assert_eq!(next_json(&mut ws)["type"], "started");
-    let pgid: u32 = next_json(&mut ws)["payload"].as_str().unwrap()[4..]
+    assert_eq!(next_msg(&mut ws)["type"], "started");
+    let pgid: u32 = next_msg(&mut ws)["payload"].as_str().unwrap()[4..]
         .parse()
         .unwrap();
     send_json(&mut ws, json!({"type": "follow", "file": "a.log"}));

@@ -4,7 +4,17 @@ mod support;
 
 use serde_json::{json, Value};
 use std::net::TcpStream;
-use support::{next_json, next_of_type, send_json, Server};
+use support::{next_of_type, send_json, Server};
+
+/// The next message that is not another client's presence news.
+fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
+    loop {
+        let v = support::next_json(ws);
+        if v["type"] != "user_joined" && v["type"] != "user_left" {
+            return v;
+        }
+    }
+}
 use tungstenite::WebSocket;
 
 fn hub(server: &Server, id: &str) -> WebSocket<TcpStream> {
@@ -30,11 +40,11 @@ fn resume_after_a_disconnect_loses_nothing_and_repeats_nothing() {
     let spool_path = server.dir.path().join("data/rita.spool");
     let mut ws = hub(&server, "rita");
     send_json(&mut ws, json!({"type": "start", "interval_ms": 2}));
-    let started = next_json(&mut ws);
+    let started = next_msg(&mut ws);
     let epoch = started["epoch"].as_str().unwrap().to_string();
     let mut last = 0;
     for _ in 0..20 {
-        let d = next_json(&mut ws);
+        let d = next_msg(&mut ws);
         assert_eq!(d["type"], "data");
         last = d["offset"].as_u64().unwrap();
     }
@@ -49,14 +59,14 @@ fn resume_after_a_disconnect_loses_nothing_and_repeats_nothing() {
         &mut ws,
         json!({"type": "start", "interval_ms": 2, "from": last, "epoch": epoch}),
     );
-    let started = next_json(&mut ws);
+    let started = next_msg(&mut ws);
     assert_eq!(started["type"], "started", "{started}");
     assert_eq!(started["resumed"], true);
     assert_eq!(started["from"], last);
     assert_eq!(started["epoch"], epoch.as_str());
     let mut replayed_or_new = Vec::new();
     for _ in 0..80 {
-        let d = next_json(&mut ws);
+        let d = next_msg(&mut ws);
         assert_eq!(d["type"], "data", "{d}");
         replayed_or_new.push(d);
     }
@@ -87,20 +97,20 @@ fn resume_with_an_unknown_epoch_replays_what_is_kept() {
     let server = Server::start(&[]);
     let mut ws = hub(&server, "sam");
     send_json(&mut ws, json!({"type": "start", "interval_ms": 60_000}));
-    next_json(&mut ws);
-    let first = next_json(&mut ws);
+    next_msg(&mut ws);
+    let first = next_msg(&mut ws);
     send_json(&mut ws, json!({"type": "stop"}));
     next_of_type(&mut ws, "stopped");
     send_json(
         &mut ws,
         json!({"type": "start", "interval_ms": 60_000, "from": 999, "epoch": "1:1"}),
     );
-    let started = next_json(&mut ws);
+    let started = next_msg(&mut ws);
     assert_eq!(
         (&started["resumed"], &started["from"]),
         (&json!(false), &json!(0))
     );
-    let replay = next_json(&mut ws);
+    let replay = next_msg(&mut ws);
     assert_eq!(replay["payload"], first["payload"]);
     assert_eq!(replay["offset"], first["offset"]);
 }
@@ -111,13 +121,13 @@ fn the_spool_rotates_at_its_limit_and_keeps_one_generation() {
     let data = server.dir.path().join("data");
     let mut ws = hub(&server, "lim");
     send_json(&mut ws, json!({"type": "start", "interval_ms": 1}));
-    let started = next_json(&mut ws);
+    let started = next_msg(&mut ws);
     let mut epochs = vec![started["epoch"].as_str().unwrap().to_string()];
     let mut prev: Option<Value> = None;
     let mut per_epoch_last = Vec::new();
     let mut count = 0;
     while epochs.len() < 4 {
-        let d = next_json(&mut ws);
+        let d = next_msg(&mut ws);
         let epoch = d["epoch"].as_str().unwrap();
         let offset = d["offset"].as_u64().unwrap();
         assert!(offset <= 1024, "the spool grew past its limit: {d}");
@@ -159,15 +169,15 @@ fn the_spool_rotates_at_its_limit_and_keeps_one_generation() {
         &mut ws,
         json!({"type": "start", "interval_ms": 60_000, "from": from, "epoch": previous}),
     );
-    let started = next_json(&mut ws);
+    let started = next_msg(&mut ws);
     assert_eq!(started["resumed"], true, "{started}");
     assert_eq!(started["from_epoch"], previous.as_str());
-    let d = next_json(&mut ws);
+    let d = next_msg(&mut ws);
     assert_eq!(d["epoch"], previous.as_str());
     assert!(d["offset"].as_u64().unwrap() > from);
     let mut d = d;
     while d["epoch"] == previous.as_str() {
-        d = next_json(&mut ws);
+        d = next_msg(&mut ws);
     }
     assert_eq!(d["epoch"], started["epoch"]);
     assert_eq!(started["epoch"], current.as_str());
@@ -178,10 +188,10 @@ fn the_spool_rotates_at_its_limit_and_keeps_one_generation() {
         &mut ws,
         json!({"type": "start", "interval_ms": 60_000, "from": 10, "epoch": epochs[1]}),
     );
-    let started = next_json(&mut ws);
+    let started = next_msg(&mut ws);
     assert_eq!(started["resumed"], false, "{started}");
     assert_eq!(started["from"], 0);
     assert_eq!(started["from_epoch"], previous.as_str());
-    let d = next_json(&mut ws);
+    let d = next_msg(&mut ws);
     assert_eq!(d["offset"].as_u64().unwrap(), from);
 }

@@ -6,14 +6,15 @@
 
 use crate::broker::Broker;
 use crate::hub::clients::Clients;
-use crate::hub::room::{Joined, Member, Since};
+use crate::hub::flusher::{Flusher, FlusherThread};
+use crate::hub::room::{Joined, Member, RoomCtx, Since};
 use crate::hub::rooms::Rooms;
 use crate::hub::stats::HubStats;
 use crate::hub::wire;
 use crate::ws::Outbox;
 use serde_json::Value;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Rooms and clients in this process.
 #[derive(Debug)]
@@ -21,15 +22,26 @@ pub struct LocalBroker {
     rooms: Rooms,
     clients: Clients,
     stats: Arc<HubStats>,
+    flusher: Mutex<FlusherThread>,
 }
 
 impl LocalBroker {
-    /// A broker whose rooms keep `keep` messages numbered in `epoch`.
+    /// A broker whose rooms keep `keep` messages numbered in `epoch`;
+    /// starts the thread that flushes rooms' notice batches.
     pub fn new(epoch: String, keep: usize, stats: Arc<HubStats>) -> LocalBroker {
+        let (flusher, thread) = Flusher::start();
+        let ctx = RoomCtx {
+            epoch,
+            generation: Default::default(),
+            keep,
+            stats: stats.clone(),
+            flusher,
+        };
         LocalBroker {
-            rooms: Rooms::new(epoch, keep),
+            rooms: Rooms::new(ctx),
             clients: Clients::default(),
             stats,
+            flusher: Mutex::new(thread),
         }
     }
 }
@@ -37,10 +49,6 @@ impl LocalBroker {
 impl Broker for LocalBroker {
     fn name(&self) -> &'static str {
         "local"
-    }
-
-    fn epoch(&self) -> String {
-        self.rooms.epoch().to_string()
     }
 
     fn connect(&self, client_id: &str, conn: u64, outbox: Arc<Outbox>) {
@@ -56,26 +64,15 @@ impl Broker for LocalBroker {
     }
 
     fn join(&self, room: &str, member: Member, since: Option<&Since>) -> Joined {
-        let (joined, fanout) = self.rooms.join(room, member, since);
-        self.stats.count(fanout);
-        joined
+        self.rooms.join(room, member, since)
     }
 
     fn leave(&self, room: &str, conn: u64, tell_leaver: bool) -> bool {
-        match self.rooms.leave(room, conn, tell_leaver) {
-            Some(fanout) => {
-                self.stats.count(fanout);
-                true
-            }
-            None => false,
-        }
+        self.rooms.leave(room, conn, tell_leaver)
     }
 
     fn publish(&self, room: &str, conn: u64, content: &str, timestamp: &Value) -> Option<u64> {
-        let (seq, fanout) = self.rooms.publish(room, conn, content, timestamp)?;
-        self.stats.room_messages.fetch_add(1, Relaxed);
-        self.stats.count(fanout);
-        Some(seq)
+        self.rooms.publish(room, conn, content, timestamp)
     }
 
     fn global(&self, from: &str, content: &str, timestamp: &Value) {
@@ -100,14 +97,10 @@ impl Broker for LocalBroker {
     fn broadcast(&self, room: Option<&str>, message: &str) -> usize {
         self.stats.broadcasts.fetch_add(1, Relaxed);
         match room {
-            Some(name) => match self.rooms.get(name) {
-                Some(room) => {
-                    let (reached, fanout) = room.broadcast(message, false);
-                    self.stats.count(fanout);
-                    reached
-                }
-                None => 0,
-            },
+            Some(name) => self
+                .rooms
+                .get(name)
+                .map_or(0, |room| room.broadcast(message, false)),
             None => {
                 // Hub clients once each through the registry (whatever
                 // rooms they are in), text members through their room.
@@ -115,9 +108,7 @@ impl Broker for LocalBroker {
                 let (mut reached, fanout) = self.clients.send_all(&frame);
                 self.stats.count(fanout);
                 for room in self.rooms.all() {
-                    let (text_members, fanout) = room.broadcast(message, true);
-                    reached += text_members;
-                    self.stats.count(fanout);
+                    reached += room.broadcast(message, true);
                 }
                 reached
             }
@@ -154,5 +145,12 @@ impl Broker for LocalBroker {
 
     fn clients(&self) -> usize {
         self.clients.len()
+    }
+
+    fn shutdown(&self) {
+        self.flusher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stop();
     }
 }

@@ -20,9 +20,6 @@ pub trait Broker: Send + Sync {
     /// `"local"`, or the name `/healthz` reports for this broker.
     fn name(&self) -> &'static str;
 
-    /// The epoch in which room messages are numbered now.
-    fn epoch(&self) -> String;
-
     /// Registers hub client `client_id` (connection `conn`) and announces
     /// it with `user_joined`; an older connection with the same id is
     /// closed with 4001.
@@ -68,4 +65,7 @@ pub trait Broker: Send + Sync {
 
     /// Connected hub clients.
     fn clients(&self) -> usize;
+
+    /// Stops the broker's helper threads (at server shutdown).
+    fn shutdown(&self) {}
 }

@@ -87,6 +87,13 @@ impl Follows {
     }
 }
 
+impl Drop for Follows {
+    /// However the connection ended, its follows end with it.
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
 fn file_field(message: &Value) -> Result<&str, WireError> {
     message["file"].as_str().ok_or_else(|| {
         WireError::new(

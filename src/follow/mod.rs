@@ -143,18 +143,30 @@ impl Tails {
         outbox: &Arc<Outbox>,
     ) -> Result<FollowHandle, WireError> {
         let path = path::resolve(self.dir.as_deref(), name)?;
-        let dir = self.dir.as_deref().expect("resolve checked the tail dir");
+        let Some(dir) = self.dir.as_deref() else {
+            return Err(WireError::new(ErrorCode::BadFile, "following is off"));
+        };
         let mut tailers = self.registry.lock();
         let tailer = match tailers.get(name) {
             Some(t) if !t.stopping() => t.clone(),
             _ => {
                 let t = Tailer::start(dir, name, path, self.poll).map_err(|e| {
-                    WireError::new(ErrorCode::NotFound, format!("cannot open {name:?}: {e}"))
+                    // It changed since `resolve` looked: gone, or swapped
+                    // for something that may not be followed.
+                    let code = if e.kind() == std::io::ErrorKind::NotFound {
+                        ErrorCode::NotFound
+                    } else {
+                        ErrorCode::BadFile
+                    };
+                    WireError::new(code, format!("cannot open {name:?}: {e}"))
                 })?;
                 tailers.insert(name.to_string(), t.clone());
                 t
             }
         };
+        if let Err(e) = tailer.step() {
+            log::debug!("tail of {name}: {e}");
+        }
         let id = tailer.next_follower_id();
         let start = {
             let mut st = tailer.lock();
@@ -231,6 +243,19 @@ impl Tails {
         if last {
             tailer.stop_and_join();
         }
+    }
+
+    /// The `strand_tailers` and `strand_followers` gauges, as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        let tailers = self.registry.lock();
+        let followers: usize = tailers.values().map(|t| t.lock().followers.len()).sum();
+        format!(
+            "# HELP strand_tailers Files followed now (one tailer thread each).\n\
+             # TYPE strand_tailers gauge\nstrand_tailers {}\n\
+             # HELP strand_followers Follows of files now.\n\
+             # TYPE strand_followers gauge\nstrand_followers {followers}\n",
+            tailers.len()
+        )
     }
 
     /// Stops the watch and every tailer thread (server shutdown).

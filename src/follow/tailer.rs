@@ -173,8 +173,10 @@ impl Tailer {
         }
     }
 
-    /// Reads what is new; notices truncation and rotation.
-    fn step(&self) -> io::Result<()> {
+    /// Reads what is new; notices truncation and rotation. The tailer
+    /// thread calls it when woken; `follow` too, so that "the end" a new
+    /// follower starts at is the file's end now, not at the last wake-up.
+    pub fn step(&self) -> io::Result<()> {
         let mut st = self.lock();
         let replaced = match std::fs::metadata(&self.path) {
             Ok(m) => identity(&m) != st.id,
@@ -187,6 +189,11 @@ impl Tailer {
             self.read_new(&mut st)?;
             // Not (or no longer) a file we may follow: keep waiting.
             let file = super::path::open_checked(&self.dir, &self.path)?;
+            // The old file's unfinished last line will never be finished.
+            if !st.partial.is_empty() {
+                let offset = st.line_end + st.partial.len() as u64;
+                self.fan_out(&st, &st.partial, offset);
+            }
             let meta = file.metadata()?;
             st.file = Arc::new(file);
             st.id = identity(&meta);
@@ -214,6 +221,15 @@ impl Tailer {
         }
     }
 
+    /// Queues one line to every live follower, encoded once.
+    fn fan_out(&self, st: &State, line: &[u8], offset: u64) {
+        let encoded: Arc<[u8]> =
+            frame::text(&data_json(&self.name, line, offset, &st.epoch)).into();
+        for f in st.followers.iter().filter(|f| f.live) {
+            f.outbox.send(encoded.clone());
+        }
+    }
+
     fn read_new(&self, st: &mut State) -> io::Result<()> {
         let size = st.file.metadata()?.len();
         let mut buf = vec![0; CHUNK.min(size.saturating_sub(st.pos) as usize)];
@@ -228,16 +244,15 @@ impl Tailer {
             let mut used = 0;
             while let Some((body, len)) = next_line(&st.partial[used..]) {
                 let offset = st.line_end + len as u64;
-                let line = &st.partial[used..used + body];
-                let text = data_json(&self.name, line, offset, &st.epoch);
-                let encoded: Arc<[u8]> = frame::text(&text).into();
-                for f in st.followers.iter().filter(|f| f.live) {
-                    f.outbox.send(encoded.clone());
-                }
+                self.fan_out(st, &st.partial[used..used + body], offset);
                 st.line_end = offset;
                 used += len;
             }
             st.partial.drain(..used);
+        }
+        // Keep no more than a line's worth of buffer between reads.
+        if st.partial.capacity() > 2 * MAX_LINE {
+            st.partial.shrink_to(MAX_LINE);
         }
         Ok(())
     }

@@ -3,6 +3,9 @@
 //!
 //! - [`room`]: one room: members of both dialects, history, `seq`, and the
 //!   atomic join-with-replay.
+//! - [`notices`], [`flusher`]: join and leave notices coalesced over 2 ms,
+//!   so forming a big room costs O(members) wake-ups per window instead of
+//!   one per notice.
 //! - [`rooms`]: the table of rooms by name.
 //! - [`clients`]: the registry of hub clients by `client_id` (replacement
 //!   with 4001, `user_joined`/`user_left`, direct and global messages).
@@ -32,9 +35,9 @@
 //! URL room; a hub `message` to a room requires membership; global
 //! messages and `system_notification` reach hub clients only, a
 //! `POST /broadcast` to everyone reaches text members too; presence lists
-//! distinct names, counts count connections; the epoch is new at every
-//! server start and a room that has numbered a message keeps its history
-//! until the server stops.
+//! distinct names, counts count connections; a room's epoch names the
+//! server's life and the room's generation, and an empty room keeps its
+//! history while it is among the 1,024 most recently emptied.
 
 use crate::broker::local::LocalBroker;
 use crate::broker::Broker;
@@ -48,6 +51,8 @@ use std::time::Duration;
 
 pub mod api;
 pub mod clients;
+pub mod flusher;
+pub mod notices;
 pub mod room;
 pub mod rooms;
 pub mod stats;
@@ -114,6 +119,7 @@ impl Hub {
                 log::error!("the notification thread panicked");
             }
         }
+        self.broker.shutdown();
     }
 }
 

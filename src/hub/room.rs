@@ -10,12 +10,18 @@
 //! Sending under the lock is fine: [`Outbox::send`] only queues (it never
 //! touches a socket and never waits). Each message is encoded once per
 //! dialect and the same `Arc` frame is queued to every member, so a fan-out
-//! costs one cheap push per member.
+//! costs one cheap push per member. Join and leave notices are coalesced
+//! (see [`crate::hub::notices`]) and always flushed before the next message.
 
+use crate::hub::flusher::Flusher;
+use crate::hub::notices::{self, Batch};
+use crate::hub::stats::HubStats;
 use crate::hub::wire;
 use crate::ws::Outbox;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How a member is spoken to.
@@ -49,10 +55,17 @@ pub struct Since {
     pub epoch: Option<String>,
 }
 
+/// A room's history holds at most this many bytes of messages (besides
+/// `--room-history` messages), so a few huge messages cannot pin memory.
+pub const HISTORY_BYTES: usize = 1 << 20;
+
 /// What a join gives the joiner to send itself, directly, before anything
-/// queued on its outbox.
+/// queued on its outbox. When the joiner's outbox still held frames, the
+/// recovery and replay were queued behind them instead, and are not here.
 #[derive(Debug, Default)]
 pub struct Joined {
+    /// The room's current epoch.
+    pub epoch: String,
     /// `Some(recovered)` when the join asked for `since`.
     pub recovered: Option<bool>,
     /// The held messages after `since`, in order (JSON texts).
@@ -79,10 +92,29 @@ impl Fanout {
     }
 }
 
+/// What every room of one table shares.
+#[derive(Debug)]
+pub struct RoomCtx {
+    /// The server life's epoch; each room's epoch is this plus the room's
+    /// generation, so a room that is retired and created again never
+    /// reuses an epoch with a restarted sequence.
+    pub epoch: String,
+    /// Rooms created so far, numbering generations.
+    pub generation: AtomicU64,
+    /// Messages kept per room.
+    pub keep: usize,
+    /// Where deliveries are counted.
+    pub stats: Arc<HubStats>,
+    /// Where notice batches are scheduled.
+    pub flusher: Flusher,
+}
+
 /// A room. Created by the room table; see the module docs.
 #[derive(Debug)]
 pub struct Room {
     name: String,
+    epoch: String,
+    ctx: Arc<RoomCtx>,
     state: Mutex<State>,
 }
 
@@ -91,8 +123,11 @@ struct State {
     members: HashMap<u64, Joiner>,
     text_members: usize,
     history: VecDeque<Held>,
+    history_bytes: usize,
     /// The `seq` of the next message: 1 in a new room.
     next_seq: u64,
+    /// Join and leave notices not yet queued.
+    batch: Batch,
     /// Removed from the table: a joiner that finds this looks again.
     dead: bool,
 }
@@ -103,6 +138,8 @@ struct Joiner {
     /// The last `seq` before this member joined: it receives every later
     /// message live.
     joined_after: u64,
+    /// The first notice of the current batch this member should see.
+    from: usize,
 }
 
 #[derive(Debug)]
@@ -119,14 +156,19 @@ struct Frames {
 
 impl Room {
     /// An empty room called `name`.
-    pub fn new(name: &str) -> Room {
+    pub fn new(name: &str, ctx: Arc<RoomCtx>) -> Room {
+        let generation = ctx.generation.fetch_add(1, Relaxed) + 1;
         Room {
             name: name.to_string(),
+            epoch: format!("{}.{generation}", ctx.epoch),
+            ctx,
             state: Mutex::new(State {
                 members: HashMap::new(),
                 text_members: 0,
                 history: VecDeque::new(),
+                history_bytes: 0,
                 next_seq: 1,
+                batch: Batch::default(),
                 dead: false,
             }),
         }
@@ -137,22 +179,23 @@ impl Room {
         &self.name
     }
 
+    /// The epoch of this room's sequence.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere must not take every room down with it; the
         // state is consistent after every single statement that changes it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds `member`, answering `since` from the history, and tells every
-    /// member (the joiner included when it speaks JSON; a text joiner is
-    /// told nothing) in its dialect. `None` when the room was removed from
-    /// the table meanwhile: look it up again.
-    pub fn join(
-        &self,
-        member: Member,
-        since: Option<&Since>,
-        epoch: &str,
-    ) -> Option<(Joined, Fanout)> {
+    /// Adds `member`, answering `since` from the history, and announces it
+    /// to every member in its dialect (the joiner included when it speaks
+    /// JSON; a text joiner is told nothing). `None` when the room was
+    /// removed from the table meanwhile: look it up again.
+    pub fn join(self: &Arc<Self>, member: Member, since: Option<&Since>) -> Option<Joined> {
+        let epoch = self.epoch.as_str();
         let mut state = self.lock();
         if state.dead {
             return None;
@@ -167,108 +210,168 @@ impl Room {
                     && s.seq >= joiner.joined_after
                     && s.seq <= last
             });
-            let joined = Joined {
+            return Some(Joined {
+                epoch: epoch.to_string(),
                 recovered,
                 replay: Vec::new(),
                 already: true,
-            };
-            return Some((joined, Fanout::default()));
+            });
         }
-        let mut joined = Joined::default();
+        let mut joined = Joined {
+            epoch: epoch.to_string(),
+            ..Joined::default()
+        };
         if let Some(since) = since {
             let (recovered, replay) = state.answer(since, epoch);
-            joined.recovered = Some(recovered);
-            joined.replay = replay;
+            if member.outbox.queued_bytes() > 0 {
+                // Frames queued for this connection are not written yet
+                // (say, the messages and `room_leave` of a leave just
+                // before): a direct write would overtake them, so the
+                // answer is queued behind them instead.
+                let outbox = &member.outbox;
+                let mut fanout = push(
+                    outbox,
+                    &wire::frame(&wire::recovery(&self.name, epoch, recovered)),
+                );
+                for held in &replay {
+                    fanout.add(push(outbox, &wire::frame(held)));
+                }
+                self.ctx.stats.count(fanout);
+            } else {
+                joined.recovered = Some(recovered);
+                joined.replay = replay;
+            }
         }
-        let frames = Frames {
-            json: Some(wire::frame(&wire::room_join(&member.name, &self.name))),
-            text: (state.text_members > 0)
-                .then(|| wire::frame(&wire::text_joined(&member.name, &self.name))),
-        };
-        let skip = (member.dialect == Dialect::Text).then_some(member.conn);
-        if member.dialect == Dialect::Text {
-            state.text_members += 1;
-        }
-        state.members.insert(
-            member.conn,
-            Joiner {
-                member,
-                joined_after: last,
-            },
+        let at = state.batch.push(
+            wire::frame(&wire::room_join(&member.name, &self.name)),
+            wire::frame(&wire::text_joined(&member.name, &self.name)),
         );
-        let fanout = state.fan_out(&frames, skip);
-        Some((joined, fanout))
+        let from = match member.dialect {
+            Dialect::Json => at,
+            Dialect::Text => {
+                state.text_members += 1;
+                at + 1
+            }
+        };
+        let joiner = Joiner {
+            member,
+            joined_after: last,
+            from,
+        };
+        state.members.insert(joiner.member.conn, joiner);
+        self.notice_added(&mut state);
+        Some(joined)
     }
 
-    /// Removes connection `conn` and tells the remaining members; the
-    /// leaver itself is told too when `tell_leaver` (a `leave_room`, not a
-    /// disconnect). Returns false when `conn` was not a member.
-    pub fn leave(&self, conn: u64, tell_leaver: bool) -> Option<Fanout> {
+    /// Removes connection `conn` and announces it to the remaining members;
+    /// the leaver itself is told too (after every notice it was due) when
+    /// `tell_leaver` (a `leave_room`, not a disconnect). False when `conn`
+    /// was not a member.
+    pub fn leave(self: &Arc<Self>, conn: u64, tell_leaver: bool) -> bool {
         let mut state = self.lock();
-        let joiner = state.members.remove(&conn)?;
+        let Some(joiner) = state.members.remove(&conn) else {
+            return false;
+        };
         let member = joiner.member;
         if member.dialect == Dialect::Text {
             state.text_members -= 1;
         }
-        let frames = Frames {
-            json: Some(wire::frame(&wire::room_leave(&member.name, &self.name))),
-            text: (state.text_members > 0)
-                .then(|| wire::frame(&wire::text_left(&member.name, &self.name))),
-        };
-        let mut fanout = state.fan_out(&frames, None);
+        let json = wire::frame(&wire::room_leave(&member.name, &self.name));
         if tell_leaver && member.dialect == Dialect::Json {
-            if let Some(json) = &frames.json {
-                fanout.add(push(&member.outbox, json));
+            let mut fanout = Fanout::default();
+            if let Some(due) = state.batch.flush().frames(true, joiner.from) {
+                fanout.add(push(&member.outbox, &due));
             }
+            fanout.add(push(&member.outbox, &json));
+            self.ctx.stats.count(fanout);
         }
-        Some(fanout)
+        let text = wire::frame(&wire::text_left(&member.name, &self.name));
+        state.batch.push(json, text);
+        self.notice_added(&mut state);
+        true
     }
 
-    /// Publishes a message from member `conn` (as `name`): numbers it,
-    /// keeps it in a history of at most `keep`, and queues it to every
-    /// member, the sender included. `None` when `conn` is not a member.
-    pub fn publish(
-        &self,
-        conn: u64,
-        content: &str,
-        timestamp: &Value,
-        keep: usize,
-        epoch: &str,
-    ) -> Option<(u64, Fanout)> {
+    /// After a notice was batched: schedules the batch, or flushes it now
+    /// when it is full or there is no flusher.
+    fn notice_added(self: &Arc<Self>, state: &mut State) {
+        let n = state.batch.len();
+        if n >= notices::CAP || (n == 1 && !self.ctx.flusher.schedule(self)) {
+            self.flush_locked(state);
+        }
+    }
+
+    /// Queues the waiting notices (called by the flusher thread).
+    pub fn flush(&self) {
+        let mut state = self.lock();
+        self.flush_locked(&mut state);
+    }
+
+    fn flush_locked(&self, state: &mut State) {
+        if state.batch.is_empty() {
+            return;
+        }
+        let State { members, batch, .. } = state;
+        let mut flush = batch.flush();
+        let mut fanout = Fanout::default();
+        for joiner in members.values_mut() {
+            let from = std::mem::take(&mut joiner.from);
+            let json = joiner.member.dialect == Dialect::Json;
+            if let Some(frames) = flush.frames(json, from) {
+                fanout.add(push(&joiner.member.outbox, &frames));
+            }
+        }
+        batch.clear();
+        self.ctx.stats.count(fanout);
+    }
+
+    /// Publishes a message from member `conn`: numbers it, keeps it in the
+    /// history, and queues it to every member, the sender included. `None`
+    /// when `conn` is not a member.
+    pub fn publish(&self, conn: u64, content: &str, timestamp: &Value) -> Option<u64> {
         let mut state = self.lock();
         let name = state.members.get(&conn)?.member.name.clone();
+        self.flush_locked(&mut state);
         let seq = state.next_seq;
         state.next_seq += 1;
         let json: Arc<str> =
-            wire::room_message(&name, content, &self.name, seq, epoch, timestamp).into();
+            wire::room_message(&name, content, &self.name, seq, &self.epoch, timestamp).into();
         let frames = Frames {
             json: Some(wire::frame(&json)),
             text: (state.text_members > 0).then(|| wire::frame(&wire::text_said(&name, content))),
         };
+        let keep = self.ctx.keep;
         if keep > 0 {
-            while state.history.len() >= keep {
-                state.history.pop_front();
+            while state.history.len() >= keep
+                || (!state.history.is_empty() && state.history_bytes + json.len() > HISTORY_BYTES)
+            {
+                if let Some(old) = state.history.pop_front() {
+                    state.history_bytes -= old.json.len();
+                }
             }
+            state.history_bytes += json.len();
             state.history.push_back(Held { seq, json });
         }
-        Some((seq, state.fan_out(&frames, None)))
+        self.ctx.stats.room_messages.fetch_add(1, Relaxed);
+        self.ctx.stats.count(state.fan_out(&frames));
+        Some(seq)
     }
 
-    /// Queues a `POST /broadcast` to every member; `everyone` is true for
-    /// a broadcast to every client, which reaches hub clients through the
-    /// client registry, so here only text members get it.
-    pub fn broadcast(&self, message: &str, everyone: bool) -> (usize, Fanout) {
-        let state = self.lock();
+    /// Queues a `POST /broadcast` to every member and returns how many it
+    /// reached; with `everyone` (a broadcast to every client, which reaches
+    /// hub clients through the client registry) only text members here.
+    pub fn broadcast(&self, message: &str, everyone: bool) -> usize {
+        let mut state = self.lock();
+        self.flush_locked(&mut state);
         let frames = Frames {
             json: (!everyone).then(|| wire::frame(&wire::broadcast(Some(&self.name), message))),
             text: (state.text_members > 0).then(|| wire::frame(&wire::text_broadcast(message))),
         };
-        let reached = if everyone {
+        self.ctx.stats.count(state.fan_out(&frames));
+        if everyone {
             state.text_members
         } else {
             state.members.len()
-        };
-        (reached, state.fan_out(&frames, None))
+        }
     }
 
     /// The distinct names of the members, sorted.
@@ -290,12 +393,11 @@ impl Room {
         self.lock().members.len()
     }
 
-    /// Marks the room removed if it has no member and has never numbered a
-    /// message (a room that has, keeps its history and sequence for the
-    /// life of the server). Returns whether it did.
-    pub fn retire_if_unused(&self) -> bool {
+    /// Marks the room removed if it has no member, and (unless `even_with_history`)
+    /// has never numbered a message. Returns whether it did.
+    pub fn retire_if_empty(&self, even_with_history: bool) -> bool {
         let mut state = self.lock();
-        if state.members.is_empty() && state.next_seq == 1 {
+        if state.members.is_empty() && (even_with_history || state.next_seq == 1) {
             state.dead = true;
         }
         state.dead
@@ -324,14 +426,11 @@ impl State {
         (same_epoch && complete, replay)
     }
 
-    /// Queues `frames` to every member in its dialect, except `skip`.
-    fn fan_out(&self, frames: &Frames, skip: Option<u64>) -> Fanout {
+    /// Queues `frames` to every member in its dialect.
+    fn fan_out(&self, frames: &Frames) -> Fanout {
         let mut fanout = Fanout::default();
         for joiner in self.members.values() {
             let member = &joiner.member;
-            if Some(member.conn) == skip {
-                continue;
-            }
             let frame = match member.dialect {
                 Dialect::Json => &frames.json,
                 Dialect::Text => &frames.text,
@@ -367,6 +466,21 @@ mod tests {
     use crossbeam_channel::Receiver;
     use serde_json::json;
 
+    fn room_with(keep: usize, flusher: Flusher) -> Arc<Room> {
+        let ctx = RoomCtx {
+            epoch: "E".into(),
+            generation: AtomicU64::new(0),
+            keep,
+            stats: Arc::new(HubStats::default()),
+            flusher,
+        };
+        Arc::new(Room::new("r", Arc::new(ctx)))
+    }
+
+    fn room(keep: usize) -> Arc<Room> {
+        room_with(keep, Flusher::immediate())
+    }
+
     fn member(conn: u64, name: &str, dialect: Dialect) -> (Member, Receiver<Outgoing>) {
         let (outbox, rx) = Outbox::new(conn, 1 << 20, Arc::new(Metrics::default()));
         let m = Member {
@@ -378,13 +492,24 @@ mod tests {
         (m, rx)
     }
 
+    /// Every text frame queued so far (buffers may hold several).
     fn texts(rx: &Receiver<Outgoing>) -> Vec<String> {
-        rx.try_iter()
-            .map(|o| match o {
-                Outgoing::Frame(f) => String::from_utf8(f[2..].to_vec()).unwrap(),
-                Outgoing::Close(c, _) => format!("close {c}"),
-            })
-            .collect()
+        let mut out = Vec::new();
+        for item in rx.try_iter() {
+            match item {
+                Outgoing::Frame(buf) => {
+                    let mut at = 0;
+                    while at < buf.len() {
+                        let n = (buf[at + 1] & 0x7f) as usize;
+                        assert!(n < 126, "short frames only in these tests");
+                        out.push(String::from_utf8(buf[at + 2..at + 2 + n].to_vec()).unwrap());
+                        at += 2 + n;
+                    }
+                }
+                Outgoing::Close(c, _) => out.push(format!("close {c}")),
+            }
+        }
+        out
     }
 
     fn since(seq: u64, epoch: Option<&str>) -> Since {
@@ -394,21 +519,20 @@ mod tests {
         }
     }
 
-    fn publish(room: &Room, conn: u64, n: usize, keep: usize) {
+    fn publish(room: &Room, conn: u64, n: usize) {
         for i in 0..n {
-            room.publish(conn, &format!("m{i}"), &json!(0), keep, "E")
-                .unwrap();
+            room.publish(conn, &format!("m{i}"), &json!(0)).unwrap();
         }
     }
 
     #[test]
     fn each_dialect_gets_its_own_shape() {
-        let room = Room::new("r");
+        let room = room(10);
         let (a, arx) = member(1, "a", Dialect::Json);
         let (b, brx) = member(2, "bob", Dialect::Text);
-        room.join(a, None, "E").unwrap();
-        room.join(b, None, "E").unwrap();
-        room.publish(2, "hi", &json!(5), 10, "E").unwrap();
+        room.join(a, None).unwrap();
+        room.join(b, None).unwrap();
+        room.publish(2, "hi", &json!(5)).unwrap();
         let a_got = texts(&arx);
         assert_eq!(a_got.len(), 3, "{a_got:?}");
         assert!(a_got[1].contains(r#""client_id":"bob""#));
@@ -418,12 +542,13 @@ mod tests {
 
     #[test]
     fn since_inside_the_history_recovers_everything_after_it() {
-        let room = Room::new("r");
+        let room = room(10);
         let (a, _arx) = member(1, "a", Dialect::Json);
-        room.join(a, None, "E").unwrap();
-        publish(&room, 1, 5, 10);
+        room.join(a, None).unwrap();
+        publish(&room, 1, 5);
         let (b, _brx) = member(2, "b", Dialect::Json);
-        let (joined, _) = room.join(b, Some(&since(2, Some("E"))), "E").unwrap();
+        let joined = room.join(b, Some(&since(2, Some("E.1")))).unwrap();
+        assert_eq!(joined.epoch, "E.1");
         assert_eq!(joined.recovered, Some(true));
         let seqs: Vec<bool> = joined
             .replay
@@ -436,65 +561,141 @@ mod tests {
 
     #[test]
     fn recovery_is_honest() {
-        let room = Room::new("r");
+        let room = room(4);
         let (a, _arx) = member(1, "a", Dialect::Json);
-        room.join(a, None, "E").unwrap();
-        publish(&room, 1, 10, 4);
+        room.join(a, None).unwrap();
+        publish(&room, 1, 10);
         let mut conn = 10;
         let mut ask = |s: Since| {
             conn += 1;
             let (m, _rx) = member(conn, "x", Dialect::Json);
-            let (j, _) = room.join(m, Some(&s), "E").unwrap();
+            let j = room.join(m, Some(&s)).unwrap();
             (j.recovered.unwrap(), j.replay.len())
         };
         assert_eq!(ask(since(6, None)), (true, 4), "oldest held is 7");
         assert_eq!(ask(since(5, None)), (false, 4), "6 has left the history");
-        assert_eq!(ask(since(10, Some("E"))), (true, 0), "up to date");
+        assert_eq!(ask(since(10, Some("E.1"))), (true, 0), "up to date");
         assert_eq!(ask(since(8, Some("other"))), (false, 2), "another epoch");
         assert_eq!(ask(since(11, None)), (false, 0), "from the future");
     }
 
     #[test]
     fn a_rejoin_replays_nothing() {
-        let room = Room::new("r");
+        let room = room(10);
         let (a, _arx) = member(1, "a", Dialect::Json);
-        room.join(a.clone(), None, "E").unwrap();
-        publish(&room, 1, 3, 10);
-        let (j, _) = room.join(a.clone(), Some(&since(0, None)), "E").unwrap();
+        room.join(a.clone(), None).unwrap();
+        publish(&room, 1, 3);
+        let j = room.join(a.clone(), Some(&since(0, None))).unwrap();
         assert!(j.already && j.replay.is_empty());
         assert_eq!(j.recovered, Some(true), "it has received 1..3 live");
         let (b, _brx) = member(2, "b", Dialect::Json);
-        room.join(b.clone(), None, "E").unwrap();
-        let (j, _) = room.join(b, Some(&since(1, None)), "E").unwrap();
+        room.join(b.clone(), None).unwrap();
+        let j = room.join(b, Some(&since(1, None))).unwrap();
         assert_eq!(j.recovered, Some(false), "2 and 3 came before it joined");
     }
 
     #[test]
     fn leave_tells_the_leaver_only_when_asked() {
-        let room = Room::new("r");
+        let room = room(10);
         let (a, arx) = member(1, "a", Dialect::Json);
         let (b, brx) = member(2, "b", Dialect::Json);
-        room.join(a, None, "E").unwrap();
-        room.join(b, None, "E").unwrap();
+        room.join(a, None).unwrap();
+        room.join(b, None).unwrap();
         texts(&arx);
         texts(&brx);
-        room.leave(1, true).unwrap();
+        assert!(room.leave(1, true));
         assert_eq!(texts(&arx).len(), 1);
         assert_eq!(texts(&brx).len(), 1);
-        room.leave(2, false).unwrap();
+        assert!(room.leave(2, false));
         assert!(texts(&brx).is_empty());
-        assert!(room.leave(2, false).is_none());
-        assert!(room.publish(2, "x", &json!(0), 1, "E").is_none());
+        assert!(!room.leave(2, false));
+        assert!(room.publish(2, "x", &json!(0)).is_none());
+    }
+
+    #[test]
+    fn a_joiner_with_frames_still_queued_gets_its_replay_queued_behind_them() {
+        let room = room(10);
+        let (a, _arx) = member(1, "a", Dialect::Json);
+        room.join(a, None).unwrap();
+        publish(&room, 1, 3);
+        let (b, brx) = member(2, "b", Dialect::Json);
+        b.outbox.send(wire::frame("older"));
+        let j = room.join(b, Some(&since(1, None))).unwrap();
+        assert!(j.recovered.is_none() && j.replay.is_empty());
+        let got = texts(&brx);
+        assert_eq!(got[0], "older");
+        assert!(got[1].contains(r#""type":"recovery""#) && got[1].contains("true"));
+        assert!(got[2].contains(r#""seq":2"#) && got[3].contains(r#""seq":3"#));
+        assert!(got[4].contains("room_join"), "{got:?}");
+    }
+
+    #[test]
+    fn history_is_bounded_in_bytes_too() {
+        let room = room(1000);
+        let (a, _arx) = member(1, "a", Dialect::Text);
+        room.join(a, None).unwrap();
+        let big = "x".repeat(300 * 1024);
+        for _ in 0..5 {
+            room.publish(1, &big, &json!(0)).unwrap();
+        }
+        let (b, _brx) = member(2, "b", Dialect::Json);
+        let j = room.join(b, Some(&since(0, None))).unwrap();
+        assert_eq!(j.replay.len(), 3, "1 MiB holds three of them");
+        assert_eq!(j.recovered, Some(false));
     }
 
     #[test]
     fn presence_is_sorted_and_distinct() {
-        let room = Room::new("r");
+        let room = room(10);
         for (conn, name) in [(1, "c"), (2, "a"), (3, "c"), (4, "b")] {
-            room.join(member(conn, name, Dialect::Text).0, None, "E")
+            room.join(member(conn, name, Dialect::Text).0, None)
                 .unwrap();
         }
         assert_eq!(room.presence(), vec!["a", "b", "c"]);
         assert_eq!(room.online(), 4);
+    }
+
+    #[test]
+    fn batched_notices_reach_each_member_from_its_own_join_on() {
+        // A flusher whose queue nobody serves: the batch waits for a flush.
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let room = room_with(10, Flusher::with_queue(tx));
+        let (a, arx) = member(1, "a", Dialect::Text);
+        let (b, brx) = member(2, "b", Dialect::Json);
+        let (c, crx) = member(3, "c", Dialect::Text);
+        room.join(a, None).unwrap();
+        room.join(b, None).unwrap();
+        room.join(c, None).unwrap();
+        assert!(texts(&arx).is_empty(), "nothing before the flush");
+        room.leave(2, false);
+        // A message flushes the batch first.
+        room.publish(1, "hi", &json!(0)).unwrap();
+        assert_eq!(
+            texts(&arx),
+            vec![
+                "system: b joined r",
+                "system: c joined r",
+                "system: b left r",
+                "a: hi"
+            ]
+        );
+        assert!(texts(&brx).is_empty(), "b left before the flush");
+        assert_eq!(texts(&crx), vec!["system: b left r", "a: hi"]);
+    }
+
+    #[test]
+    fn a_hub_leaver_gets_what_it_was_due_then_its_room_leave() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let room = room_with(10, Flusher::with_queue(tx));
+        let (a, arx) = member(1, "a", Dialect::Json);
+        let (b, _brx) = member(2, "b", Dialect::Text);
+        room.join(a, None).unwrap();
+        room.join(b, None).unwrap();
+        room.leave(1, true);
+        let got = texts(&arx);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].contains("room_join") && got[0].contains(r#""a""#));
+        assert!(got[1].contains("room_join") && got[1].contains(r#""b""#));
+        assert!(got[2].contains("room_leave"));
     }
 }

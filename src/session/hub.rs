@@ -99,7 +99,7 @@ impl HubSession {
         // Sent directly: ahead of the `room_join` and every live message,
         // which the join queued on the outbox.
         if let Some(recovered) = joined.recovered {
-            conn.send_text(&hub_wire::recovery(room, &broker.epoch(), recovered));
+            conn.send_text(&hub_wire::recovery(room, &joined.epoch, recovered));
         }
         for held in &joined.replay {
             conn.send_text(held);

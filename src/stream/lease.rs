@@ -22,6 +22,15 @@ pub struct Lease {
 }
 
 impl Leases {
+    /// The `strand_streams_running` gauge, as Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        let running = self.held.lock().unwrap_or_else(|e| e.into_inner()).len();
+        format!(
+            "# HELP strand_streams_running Per-client streams running now.\n\
+             # TYPE strand_streams_running gauge\nstrand_streams_running {running}\n"
+        )
+    }
+
     /// Takes `client_id`'s spool, waiting up to `wait` for a previous
     /// holder to let go; `None` if it does not.
     pub fn take(self: &Arc<Self>, client_id: &str, wait: Duration) -> Option<Lease> {

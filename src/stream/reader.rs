@@ -40,7 +40,12 @@ pub fn run(spool: &Spool, start: StartPoint, outbox: &Outbox, ctl: &Control) {
     while !ctl.stopping() {
         let len = gen.len.load(Ordering::Acquire);
         if pos < len {
-            match send_chunk(&gen, &mut pos, len, &mut buf, outbox, ctl) {
+            let sent = send_chunk(&gen, &mut pos, len, &mut buf, outbox, ctl);
+            // A replay's big buffer is not kept by a stream that then idles.
+            if buf.capacity() > 64 * 1024 {
+                buf = Vec::new();
+            }
+            match sent {
                 Ok(true) => continue,
                 Ok(false) => return,
                 Err(e) => {

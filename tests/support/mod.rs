@@ -196,6 +196,44 @@ impl Server {
         proc_status_field(self.pid(), "Threads:") as usize
     }
 
+    /// The names of the server's threads, sorted.
+    pub fn thread_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .unwrap()
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+            .map(|n| n.trim().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The server's thread count once no connection thread ("conn",
+    /// "read-N") is left: the baseline for leak checks.
+    pub fn settled_threads(&self) -> usize {
+        self.wait_until("connection threads to end", || {
+            !self
+                .thread_names()
+                .iter()
+                .any(|n| n.starts_with("conn") || n.starts_with("read-"))
+        });
+        self.threads()
+    }
+
+    /// Waits for the server to have `n` threads; fails naming the threads.
+    pub fn wait_threads(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.threads() != n {
+            assert!(
+                Instant::now() < deadline,
+                "{} threads, not {n}: {:?}",
+                self.threads(),
+                self.thread_names()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Open file descriptors of the server process.
     pub fn fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
