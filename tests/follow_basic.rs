@@ -1,69 +1,11 @@
 //! `follow` over real sockets: from end, start and an offset, partial
 //! lines held, one shared tailer per file, `unfollow`, and `GET /files`.
+mod follow_util;
 mod support;
 
-use serde_json::{json, Value};
-use std::io::Write;
-use std::net::TcpStream;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use support::{next_of_type, send_json, Server};
-
-/// The next message that is not another client's presence news.
-fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
-    loop {
-        let v = support::next_json(ws);
-        if v["type"] != "user_joined" && v["type"] != "user_left" {
-            return v;
-        }
-    }
-}
-use tungstenite::WebSocket;
-
-fn server_with_tail() -> (Server, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let tail = dir.path().join("tail");
-    std::fs::create_dir(&tail).unwrap();
-    let tail = tail.canonicalize().unwrap();
-    let server = Server::start_in(dir, &["--tail-dir", tail.to_str().unwrap()]);
-    (server, tail)
-}
-
-fn hub(server: &Server, id: &str) -> WebSocket<TcpStream> {
-    let mut ws = server.ws(&format!("/ws/chat/{id}"));
-    next_of_type(&mut ws, "welcome");
-    ws
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-fn epoch(path: &Path) -> String {
-    let m = std::fs::metadata(path).unwrap();
-    format!("{}:{}", m.dev(), m.ino())
-}
-
-fn follow(ws: &mut WebSocket<TcpStream>, msg: Value) -> Value {
-    send_json(ws, msg);
-    let reply = next_msg(ws);
-    assert_eq!(reply["type"], "following", "{reply}");
-    reply
-}
-
-fn data(ws: &mut WebSocket<TcpStream>) -> (String, u64) {
-    let d = next_msg(ws);
-    assert_eq!(d["type"], "data", "{d}");
-    (
-        d["payload"].as_str().unwrap().to_string(),
-        d["offset"].as_u64().unwrap(),
-    )
-}
+use follow_util::{append, data, epoch, follow, hub, next_msg, server_with_tail};
+use serde_json::json;
+use support::{send_json, Server};
 
 #[test]
 fn from_end_sends_only_new_lines_and_completes_the_partial_one() {

@@ -1,20 +1,13 @@
 //! 1,000 follow/unfollow cycles, with disconnects between them, leave the
 //! server with the threads and descriptors it had before.
+mod follow_util;
 mod support;
 
+use follow_util::next_msg;
 use serde_json::json;
 use std::io::Write;
 use support::{next_of_type, send_json, Server};
 
-/// The next message that is not another client's presence news.
-fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
-    loop {
-        let v = support::next_json(ws);
-        if v["type"] != "user_joined" && v["type"] != "user_left" {
-            return v;
-        }
-    }
-}
 use tungstenite::Message;
 
 #[test]

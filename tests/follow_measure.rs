@@ -2,30 +2,14 @@
 //! `cargo test --release --test follow_measure -- --ignored --nocapture`.
 //! - append-to-delivery latency of 10 followers at 100 lines/s;
 //! - CPU time of an idle server holding 100 idle followers for 60 s.
+mod follow_util;
 mod support;
 
+use follow_util::{follow, hub, server_with_tail};
 use serde_json::json;
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use support::{next_of_type, send_json, Server};
-
-/// The next message that is not another client's presence news.
-fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
-    loop {
-        let v = support::next_json(ws);
-        if v["type"] != "user_joined" && v["type"] != "user_left" {
-            return v;
-        }
-    }
-}
-
-fn tail_server() -> (Server, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let tail = dir.path().join("tail");
-    std::fs::create_dir(&tail).unwrap();
-    let server = Server::start_in(dir, &["--tail-dir", tail.to_str().unwrap()]);
-    (server, tail)
-}
+use support::next_of_type;
 
 fn unix_micros() -> u64 {
     SystemTime::now()
@@ -46,16 +30,14 @@ fn cpu_ticks(pid: u32) -> u64 {
 #[test]
 #[ignore = "a measurement; run by hand in release"]
 fn measure_latency_of_10_followers_at_100_lines_per_s() {
-    let (server, tail) = tail_server();
+    let (server, tail) = server_with_tail();
     let log = tail.join("lat.log");
     std::fs::write(&log, "").unwrap();
     const LINES: usize = 1000;
     let readers: Vec<_> = (0..10)
         .map(|i| {
-            let mut ws = server.ws(&format!("/ws/chat/lat{i}"));
-            next_of_type(&mut ws, "welcome");
-            send_json(&mut ws, json!({"type": "follow", "file": "lat.log"}));
-            assert_eq!(next_msg(&mut ws)["type"], "following");
+            let mut ws = hub(&server, &format!("lat{i}"));
+            follow(&mut ws, json!({"type": "follow", "file": "lat.log"}));
             std::thread::spawn(move || {
                 let mut out = Vec::with_capacity(LINES);
                 for _ in 0..LINES {
@@ -90,17 +72,15 @@ fn measure_latency_of_10_followers_at_100_lines_per_s() {
 }
 
 fn idle_cpu(files: usize) {
-    let (server, tail) = tail_server();
+    let (server, tail) = server_with_tail();
     for i in 0..files {
         std::fs::write(tail.join(format!("idle{i}.log")), "x\n").unwrap();
     }
     let mut clients = Vec::new();
     for i in 0..100 {
-        let mut ws = server.ws(&format!("/ws/chat/idle{i}"));
-        next_of_type(&mut ws, "welcome");
+        let mut ws = hub(&server, &format!("idle{i}"));
         let file = format!("idle{}.log", i % files);
-        send_json(&mut ws, json!({"type": "follow", "file": file}));
-        assert_eq!(next_msg(&mut ws)["type"], "following");
+        follow(&mut ws, json!({"type": "follow", "file": file}));
         clients.push(ws);
     }
     let before = cpu_ticks(server.pid());

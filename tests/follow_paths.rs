@@ -1,23 +1,15 @@
 //! Which names `follow` accepts: every way out of the tail directory is
 //! `bad_file`, a missing file `not_found`, and none of them harms the
 //! connection.
+mod follow_util;
 mod support;
 
+use follow_util::{hub, next_msg, Ws};
 use serde_json::{json, Value};
 use std::os::unix::fs::symlink;
-use support::{next_of_type, send_json, Server};
+use support::{send_json, Server};
 
-/// The next message that is not another client's presence news.
-fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
-    loop {
-        let v = support::next_json(ws);
-        if v["type"] != "user_joined" && v["type"] != "user_left" {
-            return v;
-        }
-    }
-}
-
-fn code(ws: &mut tungstenite::WebSocket<std::net::TcpStream>, msg: Value) -> String {
+fn code(ws: &mut Ws, msg: Value) -> String {
     send_json(ws, msg.clone());
     let reply = next_msg(ws);
     assert_eq!(reply["type"], "error", "{msg} got {reply}");
@@ -38,8 +30,7 @@ fn escapes_are_bad_files() {
     std::fs::create_dir(tail.join("sub")).unwrap();
     std::fs::write(tail.join("sub/inner.log"), "x\n").unwrap();
     let server = Server::start_in(dir, &["--tail-dir", tail.to_str().unwrap()]);
-    let mut ws = server.ws("/ws/chat/x");
-    next_of_type(&mut ws, "welcome");
+    let mut ws = hub(&server, "x");
     for name in [
         "../secret.txt",
         "..",
@@ -89,8 +80,7 @@ fn escapes_are_bad_files() {
 #[test]
 fn without_a_tail_dir_follow_is_refused() {
     let server = Server::start(&[]);
-    let mut ws = server.ws("/ws/chat/y");
-    next_of_type(&mut ws, "welcome");
+    let mut ws = hub(&server, "y");
     assert_eq!(
         code(&mut ws, json!({"type": "follow", "file": "app.log"})),
         "bad_file"

@@ -1,60 +1,11 @@
 //! `tail -F` semantics over real sockets: truncation, rotation by rename
 //! and create, deletion and re-creation, and a `follow` whose epoch is
 //! stale.
+mod follow_util;
 mod support;
 
-use serde_json::{json, Value};
-use std::io::Write;
-use std::net::TcpStream;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use support::{next_of_type, send_json, Server};
-
-/// The next message that is not another client's presence news.
-fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
-    loop {
-        let v = support::next_json(ws);
-        if v["type"] != "user_joined" && v["type"] != "user_left" {
-            return v;
-        }
-    }
-}
-use tungstenite::WebSocket;
-
-fn server_with_tail() -> (Server, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let tail = dir.path().join("tail");
-    std::fs::create_dir(&tail).unwrap();
-    let tail = tail.canonicalize().unwrap();
-    let server = Server::start_in(dir, &["--tail-dir", tail.to_str().unwrap()]);
-    (server, tail)
-}
-
-fn hub(server: &Server, id: &str) -> WebSocket<TcpStream> {
-    let mut ws = server.ws(&format!("/ws/chat/{id}"));
-    next_of_type(&mut ws, "welcome");
-    ws
-}
-
-fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-}
-
-fn epoch(path: &Path) -> String {
-    let m = std::fs::metadata(path).unwrap();
-    format!("{}:{}", m.dev(), m.ino())
-}
-
-fn expect(ws: &mut WebSocket<TcpStream>, ty: &str) -> Value {
-    let v = next_msg(ws);
-    assert_eq!(v["type"], ty, "{v}");
-    v
-}
+use follow_util::{append, epoch, expect, follow, hub, next_msg, server_with_tail};
+use serde_json::json;
 
 #[test]
 fn truncation_is_announced_and_following_restarts_at_zero() {
@@ -62,8 +13,7 @@ fn truncation_is_announced_and_following_restarts_at_zero() {
     let log = tail.join("t.log");
     append(&log, "a\nb\n");
     let mut ws = hub(&server, "t1");
-    send_json(&mut ws, json!({"type": "follow", "file": "t.log"}));
-    expect(&mut ws, "following");
+    follow(&mut ws, json!({"type": "follow", "file": "t.log"}));
     append(&log, "c\n");
     assert_eq!(expect(&mut ws, "data")["offset"], 6);
     std::fs::OpenOptions::new()
@@ -93,8 +43,8 @@ fn rotation_by_rename_and_create_is_followed() {
     append(&log, "");
     let old_epoch = epoch(&log);
     let mut ws = hub(&server, "r1");
-    send_json(&mut ws, json!({"type": "follow", "file": "r.log"}));
-    assert_eq!(expect(&mut ws, "following")["epoch"], old_epoch);
+    let f = follow(&mut ws, json!({"type": "follow", "file": "r.log"}));
+    assert_eq!(f["epoch"], old_epoch);
     append(&log, "before\n");
     assert_eq!(expect(&mut ws, "data")["payload"], "before");
     // The writer's last lines land in the old file just before the move.
@@ -133,8 +83,7 @@ fn a_deleted_file_is_waited_for_until_it_comes_back() {
     let log = tail.join("d.log");
     append(&log, "");
     let mut ws = hub(&server, "d1");
-    send_json(&mut ws, json!({"type": "follow", "file": "d.log"}));
-    expect(&mut ws, "following");
+    follow(&mut ws, json!({"type": "follow", "file": "d.log"}));
     std::fs::remove_file(&log).unwrap();
     // Nothing to wait on: give the tailer a moment to see the name gone.
     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -149,11 +98,10 @@ fn a_stale_epoch_starts_over_from_the_start_and_says_rotated() {
     let log = tail.join("s.log");
     append(&log, "one\ntwo\n");
     let mut ws = hub(&server, "s1");
-    send_json(
+    let f = follow(
         &mut ws,
         json!({"type": "follow", "file": "s.log", "from": 4, "epoch": "0:0"}),
     );
-    let f = expect(&mut ws, "following");
     assert_eq!(
         (&f["offset"], &f["epoch"]),
         (&json!(0), &json!(epoch(&log)))
@@ -163,11 +111,11 @@ fn a_stale_epoch_starts_over_from_the_start_and_says_rotated() {
     assert_eq!(expect(&mut ws, "data")["payload"], "two");
     // An offset past the end of the file (same epoch) was truncated away.
     let mut ws2 = hub(&server, "s2");
-    send_json(
+    let f = follow(
         &mut ws2,
         json!({"type": "follow", "file": "s.log", "from": 100, "epoch": epoch(&log)}),
     );
-    assert_eq!(expect(&mut ws2, "following")["offset"], 0);
+    assert_eq!(f["offset"], 0);
     expect(&mut ws2, "truncated");
     assert_eq!(expect(&mut ws2, "data")["payload"], "one");
 }
@@ -182,11 +130,10 @@ fn a_rotation_during_a_catch_up_restarts_it_on_the_new_file() {
     }
     std::fs::write(&log, &text).unwrap();
     let mut ws = hub(&server, "c1");
-    send_json(
+    follow(
         &mut ws,
         json!({"type": "follow", "file": "c.log", "from": "start"}),
     );
-    expect(&mut ws, "following");
     // Rotate before reading anything, while the replay is under way.
     std::fs::rename(&log, tail.join("c.log.1")).unwrap();
     append(&log, "new\n");

@@ -1,26 +1,12 @@
 //! `start` / `stop` of the per-client stream over real sockets: the line
 //! format and interval, offsets, the epoch, stop promptness and the errors.
+mod follow_util;
 mod support;
 
+use follow_util::{hub, next_msg};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::{next_of_type, send_json, Server};
-
-/// The next message that is not another client's presence news.
-fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
-    loop {
-        let v = support::next_json(ws);
-        if v["type"] != "user_joined" && v["type"] != "user_left" {
-            return v;
-        }
-    }
-}
-
-fn hub(server: &Server, id: &str) -> tungstenite::WebSocket<std::net::TcpStream> {
-    let mut ws = server.ws(&format!("/ws/chat/{id}"));
-    next_of_type(&mut ws, "welcome");
-    ws
-}
 
 /// Parses `[<secs>.<ms>] data_<n>` into (millis, n).
 fn parse_line(payload: &str) -> (u64, u64) {

@@ -1,21 +1,13 @@
 //! Named producers over real sockets: start, stop, stderr logging, exit on
 //! their own, and reaping: no child, zombie or process-group member of a
 //! producer outlives its stream.
+mod follow_util;
 mod support;
 
+use follow_util::{hub, next_msg};
 use serde_json::json;
 use std::time::Duration;
 use support::{next_of_type, send_json, Server};
-
-/// The next message that is not another client's presence news.
-fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
-    loop {
-        let v = support::next_json(ws);
-        if v["type"] != "user_joined" && v["type"] != "user_left" {
-            return v;
-        }
-    }
-}
 
 /// (pid, ppid, pgid, state) of every process, from /proc.
 fn processes() -> Vec<(u32, u32, u32, String)> {
@@ -52,12 +44,6 @@ fn group_members(pgid: u32) -> usize {
         .iter()
         .filter(|p| p.2 == pgid && p.3 != "Z")
         .count()
-}
-
-fn hub(server: &Server, id: &str) -> tungstenite::WebSocket<std::net::TcpStream> {
-    let mut ws = server.ws(&format!("/ws/chat/{id}"));
-    next_of_type(&mut ws, "welcome");
-    ws
 }
 
 const TICK: &str =

@@ -1,27 +1,11 @@
 //! Resume with `from` across a disconnect (no line lost, none twice) and
 //! the spool's size limit (rotation keeps one previous generation).
+mod follow_util;
 mod support;
 
+use follow_util::{hub, next_msg};
 use serde_json::{json, Value};
-use std::net::TcpStream;
 use support::{next_of_type, send_json, Server};
-
-/// The next message that is not another client's presence news.
-fn next_msg(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> serde_json::Value {
-    loop {
-        let v = support::next_json(ws);
-        if v["type"] != "user_joined" && v["type"] != "user_left" {
-            return v;
-        }
-    }
-}
-use tungstenite::WebSocket;
-
-fn hub(server: &Server, id: &str) -> WebSocket<TcpStream> {
-    let mut ws = server.ws(&format!("/ws/chat/{id}"));
-    next_of_type(&mut ws, "welcome");
-    ws
-}
 
 fn data_n(v: &Value) -> u64 {
     v["payload"]
