@@ -3,12 +3,10 @@
 mod follow_util;
 mod support;
 
-use follow_util::next_msg;
+use follow_util::{leave_one_of_three_ways, next_msg};
 use serde_json::json;
 use std::io::Write;
 use support::{next_of_type, send_json, Server};
-
-use tungstenite::Message;
 
 #[test]
 fn heavy_follow_unfollow_cycles_leave_nothing_behind() {
@@ -56,19 +54,8 @@ fn heavy_follow_unfollow_cycles_leave_nothing_behind() {
         if i % 10 == 0 {
             writeln!(writer, "line {i}").unwrap();
         }
-        match i % 3 {
-            0 => {
-                send_json(&mut ws, json!({"type": "unfollow", "file": file}));
-                next_of_type(&mut ws, "unfollowed");
-                let _ = ws.close(None);
-                while ws.read().is_ok() {}
-            }
-            1 => {
-                let _ = ws.send(Message::Close(None));
-                while ws.read().is_ok() {}
-            }
-            _ => drop(ws),
-        }
+        let unfollow = json!({"type": "unfollow", "file": file});
+        leave_one_of_three_ways(ws, i, unfollow, "unfollowed");
     }
     // The steady follower saw every appended line, in order.
     for i in (0..1000).step_by(10) {

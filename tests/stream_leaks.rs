@@ -4,25 +4,9 @@
 mod follow_util;
 mod support;
 
-use follow_util::next_msg;
+use follow_util::{leave_one_of_three_ways, next_msg};
 use serde_json::json;
-use support::{next_of_type, send_json, Server};
-
-use tungstenite::Message;
-
-fn children(pid: u32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|ppid| ppid.parse::<u32>().ok())
-                == Some(pid)
-        })
-        .count()
-}
+use support::{children, next_of_type, send_json, Server};
 
 #[test]
 fn heavy_start_stop_cycles_leave_nothing_behind() {
@@ -46,22 +30,9 @@ fn heavy_start_stop_cycles_leave_nothing_behind() {
         send_json(&mut ws, start);
         assert_eq!(next_msg(&mut ws)["type"], "started");
         assert_eq!(next_msg(&mut ws)["type"], "data");
-        match i % 3 {
-            // stop, then a clean close
-            0 => {
-                send_json(&mut ws, json!({"type": "stop"}));
-                next_of_type(&mut ws, "stopped");
-                let _ = ws.close(None);
-                while ws.read().is_ok() {}
-            }
-            // a clean close while streaming
-            1 => {
-                let _ = ws.send(Message::Close(None));
-                while ws.read().is_ok() {}
-            }
-            // the client just vanishes
-            _ => drop(ws),
-        }
+        // stop, then a clean close; a clean close while streaming; or the
+        // client just vanishes.
+        leave_one_of_three_ways(ws, i, json!({"type": "stop"}), "stopped");
     }
     server.wait_threads(threads);
     server.wait_until("descriptors back to the baseline", || server.fds() == fds);

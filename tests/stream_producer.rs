@@ -7,36 +7,7 @@ mod support;
 use follow_util::{hub, next_msg};
 use serde_json::json;
 use std::time::Duration;
-use support::{next_of_type, send_json, Server};
-
-/// (pid, ppid, pgid, state) of every process, from /proc.
-fn processes() -> Vec<(u32, u32, u32, String)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        out.push((
-            pid,
-            f[1].parse().unwrap(),
-            f[2].parse().unwrap(),
-            f[0].to_string(),
-        ));
-    }
-    out
-}
-
-/// Children of `pid` (zombies included).
-fn children(pid: u32) -> usize {
-    processes().iter().filter(|p| p.1 == pid).count()
-}
+use support::{children, next_of_type, processes, send_json, Server};
 
 /// Live members of process group `pgid`.
 fn group_members(pgid: u32) -> usize {

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use tungstenite::WebSocket;
+use tungstenite::{Message, WebSocket};
 
 /// A WebSocket client.
 pub type Ws = WebSocket<TcpStream>;
@@ -78,4 +78,23 @@ pub fn append(path: &Path, text: &str) {
 pub fn epoch(path: &Path) -> String {
     let m = std::fs::metadata(path).unwrap();
     format!("{}:{}", m.dev(), m.ino())
+}
+
+/// Ends client number `i` of a leak test one of three ways, by `i % 3`:
+/// sends `bye`, reads up to its `ack` and closes cleanly; closes cleanly
+/// at once, in the middle of whatever it was doing; or just vanishes.
+pub fn leave_one_of_three_ways(mut ws: Ws, i: usize, bye: Value, ack: &str) {
+    match i % 3 {
+        0 => {
+            send_json(&mut ws, bye);
+            next_of_type(&mut ws, ack);
+            let _ = ws.close(None);
+            while ws.read().is_ok() {}
+        }
+        1 => {
+            let _ = ws.send(Message::Close(None));
+            while ws.read().is_ok() {}
+        }
+        _ => drop(ws),
+    }
 }

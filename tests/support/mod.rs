@@ -305,6 +305,35 @@ fn proc_status_field(pid: u32, field: &str) -> u64 {
         .unwrap()
 }
 
+/// (pid, ppid, pgid, state) of every process, from /proc.
+pub fn processes() -> Vec<(u32, u32, u32, String)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        out.push((
+            pid,
+            f[1].parse().unwrap(),
+            f[2].parse().unwrap(),
+            f[0].to_string(),
+        ));
+    }
+    out
+}
+
+/// Children of `pid` (zombies included).
+pub fn children(pid: u32) -> usize {
+    processes().iter().filter(|p| p.1 == pid).count()
+}
+
 /// Reads the next text message, skipping pings and pongs.
 pub fn next_text(ws: &mut WebSocket<TcpStream>) -> String {
     loop {
