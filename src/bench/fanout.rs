@@ -11,27 +11,22 @@
 //! messages; a second thread drains its socket so it never becomes a slow
 //! consumer, while the publishing thread only writes.
 
-use crate::bench::client::{error_kind, is_timeout, Fleet, Gate, Limiter, Ready, Target};
-use crate::bench::echo;
+use crate::bench::client::{error_kind, Fleet, Limiter, Ready, Target};
 use crate::bench::live::{Live, Progress};
+use crate::bench::receivers::{Receivers, POLL};
 use crate::bench::report::Report;
-use crate::bench::stats::{now_us, parse_stamp, stamp, Delivery, Latencies, SeqTracker};
+use crate::bench::stats::{now_us, parse_stamp, stamp};
 use crate::bench::{secs, Common};
-use crossbeam_channel::{Receiver, Sender};
 use serde_json::json;
 use std::io::Read;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
 /// The publisher's name in the room.
 const PUBLISHER: &str = "bench-pub";
-/// How often a waiting receiver looks at the stop gate.
-pub const POLL: Duration = Duration::from_millis(200);
-/// Receivers with loss listed one by one in the JSON (the rest are summed).
-const LIST_LOSSY: usize = 100;
 
 /// The flags of `strand bench fanout`.
 #[derive(Debug, Clone, clap::Args)]
@@ -57,104 +52,6 @@ pub struct FanoutArgs {
     /// Seconds to wait for late deliveries after the last message is sent.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub grace: f64,
-}
-
-/// What receivers of a stamped stream share: latencies, loss counting and
-/// the signals between them and the run.
-pub struct Receivers {
-    /// Messages each receiver expects.
-    pub expected: u64,
-    /// Delivery latencies.
-    pub latency: Latencies,
-    /// Loss and duplicates, summed as receivers finish.
-    pub delivery: Mutex<Delivery>,
-    /// Receivers that lost or duplicated messages: (index, lost, duplicates).
-    pub lossy: Mutex<Vec<(usize, u64, u64)>>,
-    /// Last delivery seen by any receiver (µs, [`now_us`]).
-    pub last_delivery_us: AtomicU64,
-    /// Opened when receivers should stop waiting and close.
-    pub stop: Gate,
-    /// A receiver sends its index once it has every message.
-    pub complete: Sender<usize>,
-}
-
-impl Receivers {
-    /// Shared state for receivers of `expected` messages each, and the
-    /// channel on which completions arrive.
-    pub fn new(expected: u64) -> (Receivers, Receiver<usize>) {
-        let (complete, completions) = crossbeam_channel::unbounded();
-        let r = Receivers {
-            expected,
-            latency: Latencies::new(),
-            delivery: Mutex::new(Delivery::default()),
-            lossy: Mutex::new(Vec::new()),
-            last_delivery_us: AtomicU64::new(0),
-            stop: Gate::new(),
-            complete,
-        };
-        (r, completions)
-    }
-
-    /// Counts one receiver's tracker when it finishes.
-    pub fn finish(&self, index: usize, t: &SeqTracker) {
-        self.delivery
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .add(t);
-        if t.lost() > 0 || t.duplicates() > 0 {
-            self.lossy.lock().unwrap_or_else(|e| e.into_inner()).push((
-                index,
-                t.lost(),
-                t.duplicates(),
-            ));
-        }
-    }
-
-    /// Waits until `receivers` have completed or `deadline` passes, then
-    /// opens the stop gate.
-    pub fn wait_complete(
-        &self,
-        completions: &Receiver<usize>,
-        receivers: usize,
-        deadline: Instant,
-    ) {
-        let mut complete = 0;
-        while complete < receivers {
-            match completions.recv_deadline(deadline) {
-                Ok(_) => complete += 1,
-                Err(_) => break,
-            }
-        }
-        self.stop.open(None);
-    }
-
-    /// Adds delivery figures to `report`: deliveries/s from `first_send_us`.
-    pub fn report(&self, report: &mut Report, first_send_us: u64) {
-        let d = *self.delivery.lock().unwrap_or_else(|e| e.into_inner());
-        let last = self.last_delivery_us.load(Relaxed);
-        let span = last.saturating_sub(first_send_us) as f64 / 1e6;
-        let rate = if span > 0.0 {
-            d.delivered as f64 / span
-        } else {
-            0.0
-        };
-        report.real("deliveries/s", "deliveries_per_s", rate, 0);
-        report.latency("delivery latency", "latency", &self.latency.summary());
-        report.delivery(&d);
-        let mut lossy = self.lossy.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        lossy.sort_unstable();
-        lossy.truncate(LIST_LOSSY);
-        let list: Vec<_> = lossy
-            .iter()
-            .map(|(i, lost, dup)| json!({"receiver": i, "lost": lost, "duplicates": dup}))
-            .collect();
-        report.add(
-            "receivers with loss or duplicates",
-            list.len().to_string(),
-            "lossy_receivers",
-            json!(list),
-        );
-    }
 }
 
 struct Run {
@@ -275,57 +172,22 @@ fn subscriber(run: &Run, index: usize, ready: Ready) {
         let _permit = run.limiter.acquire();
         run.target.connect(&path, run.timeout)
     };
-    let mut ws = match connected {
+    let ws = match connected {
         Ok(ws) => ws,
         Err(kind) => {
             run.live.error(kind);
             return ready.failed();
         }
     };
-    let _ = ws.get_ref().set_read_timeout(Some(POLL));
-    run.live.connected.fetch_add(1, Relaxed);
-    ready.connected();
     let prefix = format!("{PUBLISHER}: ");
     let joined = format!(" joined {}", run.room);
-    let mut tracker = SeqTracker::new(run.rx.expected);
-    let mut latency = run.rx.latency.recorder();
-    let mut completed = tracker.complete();
-    if completed {
-        let _ = run.rx.complete.send(index);
-    }
-    while !run.rx.stop.is_open() {
-        match ws.read() {
-            Ok(Message::Text(text)) => {
-                if let Some((seq, sent)) = parse_stamp(&text, &prefix) {
-                    let now = now_us();
-                    latency.record(now.saturating_sub(sent));
-                    tracker.record(seq);
-                    run.live.add_messages(1);
-                    run.rx.last_delivery_us.fetch_max(now, Relaxed);
-                    if !completed && tracker.complete() {
-                        completed = true;
-                        let _ = run.rx.complete.send(index);
-                    }
-                } else if text.starts_with("system: sub-") && text.ends_with(&joined) {
-                    run.joins.fetch_add(1, Relaxed);
-                }
-            }
-            Ok(Message::Close(_)) => {
-                run.live.error("closed by server");
-                break;
-            }
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => {
-                run.live.error(error_kind(&e));
-                break;
-            }
+    run.rx.receive(ws, index, ready, &run.live, true, |text| {
+        let stamped = parse_stamp(text, &prefix);
+        if stamped.is_none() && text.starts_with("system: sub-") && text.ends_with(&joined) {
+            run.joins.fetch_add(1, Relaxed);
         }
-    }
-    drop(latency);
-    run.rx.finish(index, &tracker);
-    echo::close(&mut ws);
-    run.live.connected.fetch_sub(1, Relaxed);
+        stamped
+    });
 }
 
 /// Connects the publisher and sends the messages; returns how many it sent.

@@ -5,8 +5,10 @@
 //! The shared pieces are here and in the helper modules: [`client`]
 //! (URLs, connecting, thread spawning, gates), [`stats`] (latency
 //! histograms, loss and duplicate counting, message stamps: pure logic,
-//! unit-tested), [`live`] (the counters and the progress line on stderr)
-//! and [`report`] (the summary table on stdout and `--json`).
+//! unit-tested), [`receivers`] (what the receivers of a stamped stream
+//! share: their read loop and figures), [`live`] (the counters and the
+//! progress line on stderr) and [`report`] (the summary table on stdout
+//! and `--json`).
 //!
 //! Every run is bounded by a message count or a duration and stops by
 //! itself; a refused connection or a client error is counted and shown,
@@ -23,6 +25,7 @@ pub mod echo;
 pub mod fanout;
 pub mod hold;
 pub mod live;
+pub mod receivers;
 pub mod report;
 pub mod stats;
 pub mod tail;

@@ -6,19 +6,18 @@
 //! per line. Each follower counts the `data` messages of that file:
 //! append-to-delivery latency, lost and duplicated lines.
 
-use crate::bench::client::{error_kind, is_timeout, Fleet, Limiter, Ready, Target};
-use crate::bench::echo;
-use crate::bench::fanout::{pace, Receivers, POLL};
+use crate::bench::client::{error_kind, Fleet, Limiter, Ready, Target};
+use crate::bench::fanout::pace;
 use crate::bench::live::{Live, Progress};
+use crate::bench::receivers::Receivers;
 use crate::bench::report::Report;
-use crate::bench::stats::{now_us, parse_stamp, stamp, SeqTracker};
+use crate::bench::stats::{now_us, parse_stamp, stamp};
 use crate::bench::{secs, Common};
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
@@ -143,51 +142,16 @@ fn follower(run: &Run, index: usize, ready: Ready) {
             .connect(&path, run.timeout)
             .and_then(|ws| follow(ws, &run.name))
     };
-    let mut ws = match connected {
+    let ws = match connected {
         Ok(ws) => ws,
         Err(kind) => {
             run.live.error(kind);
             return ready.failed();
         }
     };
-    let _ = ws.get_ref().set_read_timeout(Some(POLL));
-    run.live.connected.fetch_add(1, Relaxed);
-    ready.connected();
-    let mut tracker = SeqTracker::new(run.rx.expected);
-    let mut latency = run.rx.latency.recorder();
-    let mut completed = false;
-    while !run.rx.stop.is_open() {
-        match ws.read() {
-            Ok(Message::Text(text)) => {
-                let Some((seq, sent)) = data_line(&text, &run.name) else {
-                    continue;
-                };
-                let now = now_us();
-                latency.record(now.saturating_sub(sent));
-                tracker.record(seq);
-                run.live.add_messages(1);
-                run.rx.last_delivery_us.fetch_max(now, Relaxed);
-                if !completed && tracker.complete() {
-                    completed = true;
-                    let _ = run.rx.complete.send(index);
-                }
-            }
-            Ok(Message::Close(_)) => {
-                run.live.error("closed by server");
-                break;
-            }
-            Ok(_) => {}
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => {
-                run.live.error(error_kind(&e));
-                break;
-            }
-        }
-    }
-    drop(latency);
-    run.rx.finish(index, &tracker);
-    echo::close(&mut ws);
-    run.live.connected.fetch_sub(1, Relaxed);
+    run.rx.receive(ws, index, ready, &run.live, false, |text| {
+        data_line(text, &run.name)
+    });
 }
 
 /// Sends `follow` and waits for `following`; an `error` reply fails.
