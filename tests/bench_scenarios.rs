@@ -4,6 +4,7 @@ mod support;
 
 use serde_json::Value;
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::Command;
 use support::Server;
 
@@ -31,11 +32,39 @@ fn bench(args: &[&str]) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// Runs `strand bench SCENARIO --url URL ARGS` (see [`bench`]).
+fn bench_at(scenario: &str, url: &str, args: &[&str]) -> Value {
+    let mut all = vec![scenario, "--url", url];
+    all.extend_from_slice(args);
+    bench(&all)
+}
+
+/// Runs `strand bench SCENARIO ARGS` against a fresh strand, at `path` on it.
+fn bench_strand(scenario: &str, path: &str, args: &[&str]) -> Value {
+    let server = Server::start(&[]);
+    bench_at(scenario, &server.url(path), args)
+}
+
+/// Runs `strand bench tail` of `file` on `server` with 2 followers.
+fn bench_tail(server: &Server, file: &Path, args: &[&str]) -> Value {
+    let file = file.to_str().unwrap();
+    let mut all = vec!["--file", file, "--clients", "2"];
+    all.extend_from_slice(args);
+    bench_at("tail", &server.url(""), &all)
+}
+
+/// Every one of `n` deliveries was made, none lost or made twice, and
+/// there was no error.
+fn assert_all_delivered(j: &Value, n: u64) {
+    assert_eq!(j["delivery"]["delivered"], n, "{j}");
+    assert_eq!(j["delivery"]["lost"], 0, "{j}");
+    assert_eq!(j["delivery"]["duplicates"], 0, "{j}");
+    assert_eq!(j["errors"]["total"], 0, "{j}");
+}
+
 #[test]
 fn echo_against_strand_counts_every_round_trip() {
-    let server = Server::start(&[]);
-    let url = server.url("/ws");
-    let j = bench(&["echo", "--url", &url, "--clients", "3", "--messages", "20"]);
+    let j = bench_strand("echo", "/ws", &["--clients", "3", "--messages", "20"]);
     assert_eq!(j["connected"], 3);
     assert_eq!(j["messages"], 60);
     assert_eq!(j["rtt_us"]["count"], 60);
@@ -46,20 +75,19 @@ fn echo_against_strand_counts_every_round_trip() {
 
 #[test]
 fn echo_binary_with_a_duration_bound() {
-    let server = Server::start(&[]);
-    let url = server.url("/ws");
-    let j = bench(&[
+    let j = bench_strand(
         "echo",
-        "--url",
-        &url,
-        "--clients",
-        "2",
-        "--duration",
-        "0.2",
-        "--size",
-        "300",
-        "--binary",
-    ]);
+        "/ws",
+        &[
+            "--clients",
+            "2",
+            "--duration",
+            "0.2",
+            "--size",
+            "300",
+            "--binary",
+        ],
+    );
     assert!(j["messages"].as_u64().unwrap() > 0, "{j}");
     assert_eq!(j["errors"]["total"], 0, "{j}");
 }
@@ -89,7 +117,7 @@ fn tiny_echo_server() -> String {
 #[test]
 fn echo_works_against_any_echo_server() {
     let url = tiny_echo_server();
-    let j = bench(&["echo", "--url", &url, "--clients", "2", "--messages", "10"]);
+    let j = bench_at("echo", &url, &["--clients", "2", "--messages", "10"]);
     assert_eq!(j["messages"], 20);
     assert_eq!(j["errors"]["total"], 0, "{j}");
 }
@@ -102,7 +130,7 @@ fn a_refused_server_is_counted_not_a_crash() {
         .unwrap()
         .port();
     let url = format!("ws://127.0.0.1:{port}/ws");
-    let j = bench(&["echo", "--url", &url, "--clients", "3", "--messages", "5"]);
+    let j = bench_at("echo", &url, &["--clients", "3", "--messages", "5"]);
     assert_eq!(j["connected"], 0);
     assert_eq!(j["messages"], 0);
     assert_eq!(j["errors"]["kinds"]["refused"], 3, "{j}");
@@ -110,17 +138,13 @@ fn a_refused_server_is_counted_not_a_crash() {
 
 #[test]
 fn an_http_error_on_upgrade_is_counted() {
-    let server = Server::start(&[]);
-    let url = server.url("/nowhere");
-    let j = bench(&["echo", "--url", &url, "--clients", "2", "--messages", "5"]);
+    let j = bench_strand("echo", "/nowhere", &["--clients", "2", "--messages", "5"]);
     assert_eq!(j["errors"]["kinds"]["http 404"], 2, "{j}");
 }
 
 #[test]
 fn hold_keeps_idle_connections_and_they_survive() {
-    let server = Server::start(&[]);
-    let url = server.url("");
-    let j = bench(&["hold", "--url", &url, "--clients", "5", "--duration", "0.3"]);
+    let j = bench_strand("hold", "", &["--clients", "5", "--duration", "0.3"]);
     assert_eq!(j["connected"], 5);
     assert_eq!(j["survivors"], 5);
     assert_eq!(j["connect_us"]["count"], 5);
@@ -129,17 +153,7 @@ fn hold_keeps_idle_connections_and_they_survive() {
 
 #[test]
 fn connect_counts_handshakes() {
-    let server = Server::start(&[]);
-    let url = server.url("");
-    let j = bench(&[
-        "connect",
-        "--url",
-        &url,
-        "--threads",
-        "2",
-        "--duration",
-        "0.3",
-    ]);
+    let j = bench_strand("connect", "", &["--threads", "2", "--duration", "0.3"]);
     let n = j["handshakes"].as_u64().unwrap();
     assert!(n > 0, "{j}");
     assert_eq!(j["connect_us"]["count"].as_u64(), Some(n));
@@ -148,29 +162,25 @@ fn connect_counts_handshakes() {
 
 #[test]
 fn fanout_delivers_every_message_to_every_subscriber() {
-    let server = Server::start(&[]);
-    let url = server.url("");
-    let j = bench(&[
+    let j = bench_strand(
         "fanout",
-        "--url",
-        &url,
-        "--subscribers",
-        "4",
-        "--messages",
-        "20",
-        "--rate",
-        "1000",
-        "--room",
-        "benchtest",
-    ]);
+        "",
+        &[
+            "--subscribers",
+            "4",
+            "--messages",
+            "20",
+            "--rate",
+            "1000",
+            "--room",
+            "benchtest",
+        ],
+    );
     assert_eq!(j["connected"], 4);
     assert_eq!(j["join_notices"]["received"], 6, "{j}");
     assert_eq!(j["sent"], 20);
-    assert_eq!(j["delivery"]["delivered"], 80, "{j}");
-    assert_eq!(j["delivery"]["lost"], 0);
-    assert_eq!(j["delivery"]["duplicates"], 0);
     assert_eq!(j["latency_us"]["count"], 80);
-    assert_eq!(j["errors"]["total"], 0, "{j}");
+    assert_all_delivered(&j, 80);
 }
 
 #[test]
@@ -179,26 +189,10 @@ fn tail_delivers_every_appended_line_to_every_follower() {
     let file = dir.path().join("bench.log");
     std::fs::write(&file, "an old line\n").unwrap();
     let server = Server::start(&["--tail-dir", dir.path().to_str().unwrap()]);
-    let url = server.url("");
-    let j = bench(&[
-        "tail",
-        "--url",
-        &url,
-        "--file",
-        file.to_str().unwrap(),
-        "--clients",
-        "2",
-        "--lines",
-        "20",
-        "--rate",
-        "1000",
-    ]);
+    let j = bench_tail(&server, &file, &["--lines", "20", "--rate", "1000"]);
     assert_eq!(j["following"], 2, "{j}");
     assert_eq!(j["appended"], 20);
-    assert_eq!(j["delivery"]["delivered"], 40, "{j}");
-    assert_eq!(j["delivery"]["lost"], 0);
-    assert_eq!(j["delivery"]["duplicates"], 0);
-    assert_eq!(j["errors"]["total"], 0, "{j}");
+    assert_all_delivered(&j, 40);
 }
 
 #[test]
@@ -206,18 +200,7 @@ fn tail_of_a_file_outside_the_tail_dir_is_an_error_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bench.log");
     let server = Server::start(&[]);
-    let url = server.url("");
-    let j = bench(&[
-        "tail",
-        "--url",
-        &url,
-        "--file",
-        file.to_str().unwrap(),
-        "--clients",
-        "2",
-        "--lines",
-        "3",
-    ]);
+    let j = bench_tail(&server, &file, &["--lines", "3"]);
     assert_eq!(j["following"], 0);
     assert_eq!(j["errors"]["total"], 2, "{j}");
 }
