@@ -4,17 +4,10 @@
 mod follow_util;
 mod support;
 
-use follow_util::{hub, next_msg, Ws};
-use serde_json::{json, Value};
+use follow_util::{error_code, hub, next_msg};
+use serde_json::json;
 use std::os::unix::fs::symlink;
 use support::{send_json, Server};
-
-fn code(ws: &mut Ws, msg: Value) -> String {
-    send_json(ws, msg.clone());
-    let reply = next_msg(ws);
-    assert_eq!(reply["type"], "error", "{msg} got {reply}");
-    reply["code"].as_str().unwrap().to_string()
-}
 
 #[test]
 fn escapes_are_bad_files() {
@@ -43,24 +36,27 @@ fn escapes_are_bad_files() {
         "dangling",
         "sub",
     ] {
-        let c = code(&mut ws, json!({"type": "follow", "file": name}));
+        let c = error_code(&mut ws, json!({"type": "follow", "file": name}));
         assert_eq!(c, "bad_file", "{name}");
     }
     assert_eq!(
-        code(&mut ws, json!({"type": "follow", "file": "nope.log"})),
+        error_code(&mut ws, json!({"type": "follow", "file": "nope.log"})),
         "not_found"
     );
     assert_eq!(
-        code(&mut ws, json!({"type": "follow", "file": ".hidden"})),
+        error_code(&mut ws, json!({"type": "follow", "file": ".hidden"})),
         "bad_name"
     );
     assert_eq!(
-        code(&mut ws, json!({"type": "follow", "file": "a b"})),
+        error_code(&mut ws, json!({"type": "follow", "file": "a b"})),
         "bad_name"
     );
-    assert_eq!(code(&mut ws, json!({"type": "follow"})), "missing_field");
     assert_eq!(
-        code(
+        error_code(&mut ws, json!({"type": "follow"})),
+        "missing_field"
+    );
+    assert_eq!(
+        error_code(
             &mut ws,
             json!({"type": "follow", "file": "ok.log", "from": "middle"})
         ),
@@ -82,7 +78,7 @@ fn without_a_tail_dir_follow_is_refused() {
     let server = Server::start(&[]);
     let mut ws = hub(&server, "y");
     assert_eq!(
-        code(&mut ws, json!({"type": "follow", "file": "app.log"})),
+        error_code(&mut ws, json!({"type": "follow", "file": "app.log"})),
         "bad_file"
     );
     let (status, body) = server.get_json("/files");

@@ -3,8 +3,8 @@
 mod follow_util;
 mod support;
 
-use follow_util::{hub, next_msg};
-use serde_json::{json, Value};
+use follow_util::{error_code, hub, next_msg};
+use serde_json::json;
 use std::time::{Duration, Instant};
 use support::{next_of_type, send_json, Server};
 
@@ -87,36 +87,33 @@ fn stop_is_prompt_and_waits_for_nothing() {
 fn errors_leave_the_connection_open() {
     let server = Server::start(&[]);
     let mut ws = hub(&server, "carol");
-    let code = |ws: &mut _, msg: Value| {
-        send_json(ws, msg);
-        let reply = next_msg(ws);
-        assert_eq!(reply["type"], "error", "{reply}");
-        reply["code"].as_str().unwrap().to_string()
-    };
-    assert_eq!(code(&mut ws, json!({"type": "stop"})), "not_running");
+    assert_eq!(error_code(&mut ws, json!({"type": "stop"})), "not_running");
     assert_eq!(
-        code(&mut ws, json!({"type": "start", "producer": "nope"})),
+        error_code(&mut ws, json!({"type": "start", "producer": "nope"})),
         "unknown_producer"
     );
     assert_eq!(
-        code(&mut ws, json!({"type": "start", "producer": "../x"})),
+        error_code(&mut ws, json!({"type": "start", "producer": "../x"})),
         "bad_name"
     );
     assert_eq!(
-        code(&mut ws, json!({"type": "start", "interval_ms": 0})),
+        error_code(&mut ws, json!({"type": "start", "interval_ms": 0})),
         "missing_field"
     );
     assert_eq!(
-        code(&mut ws, json!({"type": "start", "interval_ms": "fast"})),
+        error_code(&mut ws, json!({"type": "start", "interval_ms": "fast"})),
         "missing_field"
     );
     send_json(&mut ws, json!({"type": "start", "interval_ms": 60_000}));
     assert_eq!(next_msg(&mut ws)["type"], "started");
     assert_eq!(next_msg(&mut ws)["type"], "data");
-    assert_eq!(code(&mut ws, json!({"type": "start"})), "already_running");
+    assert_eq!(
+        error_code(&mut ws, json!({"type": "start"})),
+        "already_running"
+    );
     send_json(&mut ws, json!({"type": "stop"}));
     assert_eq!(next_msg(&mut ws)["type"], "stopped");
-    assert_eq!(code(&mut ws, json!({"type": "stop"})), "not_running");
+    assert_eq!(error_code(&mut ws, json!({"type": "stop"})), "not_running");
     // And it can start again.
     send_json(&mut ws, json!({"type": "start", "interval_ms": 60_000}));
     assert_eq!(next_msg(&mut ws)["type"], "started");

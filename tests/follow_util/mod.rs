@@ -49,6 +49,14 @@ pub fn expect(ws: &mut Ws, ty: &str) -> Value {
     v
 }
 
+/// Sends `msg`, which must be answered by an `error`; returns its code.
+pub fn error_code(ws: &mut Ws, msg: Value) -> String {
+    send_json(ws, msg.clone());
+    let reply = next_msg(ws);
+    assert_eq!(reply["type"], "error", "{msg} got {reply}");
+    reply["code"].as_str().unwrap().to_string()
+}
+
 /// Sends a `follow` and returns its `following` reply.
 pub fn follow(ws: &mut Ws, msg: Value) -> Value {
     send_json(ws, msg);
