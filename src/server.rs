@@ -257,8 +257,7 @@ impl Server {
 /// Answers 503 from the accept loop, never blocking it for long.
 fn refuse(mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    let body = crate::http::Response::error(503, "server at capacity, try again later");
-    let _ = stream.write_all(&body.to_bytes());
+    let _ = stream.write_all(&crate::http::router::over_capacity().to_bytes());
 }
 
 /// Counts running connection threads so shutdown can wait for them.

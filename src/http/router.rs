@@ -234,7 +234,8 @@ fn upgrade(shared: &Arc<Shared>, stream: TcpStream, request: Request, route: WsR
     }
 }
 
-fn over_capacity() -> Response {
+/// The 503 of a server at its connection or thread limit.
+pub fn over_capacity() -> Response {
     Response::error(503, "server at capacity, try again later").header("Retry-After: 1")
 }
 

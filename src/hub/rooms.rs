@@ -146,15 +146,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unused_rooms_go_and_rooms_with_history_stay() {
-        let rooms = Rooms::new(RoomCtx {
+    /// A table in epoch "E" whose notices go out at once.
+    fn test_rooms() -> Rooms {
+        Rooms::new(RoomCtx {
             epoch: "E".into(),
             generation: Default::default(),
             keep: 10,
             stats: Arc::new(HubStats::default()),
             flusher: Flusher::immediate(),
-        });
+        })
+    }
+
+    #[test]
+    fn unused_rooms_go_and_rooms_with_history_stay() {
+        let rooms = test_rooms();
         rooms.join("quiet", member(1), None);
         rooms.join("busy", member(2), None);
         rooms.publish("busy", 2, "hi", &json!(0)).unwrap();
@@ -169,13 +174,7 @@ mod tests {
 
     #[test]
     fn the_oldest_idle_rooms_are_retired_and_come_back_with_a_new_epoch() {
-        let rooms = Rooms::new(RoomCtx {
-            epoch: "E".into(),
-            generation: Default::default(),
-            keep: 10,
-            stats: Arc::new(HubStats::default()),
-            flusher: Flusher::immediate(),
-        });
+        let rooms = test_rooms();
         for i in 0..=MAX_IDLE_ROOMS as u64 {
             let name = format!("r{i}");
             rooms.join(&name, member(i), None);
