@@ -4,7 +4,8 @@
 //! Every WebSocket costs two threads (the connection and its socket reader)
 //! and one file descriptor. Threads are bounded by `kernel.pid_max`,
 //! `kernel.threads-max`, the cgroup's `pids.max` and `vm.max_map_count`
-//! (each thread's stack and guard page take about 4 memory maps); file
+//! (each connection thread's stack and guard page take 2 memory maps; see
+//! [`crate::threads`]); file
 //! descriptors by `RLIMIT_NOFILE`.
 
 use std::fs;
@@ -68,8 +69,8 @@ impl OsLimits {
         }
         if let Some(v) = self.max_map_count {
             candidates.push((
-                by_threads(v / 4),
-                format!("vm.max_map_count={v} (4 maps per thread)"),
+                by_threads(v / 2),
+                format!("vm.max_map_count={v} (2 maps per thread)"),
             ));
         }
         if let Some(v) = self.nofile {

@@ -84,7 +84,7 @@ fn init_logging(level: log::LevelFilter) {
 /// connection shows in the server's log like any other error.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let thread = std::thread::current();
-        log::error!("panic in thread {}: {info}", thread.name().unwrap_or("?"));
+        let name = strand::threads::current_name();
+        log::error!("panic in thread {}: {info}", name.as_deref().unwrap_or("?"));
     }));
 }

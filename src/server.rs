@@ -227,16 +227,13 @@ impl Server {
         // 503 if the OS refuses the thread (a failed spawn drops its closure).
         let slot = Arc::new(Mutex::new(Some(stream)));
         let theirs = slot.clone();
-        let spawned = thread::Builder::new()
-            .name("conn".into())
-            .stack_size(CONNECTION_STACK)
-            .spawn(move || {
-                let _guard = guard;
-                let stream = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(stream) = stream {
-                    crate::http::router::handle(&shared, stream);
-                }
-            });
+        let spawned = crate::threads::spawn("conn", CONNECTION_STACK, move || {
+            let _guard = guard;
+            let stream = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(stream) = stream {
+                crate::http::router::handle(&shared, stream);
+            }
+        });
         if let Err(e) = spawned {
             self.metrics()
                 .connections_rejected

@@ -23,7 +23,6 @@ use std::net::{Shutdown, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
@@ -124,10 +123,9 @@ pub fn serve(
     let (in_tx, in_rx) = crossbeam_channel::bounded(INBOUND_CAPACITY);
     let read_side = stream.clone();
     let config = reader::config(params.max_message_bytes);
-    let reader = thread::Builder::new()
-        .name(format!("read-{id}"))
-        .stack_size(READER_STACK)
-        .spawn(move || reader::run(read_side, leftover, config, in_tx));
+    let reader = crate::threads::spawn(&format!("read-{id}"), READER_STACK, move || {
+        reader::run(read_side, leftover, config, in_tx)
+    });
     let reader = match reader {
         Ok(handle) => handle,
         // The failed spawn dropped its closure and with it the other Arc.
