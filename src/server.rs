@@ -231,7 +231,9 @@ impl Server {
             let _guard = guard;
             let stream = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(stream) = stream {
-                crate::http::router::handle(&shared, stream);
+                if let Some(upgrade) = crate::http::router::handle(&shared, stream) {
+                    crate::http::router::serve_websocket(&shared, upgrade);
+                }
             }
         });
         if let Err(e) = spawned {

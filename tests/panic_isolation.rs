@@ -47,7 +47,7 @@ fn a_panicking_session_closes_with_1011_and_the_thread_returns() {
             1,
             stream,
             request.leftover,
-            &handshake,
+            handshake,
             Box::new(Panicky),
             &params,
         )

@@ -112,14 +112,28 @@ fn check_name(name: &str) -> Result<(), Response> {
     }
 }
 
-/// Serves one accepted connection: reads its request, then answers it or
-/// runs its WebSocket to the end.
-pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) {
+/// A WebSocket upgrade that passed every check and holds its connection
+/// slot, ready for [`serve_websocket`].
+pub struct Upgrade {
+    id: u64,
+    stream: TcpStream,
+    leftover: Vec<u8>,
+    handshake: Vec<u8>,
+    session: Box<dyn Session>,
+}
+
+/// Reads one accepted connection's request and answers it, or returns the
+/// WebSocket upgrade it asks for. The upgrade is returned, not served from
+/// here, so that the request's stack frames are gone while the connection
+/// loop runs: a thread keeps every stack page it ever touched, and these
+/// frames would push an idle connection onto a third page.
+#[inline(never)]
+pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) -> Option<Upgrade> {
     let request = match Request::read_from(&mut stream) {
         Ok(r) => Ok(r),
         Err(ReadError::Io(e)) => {
             log::debug!("request not read: {e}");
-            return;
+            return None;
         }
         Err(ReadError::HeadTooLarge) => Err(Response::error(431, "request head over 8 KiB")),
         Err(ReadError::BodyTooLarge) => Err(Response::error(413, "request body over 64 KiB")),
@@ -129,11 +143,17 @@ pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) {
     };
     let request = match request {
         Ok(request) => request,
-        Err(response) => return refuse_unread(shared, stream, response),
+        Err(response) => {
+            refuse_unread(shared, stream, response);
+            return None;
+        }
     };
     match route(&request.method, &request.path) {
         Ok(Route::Ws(ws)) => upgrade(shared, stream, request, ws),
-        routed => respond(shared, stream, &request, routed),
+        routed => {
+            respond(shared, stream, &request, routed);
+            None
+        }
     }
 }
 
@@ -184,27 +204,32 @@ fn refuse_unread(shared: &Shared, stream: TcpStream, response: Response) {
     }
 }
 
-/// Checks an upgrade request and, if it passes, serves the WebSocket.
+/// Checks an upgrade request and takes a connection slot for it; answers
+/// the request itself when either fails.
 #[inline(never)]
-fn upgrade(shared: &Arc<Shared>, stream: TcpStream, request: Request, route: WsRoute) {
+fn upgrade(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    request: Request,
+    route: WsRoute,
+) -> Option<Upgrade> {
     let key = match check_upgrade(shared, &request, &route) {
         Ok(key) => key,
-        Err(response) => return answer(shared, stream, response),
+        Err(response) => {
+            answer(shared, stream, response);
+            return None;
+        }
     };
-    let handshake = switching_protocols(&key);
-    // Only the bytes read past the head live on with the connection.
-    let leftover = request.leftover;
-    drop(key);
     let metrics = &shared.metrics;
     let max = shared.config.max_connections as u64;
     if metrics.connections_current.fetch_add(1, AcqRel) >= max {
         metrics.connections_current.fetch_sub(1, AcqRel);
         metrics.connections_rejected.fetch_add(1, Relaxed);
         log::warn!("refusing an upgrade: {max} connections is the limit");
-        return answer(shared, stream, over_capacity());
+        answer(shared, stream, over_capacity());
+        return None;
     }
     metrics.connections_total.fetch_add(1, Relaxed);
-    let id = shared.next_connection_id();
     let session: Box<dyn Session> = match route {
         WsRoute::Echo => Box::new(session::echo::Echo),
         WsRoute::TextRoom { room, user } => Box::new(session::text_room::TextRoom::new(
@@ -216,14 +241,36 @@ fn upgrade(shared: &Arc<Shared>, stream: TcpStream, request: Request, route: WsR
             Box::new(session::hub::HubSession::new(shared.clone(), client_id))
         }
     };
+    Some(Upgrade {
+        id: shared.next_connection_id(),
+        stream,
+        // Only the bytes read past the head live on with the connection.
+        leftover: request.leftover,
+        handshake: switching_protocols(&key),
+        session,
+    })
+}
+
+/// Runs an upgraded connection to its end (see [`handle`]), then gives
+/// back its connection slot.
+#[inline(never)]
+pub fn serve_websocket(shared: &Shared, upgrade: Upgrade) {
+    let Upgrade {
+        id,
+        stream,
+        leftover,
+        handshake,
+        session,
+    } = upgrade;
     let result = conn::serve(
         id,
         stream,
         leftover,
-        &handshake,
+        handshake,
         session,
         &shared.conn_params,
     );
+    let metrics = &shared.metrics;
     metrics.connections_current.fetch_sub(1, AcqRel);
     if let Err(Refused::Thread(e, stream)) = result {
         metrics.connections_rejected.fetch_add(1, Relaxed);

@@ -14,6 +14,7 @@
 
 use crate::metrics::Metrics;
 use crate::session::Session;
+use crate::threads::JoinHandle;
 use crate::ws::frame::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::ws::outbox::{Outbox, Outgoing};
 use crate::ws::reader::{self, Inbound};
@@ -111,14 +112,35 @@ impl Conn<'_> {
 /// writes `handshake` (the 101 response), then runs the loop on this thread.
 /// Fails before writing anything when the OS refuses the reader thread, so
 /// the caller can still answer 503.
+///
+/// Setting up and tearing down are out of line, so that only the loop's
+/// own frames lie beneath it: an idle connection thread keeps every stack
+/// page it ever touched, and each page is 4 KiB per connection.
+#[inline(never)]
 pub fn serve(
     id: u64,
     stream: TcpStream,
     leftover: Vec<u8>,
-    handshake: &[u8],
+    handshake: Vec<u8>,
     session: Box<dyn Session>,
     params: &ConnParams,
 ) -> Result<(), Refused> {
+    let (mut engine, reader) = start(id, stream, leftover, handshake, params)?;
+    let mut session = session;
+    let outcome = catch_unwind(AssertUnwindSafe(|| engine.run(&mut *session)));
+    finish(engine, outcome.is_err(), session, reader);
+    Ok(())
+}
+
+/// Starts the reader thread and writes the handshake.
+#[inline(never)]
+fn start(
+    id: u64,
+    stream: TcpStream,
+    leftover: Vec<u8>,
+    handshake: Vec<u8>,
+    params: &ConnParams,
+) -> Result<(Engine<'_>, JoinHandle<()>), Refused> {
     let stream = Arc::new(stream);
     let (in_tx, in_rx) = crossbeam_channel::bounded(INBOUND_CAPACITY);
     let read_side = stream.clone();
@@ -134,24 +156,37 @@ pub fn serve(
     // Shut the socket on every way out, so the reader always ends.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    if let Err(e) = (&*stream).write_all(handshake) {
+    let written = (&*stream).write_all(&handshake);
+    drop(handshake);
+    if let Err(e) = written {
         let _ = stream.shutdown(Shutdown::Both);
         let _ = reader.join();
         return Err(Refused::Io(e));
     }
     let (outbox, out_rx) = Outbox::new(id, params.max_queue_bytes, params.metrics.clone());
-    let mut engine = Engine {
-        writer: FrameWriter::new(stream.clone(), params.metrics.clone()),
+    let engine = Engine {
+        writer: FrameWriter::new(stream, params.metrics.clone()),
         outbox,
         out_rx,
         in_rx,
         params,
         close_sent: false,
     };
-    let mut session = session;
-    let outcome = catch_unwind(AssertUnwindSafe(|| engine.run(&mut *session)));
-    if outcome.is_err() {
-        params.metrics.panics.fetch_add(1, Relaxed);
+    Ok((engine, reader))
+}
+
+/// Ends the connection after its loop: a 1011 close if the loop panicked,
+/// the session's goodbye, then the socket and the reader thread.
+#[inline(never)]
+fn finish(
+    mut engine: Engine<'_>,
+    panicked: bool,
+    mut session: Box<dyn Session>,
+    reader: JoinHandle<()>,
+) {
+    let id = engine.outbox.id();
+    if panicked {
+        engine.params.metrics.panics.fetch_add(1, Relaxed);
         log::error!("connection {id}: a panic ended this connection");
         let _ = engine.send_close(1011, "internal error");
     }
@@ -159,11 +194,10 @@ pub fn serve(
     let _ = catch_unwind(AssertUnwindSafe(|| session.on_close()));
     drop(session);
     engine.outbox.shut();
-    let _ = stream.shutdown(Shutdown::Both);
+    let _ = engine.writer.stream.shutdown(Shutdown::Both);
     if reader.join().is_err() {
         log::error!("connection {id}: the reader thread panicked");
     }
-    Ok(())
 }
 
 /// The connection thread's state.
