@@ -5,16 +5,17 @@
 //! configuration, the counters, the hub and the file tails. There are no
 //! globals.
 //!
-//! Shutdown: [`ShutdownHandle::shutdown`] drops the one `Sender` of the
-//! shutdown channel, which makes every connection thread's `select!` see it
-//! at once (a disconnected channel is always ready); the accept loop is
-//! woken by a connection to itself. The server then waits for every
-//! connection thread to finish, and each joins its own reader first.
+//! Shutdown: [`ShutdownHandle::shutdown`] queues a 1001 close in every
+//! connection's outbox through the [`Registry`]; the accept loop is woken
+//! by a connection to itself. The server then waits for every connection
+//! thread to finish (each joins its own reader first); after the grace
+//! period it shuts the sockets of any still running, so a write blocked on
+//! a client that stopped reading cannot hold up the exit.
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::ws::registry::Registry;
 use crate::ws::ConnParams;
-use crossbeam_channel::{Receiver, Sender};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +28,8 @@ use std::time::{Duration, Instant};
 const CONNECTION_STACK: usize = 256 * 1024;
 /// How long shutdown waits for connections to finish their close handshakes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long it then waits for connections whose sockets it shut.
+const CUT_GRACE: Duration = Duration::from_secs(1);
 
 /// State shared by every connection thread.
 pub struct Shared {
@@ -81,7 +84,6 @@ pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
     stopping: Arc<AtomicBool>,
-    shutdown_tx: Arc<Mutex<Option<Sender<()>>>>,
     live: Arc<LiveThreads>,
 }
 
@@ -90,7 +92,7 @@ pub struct Server {
 pub struct ShutdownHandle {
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
-    shutdown_tx: Arc<Mutex<Option<Sender<()>>>>,
+    registry: Arc<Registry>,
 }
 
 impl ShutdownHandle {
@@ -99,10 +101,7 @@ impl ShutdownHandle {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.shutdown_tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        self.registry.close_all();
         // Wake the blocking accept.
         let _ = TcpStream::connect_timeout(&wake_addr(self.addr), Duration::from_secs(1));
     }
@@ -124,13 +123,12 @@ impl Server {
     pub fn bind(config: Config) -> io::Result<Server> {
         let listener = TcpListener::bind(config.bind)?;
         let metrics = Arc::new(Metrics::default());
-        let (shutdown_tx, shutdown_rx): (Sender<()>, Receiver<()>) = crossbeam_channel::bounded(0);
         let conn_params = ConnParams {
             ping_interval: config.ping_interval,
             idle_timeout: config.idle_timeout,
             max_message_bytes: config.max_message_bytes,
             max_queue_bytes: config.max_queue_bytes,
-            shutdown: shutdown_rx,
+            registry: Arc::default(),
             metrics: metrics.clone(),
         };
         let shared = Arc::new(Shared {
@@ -147,7 +145,6 @@ impl Server {
             listener,
             shared,
             stopping: Arc::new(AtomicBool::new(false)),
-            shutdown_tx: Arc::new(Mutex::new(Some(shutdown_tx))),
             live: Arc::new(LiveThreads::default()),
         })
     }
@@ -167,7 +164,7 @@ impl Server {
         ShutdownHandle {
             addr: self.local_addr().expect("a bound listener has an address"),
             stopping: self.stopping.clone(),
-            shutdown_tx: self.shutdown_tx.clone(),
+            registry: self.shared.conn_params.registry.clone(),
         }
     }
 
@@ -211,10 +208,14 @@ impl Server {
         log::info!("shutting down: closing {} connection(s)", self.live.count());
         self.shared.tails.shutdown();
         if !self.live.wait_for_zero(SHUTDOWN_GRACE) {
-            log::warn!(
-                "{} connection thread(s) still running at exit",
-                self.live.count()
-            );
+            let cut = self.shared.conn_params.registry.cut_all();
+            log::warn!("{cut} connection(s) did not close within the grace period; cut");
+            if !self.live.wait_for_zero(CUT_GRACE) {
+                log::warn!(
+                    "{} connection thread(s) still running at exit",
+                    self.live.count()
+                );
+            }
         }
         self.shared.hub.shutdown();
         log::info!("stopped");

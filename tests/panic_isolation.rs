@@ -27,14 +27,13 @@ impl Session for Panicky {
 fn a_panicking_session_closes_with_1011_and_the_thread_returns() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let (_shutdown_tx, shutdown_rx) = crossbeam_channel::bounded::<()>(0);
     let metrics = Arc::new(Metrics::default());
     let params = ConnParams {
         ping_interval: Duration::from_secs(30),
         idle_timeout: Duration::from_secs(30),
         max_message_bytes: 1 << 20,
         max_queue_bytes: 1 << 20,
-        shutdown: shutdown_rx,
+        registry: Arc::default(),
         metrics: metrics.clone(),
     };
     let server = std::thread::spawn(move || {

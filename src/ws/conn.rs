@@ -1,11 +1,12 @@
 //! The connection thread: one per WebSocket, and the only writer on its
 //! socket.
 //!
-//! It `select!`s over four sources: messages from the reader thread, its
-//! [`Outbox`] (what rooms, streams and tails send it), heartbeat ticks
-//! (`crossbeam_channel::tick`, no extra thread) and server shutdown, with
-//! the idle deadline as the select timeout. Everything ready at a wake-up
-//! is handled before one write, so a burst costs one syscall.
+//! It `select!`s over three sources: messages from the reader thread, its
+//! [`Outbox`] (what rooms, streams and tails send it, and server shutdown's
+//! 1001 close, see [`Registry`]) and heartbeat ticks
+//! (`crossbeam_channel::tick`, no extra thread), with the idle deadline as
+//! the select timeout. Everything ready at a wake-up is handled before one
+//! write, so a burst costs one syscall.
 //!
 //! Closing follows RFC 6455: a close frame is written once and never
 //! followed by anything; a peer's close is answered with its own code (or
@@ -18,6 +19,7 @@ use crate::threads::JoinHandle;
 use crate::ws::frame::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::ws::outbox::{Outbox, Outgoing};
 use crate::ws::reader::{self, Inbound};
+use crate::ws::registry::Registry;
 use crossbeam_channel::{select, tick, Receiver};
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
@@ -52,8 +54,8 @@ pub struct ConnParams {
     pub max_message_bytes: usize,
     /// Outbound queue limit in bytes.
     pub max_queue_bytes: usize,
-    /// Becomes ready (disconnected) when the server shuts down.
-    pub shutdown: Receiver<()>,
+    /// Where the connection registers, so server shutdown can reach it.
+    pub registry: Arc<Registry>,
     /// The server's counters.
     pub metrics: Arc<Metrics>,
 }
@@ -164,6 +166,7 @@ fn start(
         return Err(Refused::Io(e));
     }
     let (outbox, out_rx) = Outbox::new(id, params.max_queue_bytes, params.metrics.clone());
+    params.registry.register(&outbox, &stream);
     let engine = Engine {
         writer: FrameWriter::new(stream, params.metrics.clone()),
         outbox,
@@ -194,6 +197,7 @@ fn finish(
     let _ = catch_unwind(AssertUnwindSafe(|| session.on_close()));
     drop(session);
     engine.outbox.shut();
+    engine.params.registry.deregister(id);
     let _ = engine.writer.stream.shutdown(Shutdown::Both);
     if reader.join().is_err() {
         log::error!("connection {id}: the reader thread panicked");
@@ -258,7 +262,6 @@ impl Engine<'_> {
                     self.writer.frame(OP_PING, b"");
                     Flow::Continue
                 }
-                recv(self.params.shutdown) -> _ => Flow::Close(1001, "server shutting down".into()),
                 default(idle_left) => {
                     if last_heard.elapsed() >= self.params.idle_timeout {
                         Flow::Close(1000, "idle timeout".into())

@@ -7,12 +7,14 @@
 //! - [`reader`]: the read half: a tungstenite `WebSocket` whose writes are
 //!   discarded, forwarding messages, pings and closes to the connection thread.
 //! - [`conn`]: the connection thread's `select!` loop, heartbeats, idle
-//!   timeout, close handshakes and shutdown.
+//!   timeout and close handshakes.
+//! - [`registry`]: every open connection, for server shutdown.
 
 pub mod conn;
 pub mod frame;
 pub mod outbox;
 pub mod reader;
+pub mod registry;
 
 pub use conn::{Conn, ConnParams};
 pub use outbox::{Outbox, Outgoing};
