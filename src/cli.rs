@@ -165,6 +165,18 @@ pub struct ServeArgs {
     )]
     pub room_history: usize,
 
+    /// In a room of 100 or more members, messages less than this many
+    /// milliseconds after its last delivery wait for the window's end and
+    /// go out together: each member is woken at most once per window
+    /// (0: every message at once).
+    #[arg(
+        long,
+        env = "STRAND_ROOM_WINDOW_MS",
+        default_value_t = 20,
+        value_name = "MS"
+    )]
+    pub room_window_ms: u64,
+
     /// Most WebSocket connections at once (`auto`: from the OS limits).
     #[arg(
         long,

@@ -28,6 +28,8 @@ pub struct Config {
     pub notify_interval: Option<Duration>,
     /// Messages kept per room.
     pub room_history: usize,
+    /// A busy large room's coalescing window (zero: none).
+    pub room_window: Duration,
     /// Most WebSocket connections at once (already resolved from `auto`).
     pub max_connections: usize,
     /// Outbound queue limit per connection, in bytes.
@@ -91,6 +93,7 @@ impl Config {
                 Some(secs("notify-interval", args.notify_interval)?)
             },
             room_history: args.room_history,
+            room_window: Duration::from_millis(args.room_window_ms.min(1000)),
             max_connections,
             max_queue_bytes: args.max_queue_bytes.max(1024),
             allowed_origins: args.allowed_origins.clone(),

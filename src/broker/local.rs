@@ -15,6 +15,7 @@ use crate::ws::Outbox;
 use serde_json::Value;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Rooms and clients in this process.
 #[derive(Debug)]
@@ -26,14 +27,16 @@ pub struct LocalBroker {
 }
 
 impl LocalBroker {
-    /// A broker whose rooms keep `keep` messages numbered in `epoch`;
-    /// starts the thread that flushes rooms' notice batches.
-    pub fn new(epoch: String, keep: usize, stats: Arc<HubStats>) -> LocalBroker {
+    /// A broker whose rooms keep `keep` messages numbered in `epoch` and
+    /// coalesce busy traffic over `window`; starts the thread that flushes
+    /// rooms' batches.
+    pub fn new(epoch: String, keep: usize, window: Duration, stats: Arc<HubStats>) -> LocalBroker {
         let (flusher, thread) = Flusher::start();
         let ctx = RoomCtx {
             epoch,
             generation: Default::default(),
             keep,
+            window,
             stats: stats.clone(),
             flusher,
         };

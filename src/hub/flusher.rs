@@ -1,12 +1,15 @@
-//! The thread that flushes rooms' notice batches (see
-//! [`crate::hub::notices`]) a short [`DELAY`] after their first notice.
+//! The thread that flushes rooms' batches (see [`crate::hub::notices`]):
+//! notices a short [`DELAY`] after the first, and the messages of a busy
+//! large room at the end of its window (see [`crate::hub::room`]).
 //!
-//! A room schedules itself when its batch goes from empty to non-empty;
-//! since every deadline is "now + DELAY", the queue is in deadline order
-//! and one thread sleeping to the head's deadline serves every room.
+//! A room schedules itself, with its deadline, when its batch goes from
+//! empty to non-empty. One thread keeps the deadlines in a heap and sleeps
+//! to the earliest.
 
 use crate::hub::room::Room;
 use crossbeam_channel::{select, Receiver, Sender};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -68,10 +71,11 @@ impl Flusher {
         }
     }
 
-    /// Schedules a flush of `room`; false when the caller must flush now.
-    pub fn schedule(&self, room: &Arc<Room>) -> bool {
+    /// Schedules a flush of `room` at `due`; false when the caller must
+    /// flush now.
+    pub fn schedule(&self, room: &Arc<Room>, due: Instant) -> bool {
         match &self.tx {
-            Some(tx) => tx.send((room.clone(), Instant::now() + DELAY)).is_ok(),
+            Some(tx) => tx.send((room.clone(), due)).is_ok(),
             None => false,
         }
     }
@@ -89,18 +93,50 @@ impl FlusherThread {
     }
 }
 
+/// A scheduled flush; ordered by deadline, then by arrival.
+struct Due {
+    at: Instant,
+    order: u64,
+    room: Arc<Room>,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Due {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
 fn run(rx: Receiver<(Arc<Room>, Instant)>, stop: Receiver<()>) {
+    let mut pending: BinaryHeap<Reverse<Due>> = BinaryHeap::new();
+    let mut order = 0u64;
     loop {
-        select! {
-            recv(rx) -> item => {
-                let Ok((room, due)) = item else { return };
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    // Stop is noticed within DELAY at most.
-                    std::thread::sleep(wait);
-                }
-                room.flush();
+        let now = Instant::now();
+        while pending.peek().is_some_and(|Reverse(d)| d.at <= now) {
+            if let Some(Reverse(due)) = pending.pop() {
+                due.room.flush();
             }
-            recv(stop) -> _ => return,
         }
+        let wait = pending
+            .peek()
+            .map(|Reverse(d)| d.at.saturating_duration_since(now));
+        let scheduled = select! {
+            recv(rx) -> item => item,
+            recv(stop) -> _ => return,
+            default(wait.unwrap_or(Duration::from_secs(3600))) => continue,
+        };
+        let Ok((room, at)) = scheduled else { return };
+        order += 1;
+        pending.push(Reverse(Due { at, order, room }));
     }
 }

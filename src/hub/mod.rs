@@ -81,6 +81,7 @@ impl Hub {
         let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new(
             new_epoch(),
             config.room_history,
+            config.room_window,
             stats.clone(),
         ));
         let notifier = config

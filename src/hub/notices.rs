@@ -9,8 +9,9 @@
 //! (one shared `Arc`), the part after its own join for a member that
 //! joined during the window (a copy, at most [`CAP`] notices long).
 //!
-//! A batch is always flushed before anything else is queued to the room
-//! (a message, a broadcast), so notices and messages keep their order.
+//! Whatever the room queues later (a message, a broadcast) either joins the
+//! batch (a busy large room's messages, see [`crate::hub::room`]) or
+//! flushes it first, so notices and messages keep their order.
 
 use std::sync::Arc;
 
@@ -79,10 +80,13 @@ impl Flush<'_> {
         if from >= notices.len() {
             return None;
         }
-        if from > 0 {
-            return Some(concat(&notices[from..]));
-        }
-        Some(whole.get_or_insert_with(|| concat(notices)).clone())
+        let frames = if from > 0 {
+            concat(&notices[from..])
+        } else {
+            whole.get_or_insert_with(|| concat(notices)).clone()
+        };
+        // A message only one dialect needed has an empty frame in the other.
+        (!frames.is_empty()).then_some(frames)
     }
 }
 

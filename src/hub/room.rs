@@ -11,7 +11,15 @@
 //! touches a socket and never waits). Each message is encoded once per
 //! dialect and the same `Arc` frame is queued to every member, so a fan-out
 //! costs one cheap push per member. Join and leave notices are coalesced
-//! (see [`crate::hub::notices`]) and always flushed before the next message.
+//! (see [`crate::hub::notices`]) and always go out before a later message.
+//!
+//! What a push costs is mostly the wake-up of the member's connection
+//! thread, and then its write and its client's wake-up. So a large room
+//! ([`COALESCE_MEMBERS`] or more) that is busy (a message within the
+//! window, [`RoomCtx::window`], of its last delivery) batches its messages like its
+//! notices and delivers them at the end of the window: each member is woken
+//! at most once per window per room, however fast the room talks. A small
+//! room, or a large one that was quiet for a window, delivers at once.
 
 use crate::hub::flusher::Flusher;
 use crate::hub::notices::{self, Batch};
@@ -23,6 +31,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Rooms with at least this many members coalesce busy message traffic.
+pub const COALESCE_MEMBERS: usize = 100;
 
 /// How a member is spoken to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +115,10 @@ pub struct RoomCtx {
     pub generation: AtomicU64,
     /// Messages kept per room.
     pub keep: usize,
+    /// In a busy large room, how long a message may wait to travel with
+    /// the next ones (`--room-window-ms`): at most this much latency added,
+    /// and at most one wake-up of each member per window. Zero: none.
+    pub window: Duration,
     /// Where deliveries are counted.
     pub stats: Arc<HubStats>,
     /// Where notice batches are scheduled.
@@ -126,8 +142,10 @@ struct State {
     history_bytes: usize,
     /// The `seq` of the next message: 1 in a new room.
     next_seq: u64,
-    /// Join and leave notices not yet queued.
+    /// Join and leave notices (and a busy room's messages) not yet queued.
     batch: Batch,
+    /// When the room last queued to its members.
+    last_delivery: Option<Instant>,
     /// Removed from the table: a joiner that finds this looks again.
     dead: bool,
 }
@@ -169,6 +187,7 @@ impl Room {
                 history_bytes: 0,
                 next_seq: 1,
                 batch: Batch::default(),
+                last_delivery: None,
                 dead: false,
             }),
         }
@@ -295,12 +314,13 @@ impl Room {
     /// when it is full or there is no flusher.
     fn notice_added(self: &Arc<Self>, state: &mut State) {
         let n = state.batch.len();
-        if n >= notices::CAP || (n == 1 && !self.ctx.flusher.schedule(self)) {
+        let due = Instant::now() + crate::hub::flusher::DELAY;
+        if n >= notices::CAP || (n == 1 && !self.ctx.flusher.schedule(self, due)) {
             self.flush_locked(state);
         }
     }
 
-    /// Queues the waiting notices (called by the flusher thread).
+    /// Queues the waiting batch (called by the flusher thread).
     pub fn flush(&self) {
         let mut state = self.lock();
         self.flush_locked(&mut state);
@@ -321,16 +341,45 @@ impl Room {
             }
         }
         batch.clear();
+        state.last_delivery = Some(Instant::now());
         self.ctx.stats.count(fanout);
+    }
+
+    /// Queues an event to every member: at once, or into the batch when
+    /// the room is large and busy (see the module docs).
+    fn deliver(self: &Arc<Self>, state: &mut State, frames: Frames) {
+        let now = Instant::now();
+        let window = self.ctx.window;
+        let window_end = state.last_delivery.map(|t| t + window);
+        let busy = !window.is_zero()
+            && state.members.len() >= COALESCE_MEMBERS
+            && window_end.is_some_and(|end| now < end);
+        if busy {
+            let empty = || Arc::<[u8]>::from(&[][..]);
+            let was_empty = state.batch.is_empty();
+            state.batch.push(
+                frames.json.unwrap_or_else(empty),
+                frames.text.unwrap_or_else(empty),
+            );
+            let scheduled =
+                !was_empty || window_end.is_some_and(|end| self.ctx.flusher.schedule(self, end));
+            if scheduled && state.batch.len() < notices::CAP {
+                return;
+            }
+            self.flush_locked(state);
+            return;
+        }
+        self.flush_locked(state);
+        state.last_delivery = Some(now);
+        self.ctx.stats.count(state.fan_out(&frames));
     }
 
     /// Publishes a message from member `conn`: numbers it, keeps it in the
     /// history, and queues it to every member, the sender included. `None`
     /// when `conn` is not a member.
-    pub fn publish(&self, conn: u64, content: &str, timestamp: &Value) -> Option<u64> {
+    pub fn publish(self: &Arc<Self>, conn: u64, content: &str, timestamp: &Value) -> Option<u64> {
         let mut state = self.lock();
         let name = state.members.get(&conn)?.member.name.clone();
-        self.flush_locked(&mut state);
         let seq = state.next_seq;
         state.next_seq += 1;
         let json: Arc<str> =
@@ -352,21 +401,20 @@ impl Room {
             state.history.push_back(Held { seq, json });
         }
         self.ctx.stats.room_messages.fetch_add(1, Relaxed);
-        self.ctx.stats.count(state.fan_out(&frames));
+        self.deliver(&mut state, frames);
         Some(seq)
     }
 
     /// Queues a `POST /broadcast` to every member and returns how many it
     /// reached; with `everyone` (a broadcast to every client, which reaches
     /// hub clients through the client registry) only text members here.
-    pub fn broadcast(&self, message: &str, everyone: bool) -> usize {
+    pub fn broadcast(self: &Arc<Self>, message: &str, everyone: bool) -> usize {
         let mut state = self.lock();
-        self.flush_locked(&mut state);
         let frames = Frames {
             json: (!everyone).then(|| wire::frame(&wire::broadcast(Some(&self.name), message))),
             text: (state.text_members > 0).then(|| wire::frame(&wire::text_broadcast(message))),
         };
-        self.ctx.stats.count(state.fan_out(&frames));
+        self.deliver(&mut state, frames);
         if everyone {
             state.text_members
         } else {
@@ -466,11 +514,14 @@ mod tests {
     use crossbeam_channel::Receiver;
     use serde_json::json;
 
+    const WINDOW: Duration = Duration::from_millis(20);
+
     fn room_with(keep: usize, flusher: Flusher) -> Arc<Room> {
         let ctx = RoomCtx {
             epoch: "E".into(),
             generation: AtomicU64::new(0),
             keep,
+            window: WINDOW,
             stats: Arc::new(HubStats::default()),
             flusher,
         };
@@ -519,7 +570,7 @@ mod tests {
         }
     }
 
-    fn publish(room: &Room, conn: u64, n: usize) {
+    fn publish(room: &Arc<Room>, conn: u64, n: usize) {
         for i in 0..n {
             room.publish(conn, &format!("m{i}"), &json!(0)).unwrap();
         }
@@ -697,5 +748,72 @@ mod tests {
         assert!(got[0].contains("room_join") && got[0].contains(r#""a""#));
         assert!(got[1].contains("room_join") && got[1].contains(r#""b""#));
         assert!(got[2].contains("room_leave"));
+    }
+
+    /// A room of `n` text members on a flusher nobody serves; returns the
+    /// first member's queue and the flusher's schedule.
+    /// What [`crowd`] returns.
+    type Crowd = (
+        Arc<Room>,
+        Receiver<Outgoing>,
+        Receiver<(Arc<Room>, Instant)>,
+    );
+
+    fn crowd(n: u64) -> Crowd {
+        let (tx, schedule) = crossbeam_channel::unbounded();
+        let room = room_with(10, Flusher::with_queue(tx));
+        let mut first = None;
+        for conn in 1..=n {
+            let (m, rx) = member(conn, &format!("u{conn}"), Dialect::Text);
+            room.join(m, None).unwrap();
+            first.get_or_insert(rx);
+        }
+        room.flush();
+        let first = first.unwrap();
+        let _ = texts(&first);
+        let _ = schedule.try_iter().count();
+        (room, first, schedule)
+    }
+
+    #[test]
+    fn a_busy_large_room_sends_a_window_of_messages_together() {
+        let (room, first, schedule) = crowd(COALESCE_MEMBERS as u64);
+        // As if the room had been quiet for a window.
+        room.lock().last_delivery = None;
+        room.publish(1, "m1", &json!(0)).unwrap();
+        assert_eq!(texts(&first), vec!["u1: m1"], "the first goes at once");
+        // Within the window of the last delivery: batched, flushed at its end.
+        room.publish(1, "m2", &json!(0)).unwrap();
+        room.publish(1, "m3", &json!(0)).unwrap();
+        assert!(texts(&first).is_empty());
+        let scheduled: Vec<_> = schedule.try_iter().collect();
+        assert_eq!(scheduled.len(), 1, "one flush per window");
+        assert!(scheduled[0].1 <= Instant::now() + WINDOW);
+        room.flush();
+        let mut frames = 0;
+        for item in first.try_iter() {
+            if let Outgoing::Frame(buf) = item {
+                frames += 1;
+                assert_eq!(
+                    &buf[..],
+                    &[
+                        &*wire::frame(&wire::text_said("u1", "m2")),
+                        &*wire::frame(&wire::text_said("u1", "m3"))
+                    ]
+                    .concat()[..]
+                );
+            }
+        }
+        assert_eq!(frames, 1, "one wake-up for both");
+    }
+
+    #[test]
+    fn a_smaller_room_never_waits() {
+        let (room, first, schedule) = crowd(COALESCE_MEMBERS as u64 - 1);
+        for m in ["m1", "m2", "m3"] {
+            room.publish(1, m, &json!(0)).unwrap();
+        }
+        assert_eq!(texts(&first), vec!["u1: m1", "u1: m2", "u1: m3"]);
+        assert!(schedule.try_recv().is_err());
     }
 }

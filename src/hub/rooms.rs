@@ -152,6 +152,7 @@ mod tests {
             epoch: "E".into(),
             generation: Default::default(),
             keep: 10,
+            window: std::time::Duration::ZERO,
             stats: Arc::new(HubStats::default()),
             flusher: Flusher::immediate(),
         })
