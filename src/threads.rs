@@ -15,6 +15,14 @@
 //! guard page is still there), only without saying why. Panics are caught
 //! and returned from [`JoinHandle::join`] as with std, and the thread's
 //! name is kept for the kernel (`top -H`, `ps -L`) and for [`current_name`].
+//!
+//! They also run under `SCHED_BATCH` (no privilege needed): same fair share
+//! of the CPU, but a thread that is woken does not preempt the one that
+//! woke it. A message to a 4,000-member room wakes 4,000 connection
+//! threads from one loop; with preemption each wake-up could hand the
+//! core to the woken thread and the loop crawled, so the last member's
+//! delivery came late (room p99 79-137 ms against 71-78 ms measured side
+//! by side); echo throughput and latency did not change.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -87,6 +95,9 @@ where
         // SAFETY: names the calling thread (a prctl, no /proc file).
         unsafe { libc::pthread_setname_np(libc::pthread_self(), kernel_name.as_ptr()) };
         NAME.with(|n| *n.borrow_mut() = Some(owned_name));
+        let batch = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sets the calling thread's policy; failure changes nothing.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &batch) };
         let outcome = catch_unwind(AssertUnwindSafe(f));
         *theirs.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
     });
