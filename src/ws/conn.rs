@@ -224,20 +224,16 @@ enum Flow {
 }
 
 impl Engine<'_> {
+    /// The loop. Its own frame lies beneath every session callback for the
+    /// connection's life, so what is rare (opening, closing, logging) is
+    /// kept out of line to keep it small (see [`serve`]).
     fn run(&mut self, session: &mut dyn Session) {
-        let mut close = None;
-        session.on_open(&mut Conn {
-            writer: &mut self.writer,
-            outbox: &self.outbox,
-            close: &mut close,
-        });
-        let mut flow = close.map_or(Flow::Continue, |(c, r)| Flow::Close(c, r));
+        let mut flow = self.open(session);
         let ticker = tick(self.params.ping_interval);
         let mut last_heard = Instant::now();
         while let Flow::Continue = flow {
             if let Err(e) = self.writer.flush() {
-                log::debug!("connection {}: write failed: {e}", self.outbox.id());
-                return;
+                return self.write_failed(e);
             }
             let idle_left =
                 (last_heard + self.params.idle_timeout).saturating_duration_since(Instant::now());
@@ -279,6 +275,28 @@ impl Engine<'_> {
                 }
             }
         }
+        self.end(flow);
+    }
+
+    #[inline(never)]
+    fn open(&mut self, session: &mut dyn Session) -> Flow {
+        let mut close = None;
+        session.on_open(&mut Conn {
+            writer: &mut self.writer,
+            outbox: &self.outbox,
+            close: &mut close,
+        });
+        close.map_or(Flow::Continue, |(c, r)| Flow::Close(c, r))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn write_failed(&self, e: io::Error) {
+        log::debug!("connection {}: write failed: {e}", self.outbox.id());
+    }
+
+    #[inline(never)]
+    fn end(&mut self, flow: Flow) {
         if let Flow::Close(code, reason) = flow {
             if self.send_close(code, &reason).is_ok() {
                 self.await_close_reply();
@@ -332,6 +350,7 @@ impl Engine<'_> {
         close.map_or(Flow::Continue, |(c, r)| Flow::Close(c, r))
     }
 
+    #[inline(never)]
     fn outgoing(&mut self, item: Outgoing) -> Flow {
         match item {
             Outgoing::Frame(frame) => {
@@ -396,6 +415,7 @@ impl FrameWriter {
         self.frames += 1;
     }
 
+    #[inline(never)]
     fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
