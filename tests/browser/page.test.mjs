@@ -5,7 +5,8 @@
 // the test can cut a page's connection (and refuse new ones for a while)
 // exactly as a flaky network or a proxy timeout would, without any hook in
 // the page. A third client, "carol", talks to strand directly and keeps
-// sending while the pages are cut off.
+// sending while the pages are cut off. The relay can also go silent without
+// closing anything (a socket that died without a close event).
 //
 // Run: node --test tests/browser/   (tests/browser.rs does this under cargo)
 // Needs: /usr/bin/chromium and `npm ci` in tests/browser. Missing either is
@@ -14,7 +15,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,15 +32,22 @@ const ARTIFACTS = path.join(root, 'tests', 'artifacts');
 const WAIT = 20_000;
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 375, height: 812 };
+const BROWSER_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
 
 // ---- strand ------------------------------------------------------------------
 
-/** Starts strand and resolves once it logs `listening on ADDR`. */
-function startStrand(bind, dirs) {
+/**
+ * Starts strand (with `extra` flags after the usual ones) and resolves once
+ * it logs `listening on ADDR`.
+ */
+function startStrand(bind, dirs, extra = []) {
   return new Promise((resolve, reject) => {
     const child = spawn(BIN, [
       'serve', '--bind', bind, '--log-level', 'info',
-      '--data-dir', dirs.data, '--tail-dir', dirs.tail,
+      '--data-dir', dirs.data, '--tail-dir', dirs.tail, ...extra,
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     const timer = setTimeout(() => {
@@ -78,15 +88,23 @@ function stopStrand(child) {
 
 function startRelay(target) {
   const sockets = new Set();
+  const stallers = new Set();
   let blocked = false;
   const server = net.createServer((client) => {
     if (blocked) { client.destroy(); return; }
     const [host, port] = splitAddr(relay.target);
     const upstream = net.connect(port, host);
+    const stall = () => {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    };
+    stallers.add(stall);
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('error', () => {});
-      s.on('close', () => { sockets.delete(s); client.destroy(); upstream.destroy(); });
+      s.on('close', () => { sockets.delete(s); stallers.delete(stall); client.destroy(); upstream.destroy(); });
     }
     client.pipe(upstream);
     upstream.pipe(client);
@@ -97,6 +115,11 @@ function startRelay(target) {
     listen: () => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port))),
     /** Drops every open connection, both ways, at once. */
     cut() { for (const s of sockets) s.destroy(); },
+    /**
+     * Stops forwarding, both ways, on every open connection without closing
+     * it: no FIN, no RST, just silence. Later connections are relayed.
+     */
+    stall() { for (const stall of stallers) stall(); stallers.clear(); },
     block() { blocked = true; },
     unblock() { blocked = false; },
     close() { this.cut(); return new Promise((r) => server.close(r)); },
@@ -118,9 +141,74 @@ async function poll(check, what) {
   }
 }
 
+/** `online` of `GET /rooms/{room}/count`: who strand says is in a room. */
+async function online(addr, room) {
+  const res = await fetch(`http://${addr}/rooms/${room}/count`);
+  assert.equal(res.status, 200);
+  return (await res.json()).online;
+}
+
+/** The HTTP status strand answers a browser-like upgrade of `path` with. */
+function upgradeStatus(addr, path) {
+  const [host, port] = splitAddr(addr);
+  return new Promise((resolve, reject) => {
+    const req = http.get({
+      host, port, path,
+      headers: {
+        Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': crypto.randomBytes(16).toString('base64'), Origin: `http://${addr}`,
+      },
+    });
+    req.on('upgrade', (res, socket) => { socket.destroy(); resolve(res.statusCode); });
+    req.on('response', (res) => { res.resume(); resolve(res.statusCode); });
+    req.on('error', reject);
+  });
+}
+
+/** An HS256 JWT, as `--jwt-secret` wants it. */
+function jwt(claims, secret) {
+  const part = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+  const unsigned = part({ alg: 'HS256', typ: 'JWT' }) + '.' + part(claims);
+  return unsigned + '.' + crypto.createHmac('sha256', secret).update(unsigned).digest('base64url');
+}
+
+/**
+ * Records each WebSocket a page opens: its URL, the JSON frames it sent and
+ * received (null for anything else), and whether it has closed.
+ */
+function watchSockets(page) {
+  const sockets = [];
+  const parse = (frame) => { try { return JSON.parse(frame.payload); } catch { return null; } };
+  page.on('websocket', (ws) => {
+    const s = { url: ws.url(), sent: [], received: [], closed: false };
+    sockets.push(s);
+    ws.on('framesent', (f) => s.sent.push(parse(f)));
+    ws.on('framereceived', (f) => s.received.push(parse(f)));
+    ws.on('close', () => { s.closed = true; });
+  });
+  return sockets;
+}
+
 // ---- shared fixtures ------------------------------------------------------------
 
-let tmp, dirs, strand, relay, base, context, alice, bob, carol;
+let tmp, dirs, strand, relay, base, context, alice, bob, carol, clockBrowser;
+// Extra strands being stopped; after() waits for them (a stop can take a few
+// seconds while the browser holds idle connections open).
+const stopping = [];
+
+/**
+ * A fresh context, in a browser of its own, whose clock Playwright owns:
+ * the pages' timers run in real time unless the test jumps them forward
+ * with `ctx.clock.fastForward`. (A clock belongs to a whole context, so
+ * alice's and bob's stay real.)
+ */
+async function clockContext() {
+  clockBrowser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: BROWSER_ARGS });
+  const ctx = await clockBrowser.newContext({ viewport: DESKTOP });
+  ctx.setDefaultTimeout(WAIT);
+  await ctx.clock.install();
+  return ctx;
+}
 
 async function shot(page, name, { fullPage = false } = {}) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
@@ -188,10 +276,7 @@ before(async () => {
   context = await chromium.launchPersistentContext(dirs.profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
+    args: BROWSER_ARGS,
     viewport: DESKTOP,
   });
   context.setDefaultTimeout(WAIT);
@@ -203,8 +288,9 @@ before(async () => {
 
 after(async () => {
   await context?.close();
+  await clockBrowser?.close();
   await relay?.close();
-  if (strand) await stopStrand(strand);
+  await Promise.all([strand && stopStrand(strand), ...stopping]);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }, { timeout: 30_000 });
 
@@ -392,4 +478,179 @@ test('after a server restart the page says messages may have been missed', { tim
   await shot(alice, 'desktop-restart');
   await shot(bob, 'phone-restart');
   await shot(bob, 'phone-restart-full', { fullPage: true });
+});
+
+test('a second tab with the same name takes it over, and the first stays off until told', { timeout: 90_000 }, async () => {
+  const ctx = await clockContext();
+  try {
+    const first = await ctx.newPage();
+    const second = await ctx.newPage();
+    const firstSockets = watchSockets(first);
+    await first.goto(base + '/');
+    await second.goto(base + '/');
+    // A page in the background answers each click only after a second or
+    // two: the test brings the page it works with to the front.
+    await first.bringToFront();
+    await join(first, 'tina', 'takeover');
+    await second.bringToFront();
+    await join(second, 'tina', 'takeover');
+
+    const replaced = 'Disconnected: "tina" connected from another tab or device';
+    const letGo = 'This name connected somewhere else, so this page let go. Press Join to take it back.';
+    await first.locator('#status[data-state="down"]', { hasText: replaced }).waitFor();
+    await first.getByText(letGo).waitFor();
+
+    // Run every timer the page could have set (its backoff tops out at
+    // 10 s) at once. A reconnect would set the status to "Connecting…"
+    // on the spot and take the name back from the second tab.
+    await ctx.clock.fastForward(60_000);
+    assert.equal(await first.locator('#status').textContent(), replaced, 'the first tab did not try again');
+    assert.equal(await first.locator('#status').getAttribute('data-state'), 'down');
+    // Nor when the browser says it is online or shown again, which make a
+    // page that is waiting to reconnect try at once.
+    await first.evaluate(() => {
+      window.dispatchEvent(new Event('online'));
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    assert.equal(await first.locator('#status').textContent(), replaced, 'online/visible did not reconnect it');
+    assert.equal(firstSockets.length, 1, 'the first tab opened no new socket');
+    await second.bringToFront();
+    await say(second, 'the second tab has the name');
+    await waitForMessage(second, 'the second tab has the name');
+    await second.locator('#status', { hasText: 'Connected as tina' }).waitFor();
+    assert.equal(await second.getByText(letGo).count(), 0);
+    assert.equal(await online(strand.addr, 'takeover'), 1);
+
+    // Join takes the name back; now the second tab lets go, and neither
+    // loops.
+    await first.bringToFront();
+    await first.getByRole('button', { name: 'Join', exact: true }).click();
+    await first.locator('#status', { hasText: 'Connected as tina' }).waitFor();
+    await second.locator('#status[data-state="down"]', { hasText: replaced }).waitFor();
+    await ctx.clock.fastForward(60_000);
+    assert.equal(await second.locator('#status').textContent(), replaced, 'the second tab did not try again');
+    await say(first, 'back in the first tab');
+    await waitForMessage(first, 'back in the first tab');
+    assert.equal(await first.getByText(letGo).count(), 1);
+    assert.equal(firstSockets.length, 2);
+    assert.equal(await online(strand.addr, 'takeover'), 1);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('with --jwt-secret the page passes ?token= on; without a token it shows it is offline', { timeout: 90_000 }, async () => {
+  const secret = 'browser-test-secret';
+  const locked = await startStrand('127.0.0.1:0', { data: path.join(tmp, 'data-jwt'), tail: dirs.tail },
+    ['--jwt-secret', secret]);
+  const keyed = await context.newPage();
+  const bare = await context.newPage();
+  try {
+    const token = jwt({ sub: 'tom', exp: Math.floor(Date.now() / 1000) + 600 }, secret);
+    const sockets = watchSockets(keyed);
+    const requests = [];
+    keyed.on('request', (r) => requests.push(new URL(r.url())));
+    await keyed.bringToFront();
+    await keyed.goto(`http://${locked.addr}/?token=${token}`);
+    await join(keyed, 'tom', 'vault');
+    await say(keyed, 'sealed with a token');
+    await waitForMessage(keyed, 'sealed with a token');
+    assert.equal(sockets.length, 1);
+    assert.equal(new URL(sockets[0].url).searchParams.get('token'), token, 'the upgrade carried the token');
+    assert.ok(requests.some((u) => u.pathname === '/files' && u.searchParams.get('token') === token),
+      'GET /files carried the token');
+    assert.equal(await online(locked.addr, 'vault'), 1);
+
+    // Without a token strand refuses the upgrade (401). The page must not
+    // look connected: it says it is offline and keeps retrying.
+    assert.equal(await upgradeStatus(locked.addr, '/ws/chat/tom'), 401);
+    const attempts = watchSockets(bare);
+    // Every state the status goes through, not only the last one.
+    await bare.addInitScript(() => {
+      window.statusLog = [];
+      document.addEventListener('DOMContentLoaded', () => {
+        const status = document.getElementById('status');
+        new MutationObserver(() => window.statusLog.push(status.dataset.state + ': ' + status.textContent))
+          .observe(status, { attributes: true, childList: true, characterData: true, subtree: true });
+      });
+    });
+    await bare.goto(`http://${locked.addr}/`);
+    await bare.bringToFront();
+    await bare.getByLabel('Name', { exact: true }).fill('tom');
+    await bare.getByLabel('Room', { exact: true }).fill('vault');
+    await bare.getByRole('button', { name: 'Join', exact: true }).click();
+    await poll(() => attempts.filter((s) => s.closed).length >= 3, 'three upgrades were refused');
+    await bare.locator('#status[data-state="down"]', { hasText: 'Offline, reconnecting' }).waitFor();
+    assert.ok(attempts.every((s) => s.received.length === 0), 'nothing came over a refused socket');
+    const shown = await bare.evaluate(() => window.statusLog);
+    assert.ok(shown.some((s) => s.startsWith('down: Offline, reconnecting')), shown.join('\n'));
+    assert.deepEqual(shown.filter((s) => /^up|Connected/.test(s)), [], 'never looked connected');
+    assert.equal(await bare.locator('#members li').count(), 0);
+    assert.equal(await bare.getByText('You joined').count(), 0);
+    // Let in as tom, it would have replaced the page that has the token.
+    assert.equal(await keyed.locator('#status').textContent(), 'Connected as tom');
+    assert.equal(await keyed.getByText('connected somewhere else').count(), 0);
+    assert.equal(await online(locked.addr, 'vault'), 1);
+  } finally {
+    await keyed.close();
+    await bare.close();
+    stopping.push(stopStrand(locked));
+  }
+});
+
+test('a silent socket is probed after a quiet heartbeat and dropped when the probe goes unanswered', { timeout: 90_000 }, async () => {
+  // A relay of its own, so that going silent touches only this page; a
+  // clock the test owns, so that the page's 30 s heartbeat and the 15 s it
+  // then waits for an answer pass at once. Sockets and strand are real.
+  const quietRelay = startRelay(strand.addr);
+  const url = `http://127.0.0.1:${await quietRelay.listen()}/`;
+  const ctx = await clockContext();
+  try {
+    const page = await ctx.newPage();
+    const sockets = watchSockets(page);
+    await page.goto(url);
+    await join(page, 'erin', 'quiet');
+    const first = sockets[0];
+    const welcome = first.received.find((m) => m?.type === 'welcome');
+    const heartbeat = welcome.heartbeat_s * 1000;
+    assert.equal(heartbeat, 30_000, "strand's default --ping-interval");
+    const probes = () => first.sent.filter((m) => m?.type === 'echo' && m.probe === true).length;
+    const answers = () => first.received.filter((m) => m?.type === 'echo' && m.original?.probe === true).length;
+    const connected = page.locator('#status', { hasText: 'Connected as erin' });
+
+    // A quiet line gets one probe per quiet heartbeat; each answer counts
+    // as life, so the next quiet heartbeat probes again.
+    for (let n = 1; n <= 2; n++) {
+      await page.clock.fastForward(heartbeat + 1_000);
+      await poll(() => answers() === n, `probe ${n} was answered`);
+      assert.equal(probes(), n);
+    }
+    assert.equal(await page.getByText('Connection lost').count(), 0);
+
+    // The line goes silent without closing: the probe gets nothing back.
+    quietRelay.stall();
+    await page.clock.fastForward(heartbeat + 1_000);
+    await poll(() => probes() === 3, 'the page probed the silent line');
+    // 41 s of silence: within heartbeat + 15 s, the page still waits.
+    // (Giving up would change the status and the chat at once.)
+    await page.clock.fastForward(10_000);
+    assert.equal(await page.locator('#status').textContent(), 'Connected as erin', 'still waiting for an answer');
+    assert.equal(await page.getByText('Connection lost').count(), 0);
+    assert.equal(sockets.length, 1);
+    // 46 s: it gives the socket up and reconnects on a new one.
+    await page.clock.fastForward(5_000);
+    await page.getByText('Connection lost (no answer); reconnecting…').waitFor();
+    await connected.waitFor();
+    await page.getByText(/^Reconnected/).waitFor();
+    assert.equal(answers(), 2, 'the third probe was never answered');
+    assert.equal(sockets.length, 2);
+    await say(page, 'alive on a new socket');
+    await waitForMessage(page, 'alive on a new socket');
+    // strand lets the replaced connection go once its close goes
+    // unanswered (2 s): then only the new one is in the room.
+    await poll(async () => (await online(strand.addr, 'quiet')) === 1, 'the silent connection left the room');
+  } finally {
+    await ctx.close();
+    await quietRelay.close();
+  }
 });
