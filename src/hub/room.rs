@@ -330,6 +330,9 @@ impl Room {
         if state.batch.is_empty() {
             return;
         }
+        // Windows are counted from when a delivery starts, as for one made
+        // at once: a long fan-out does not stretch the next window.
+        state.last_delivery = Some(Instant::now());
         let State { members, batch, .. } = state;
         let mut flush = batch.flush();
         let mut fanout = Fanout::default();
@@ -341,7 +344,6 @@ impl Room {
             }
         }
         batch.clear();
-        state.last_delivery = Some(Instant::now());
         self.ctx.stats.count(fanout);
     }
 
