@@ -153,6 +153,15 @@ mod tests {
     }
 
     #[test]
+    fn threads_run_under_sched_batch() {
+        // SAFETY: reads the calling thread's policy.
+        let policy = spawn("batch", 64 * 1024, || unsafe {
+            libc::sched_getscheduler(0)
+        });
+        assert_eq!(policy.unwrap().join().unwrap(), libc::SCHED_BATCH);
+    }
+
+    #[test]
     fn a_panic_comes_back_from_join() {
         let handle = spawn("doomed", 64 * 1024, || -> u8 { panic!("on purpose") }).unwrap();
         let panic = handle.join().unwrap_err();

@@ -519,11 +519,15 @@ mod tests {
     const WINDOW: Duration = Duration::from_millis(20);
 
     fn room_with(keep: usize, flusher: Flusher) -> Arc<Room> {
+        room_windowed(keep, flusher, WINDOW)
+    }
+
+    fn room_windowed(keep: usize, flusher: Flusher, window: Duration) -> Arc<Room> {
         let ctx = RoomCtx {
             epoch: "E".into(),
             generation: AtomicU64::new(0),
             keep,
-            window: WINDOW,
+            window,
             stats: Arc::new(HubStats::default()),
             flusher,
         };
@@ -761,9 +765,9 @@ mod tests {
         Receiver<(Arc<Room>, Instant)>,
     );
 
-    fn crowd(n: u64) -> Crowd {
+    fn crowd(n: u64, window: Duration) -> Crowd {
         let (tx, schedule) = crossbeam_channel::unbounded();
-        let room = room_with(10, Flusher::with_queue(tx));
+        let room = room_windowed(10, Flusher::with_queue(tx), window);
         let mut first = None;
         for conn in 1..=n {
             let (m, rx) = member(conn, &format!("u{conn}"), Dialect::Text);
@@ -779,7 +783,7 @@ mod tests {
 
     #[test]
     fn a_busy_large_room_sends_a_window_of_messages_together() {
-        let (room, first, schedule) = crowd(COALESCE_MEMBERS as u64);
+        let (room, first, schedule) = crowd(COALESCE_MEMBERS as u64, WINDOW);
         // As if the room had been quiet for a window.
         room.lock().last_delivery = None;
         room.publish(1, "m1", &json!(0)).unwrap();
@@ -811,7 +815,17 @@ mod tests {
 
     #[test]
     fn a_smaller_room_never_waits() {
-        let (room, first, schedule) = crowd(COALESCE_MEMBERS as u64 - 1);
+        let (room, first, schedule) = crowd(COALESCE_MEMBERS as u64 - 1, WINDOW);
+        for m in ["m1", "m2", "m3"] {
+            room.publish(1, m, &json!(0)).unwrap();
+        }
+        assert_eq!(texts(&first), vec!["u1: m1", "u1: m2", "u1: m3"]);
+        assert!(schedule.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_zero_window_turns_coalescing_off() {
+        let (room, first, schedule) = crowd(COALESCE_MEMBERS as u64, Duration::ZERO);
         for m in ["m1", "m2", "m3"] {
             room.publish(1, m, &json!(0)).unwrap();
         }
