@@ -198,7 +198,12 @@ fn finish(
     drop(session);
     engine.outbox.shut();
     engine.params.registry.deregister(id);
-    let _ = engine.writer.stream.shutdown(Shutdown::Both);
+    let Engine { writer, in_rx, .. } = engine;
+    let _ = writer.stream.shutdown(Shutdown::Both);
+    // The reader may be blocked handing us a message on the full inbound
+    // channel (a flooding client whose socket then failed): dropping the
+    // receiver fails that send, so the reader always ends.
+    drop(in_rx);
     if reader.join().is_err() {
         log::error!("connection {id}: the reader thread panicked");
     }
