@@ -2,6 +2,7 @@
 //! `STRAND_*` environment variable and its help text. Parsing ends in
 //! [`crate::config::Config`], which the rest of the server receives.
 
+use crate::stream::ProducerSpec;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,36 +54,6 @@ impl std::str::FromStr for MaxConnections {
         s.parse::<usize>()
             .map(MaxConnections::Fixed)
             .map_err(|_| format!("expected a number or `auto`, got {s:?}"))
-    }
-}
-
-/// `--producer NAME=COMMAND`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProducerSpec {
-    /// The name a client gives in `start`.
-    pub name: String,
-    /// The command line, run by `sh -c`.
-    pub command: String,
-}
-
-impl std::str::FromStr for ProducerSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (name, command) = s
-            .split_once('=')
-            .ok_or_else(|| format!("expected NAME=COMMAND, got {s:?}"))?;
-        if !crate::names::is_valid(name) {
-            return Err(format!(
-                "producer name {name:?} must be 1-64 of A-Z a-z 0-9 _ . - (not starting with .)"
-            ));
-        }
-        if command.trim().is_empty() {
-            return Err(format!("producer {name:?} has an empty command"));
-        }
-        Ok(ProducerSpec {
-            name: name.to_string(),
-            command: command.to_string(),
-        })
     }
 }
 

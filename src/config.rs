@@ -2,7 +2,8 @@
 //! Built once from [`crate::cli::ServeArgs`]; nothing reads flags or the
 //! environment after this.
 
-use crate::cli::{ProducerSpec, ServeArgs};
+use crate::cli::ServeArgs;
+use crate::stream::ProducerSpec;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! reader thread that only parses frames, and the connection thread, the
 //! only writer on the socket, which `select!`s over inbound frames, its
 //! outbound queue, heartbeat ticks and shutdown. What a connection *means*
-//! (echo, a text room, the JSON hub) is a [`session::Session`].
+//! (echo, a text room, the JSON hub) is a [`ws::Handler`] in [`session`].
 //!
 //! There is no async runtime anywhere: on a small host a few thousand
 //! threads are cheap, simple to reason about, and easy to measure.
@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod names;
 pub mod server;
 pub mod session;
+pub mod shared;
 pub mod stream;
 pub mod threads;
 pub mod web;

@@ -1,9 +1,8 @@
 //! The server: binds the listener, runs the blocking accept loop that hands
 //! each connection to its own thread, and shuts everything down in order.
 //!
-//! [`Shared`] is the state every connection thread receives: the validated
-//! configuration, the counters, the hub and the file tails. There are no
-//! globals.
+//! It builds the [`Shared`] state and hands it to every connection thread;
+//! nothing below it knows the accept loop.
 //!
 //! Shutdown: [`ShutdownHandle::shutdown`] queues a 1001 close in every
 //! connection's outbox through the [`Registry`]; the accept loop is woken
@@ -14,11 +13,11 @@
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::shared::Shared;
 use crate::ws::registry::Registry;
-use crate::ws::ConnParams;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -33,54 +32,6 @@ const CONNECTION_STACK: usize = 256 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long it then waits for connections whose sockets it shut.
 const CUT_GRACE: Duration = Duration::from_secs(1);
-
-/// State shared by every connection thread.
-pub struct Shared {
-    /// The validated configuration.
-    pub config: Config,
-    /// The counters behind `/metrics`.
-    pub metrics: Arc<Metrics>,
-    /// Rooms, presence and the JSON hub's clients.
-    pub hub: crate::hub::Hub,
-    /// Shared tails of followed files.
-    pub tails: crate::follow::Tails,
-    /// Which clients' spools have a stream running (one at a time).
-    pub spools: Arc<crate::stream::Leases>,
-    /// Settings of every connection's engine.
-    pub conn_params: ConnParams,
-    started: Instant,
-    next_id: AtomicU64,
-}
-
-impl Shared {
-    /// The next connection id.
-    pub fn next_connection_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Seconds since the server started.
-    pub fn uptime_s(&self) -> u64 {
-        self.started.elapsed().as_secs()
-    }
-
-    /// The body of `GET /healthz`.
-    pub fn health(&self) -> serde_json::Value {
-        serde_json::json!({
-            "status": "ok",
-            "connections": self.metrics.connections_current.load(Ordering::Relaxed),
-            "uptime_s": self.uptime_s(),
-            "broker": "local",
-        })
-    }
-
-    /// The body of `GET /metrics`.
-    pub fn metrics_text(&self) -> String {
-        let mut extra = self.hub.metrics_text();
-        extra.push_str(&self.tails.metrics_text());
-        extra.push_str(&self.spools.metrics_text());
-        self.metrics.render(self.uptime_s(), &extra)
-    }
-}
 
 /// A bound server, ready to run.
 pub struct Server {
@@ -125,28 +76,9 @@ impl Server {
     /// Binds `config.bind` and prepares the shared state.
     pub fn bind(config: Config) -> io::Result<Server> {
         let listener = TcpListener::bind(config.bind)?;
-        let metrics = Arc::new(Metrics::default());
-        let conn_params = ConnParams {
-            ping_interval: config.ping_interval,
-            idle_timeout: config.idle_timeout,
-            max_message_bytes: config.max_message_bytes,
-            max_queue_bytes: config.max_queue_bytes,
-            registry: Arc::default(),
-            metrics: metrics.clone(),
-        };
-        let shared = Arc::new(Shared {
-            hub: crate::hub::Hub::new(&config, metrics.clone()),
-            tails: crate::follow::Tails::new(&config),
-            spools: Arc::default(),
-            config,
-            metrics,
-            conn_params,
-            started: Instant::now(),
-            next_id: AtomicU64::new(1),
-        });
         Ok(Server {
             listener,
-            shared,
+            shared: Arc::new(Shared::new(config)),
             stopping: Arc::new(AtomicBool::new(false)),
             live: Arc::new(LiveThreads::default()),
         })
@@ -220,7 +152,7 @@ impl Server {
                 );
             }
         }
-        self.shared.hub.shutdown();
+        self.shared.shutdown();
         log::info!("stopped");
     }
 

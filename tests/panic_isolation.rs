@@ -7,14 +7,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use strand::metrics::Metrics;
-use strand::session::Session;
 use strand::ws::conn::{serve, ConnParams};
 use strand::ws::Conn;
+use strand::ws::Handler;
 use tungstenite::Message;
 
 struct Panicky;
 
-impl Session for Panicky {
+impl Handler for Panicky {
     fn on_text(&mut self, conn: &mut Conn<'_>, text: &str) {
         if text == "boom" {
             panic!("a bug in a session");

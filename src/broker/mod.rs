@@ -7,12 +7,26 @@
 //! A broker owns delivery, not sockets: it queues frames on connections'
 //! [`Outbox`]es and must never block on a client.
 
+use crate::config::Config;
 use crate::hub::room::{Joined, Member, Since};
+use crate::hub::stats::HubStats;
 use crate::ws::Outbox;
 use serde_json::Value;
 use std::sync::Arc;
 
 pub mod local;
+pub mod notifier;
+
+/// The broker `config` asks for, counting into `stats`. The one place
+/// where a broker is chosen.
+pub fn from_config(config: &Config, stats: Arc<HubStats>) -> Arc<dyn Broker> {
+    Arc::new(local::LocalBroker::new(
+        crate::hub::new_epoch(),
+        config.room_history,
+        config.room_window,
+        stats,
+    ))
+}
 
 /// Rooms, hub clients and their traffic. Every method is called from
 /// connection threads (or the notifier thread) concurrently.

@@ -1,8 +1,7 @@
 //! One connection's follows: parses `follow` / `unfollow`, keeps a handle
 //! per followed file, and releases them all when the connection ends.
 
-use super::{FollowHandle, StartAt};
-use crate::server::Shared;
+use super::{FollowHandle, StartAt, Tails};
 use crate::wire::{ErrorCode, WireError};
 use crate::ws::Outbox;
 use serde_json::{json, Value};
@@ -14,16 +13,16 @@ pub const MAX_FOLLOWS: usize = 32;
 
 /// The files one connection follows.
 pub struct Follows {
-    shared: Arc<Shared>,
+    tails: Arc<Tails>,
     outbox: Arc<Outbox>,
     active: HashMap<String, FollowHandle>,
 }
 
 impl Follows {
-    /// No follows yet, for the connection behind `outbox`.
-    pub fn new(shared: Arc<Shared>, outbox: Arc<Outbox>) -> Follows {
+    /// No follows yet of `tails`, for the connection behind `outbox`.
+    pub fn new(tails: Arc<Tails>, outbox: Arc<Outbox>) -> Follows {
         Follows {
-            shared,
+            tails,
             outbox,
             active: HashMap::new(),
         }
@@ -55,14 +54,14 @@ impl Follows {
             }
         };
         if let Some(old) = self.active.remove(file) {
-            self.shared.tails.unfollow(old);
+            self.tails.unfollow(old);
         } else if self.active.len() >= MAX_FOLLOWS {
             return Err(WireError::new(
                 ErrorCode::RateLimited,
                 format!("at most {MAX_FOLLOWS} files can be followed at once"),
             ));
         }
-        let handle = self.shared.tails.follow(file, from, epoch, &self.outbox)?;
+        let handle = self.tails.follow(file, from, epoch, &self.outbox)?;
         self.active.insert(file.to_string(), handle);
         Ok(())
     }
@@ -72,7 +71,7 @@ impl Follows {
     pub fn unfollow(&mut self, message: &Value) -> Result<(), WireError> {
         let file = file_field(message)?;
         if let Some(handle) = self.active.remove(file) {
-            self.shared.tails.unfollow(handle);
+            self.tails.unfollow(handle);
         }
         self.outbox
             .send_text(&json!({"type": "unfollowed", "file": file}).to_string());
@@ -82,7 +81,7 @@ impl Follows {
     /// Ends every follow (the connection is closing).
     pub fn close(&mut self) {
         for (_, handle) in self.active.drain() {
-            self.shared.tails.unfollow(handle);
+            self.tails.unfollow(handle);
         }
     }
 }

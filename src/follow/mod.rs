@@ -7,7 +7,6 @@
 //! they poll. [`Follows`] is one connection's set of follows. Which names
 //! may be followed is decided in [`path`] alone.
 
-pub mod api;
 mod catchup;
 mod follows;
 mod lines;
@@ -17,7 +16,6 @@ mod watch;
 
 pub use follows::Follows;
 
-use crate::config::Config;
 use crate::wire::{ErrorCode, WireError};
 use crate::ws::Outbox;
 use serde_json::json;
@@ -106,12 +104,13 @@ pub struct Tails {
 }
 
 impl Tails {
-    /// The tails of `config.tail_dir`, watched with inotify when possible.
-    pub fn new(config: &Config) -> Tails {
+    /// The tails of files in `dir` (none: following is off), watched with
+    /// inotify when possible.
+    pub fn new(dir: Option<PathBuf>) -> Tails {
         let registry = Arc::new(Registry::default());
         let mut poll = FALLBACK_POLL;
         let mut watcher = None;
-        if let Some(dir) = &config.tail_dir {
+        if let Some(dir) = &dir {
             match watch::Watcher::start(dir, registry.clone()) {
                 Ok(w) => {
                     watcher = Some(w);
@@ -125,11 +124,37 @@ impl Tails {
             }
         }
         Tails {
-            dir: config.tail_dir.clone(),
+            dir,
             registry,
             poll,
             watcher: Mutex::new(watcher),
         }
+    }
+
+    /// The files `follow` may name, sorted by name, with their sizes:
+    /// every regular file in the tail directory (symlinks included when
+    /// they resolve to one inside it) whose name is a valid name.
+    pub fn files(&self) -> Vec<(String, u64)> {
+        let mut files = Vec::new();
+        let Some(dir) = &self.dir else {
+            return files;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return files;
+        };
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if path::resolve(Some(dir), &name).is_err() {
+                continue;
+            }
+            if let Ok(meta) = std::fs::metadata(entry.path()) {
+                files.push((name, meta.len()));
+            }
+        }
+        files.sort();
+        files
     }
 
     /// Follows `name` for the client behind `outbox`: queues `following`

@@ -9,9 +9,10 @@ use crate::http::request::ReadError;
 use crate::http::response::switching_protocols;
 use crate::http::{access, Request, Response};
 use crate::names;
-use crate::server::Shared;
-use crate::session::{self, Session};
+use crate::session;
+use crate::shared::Shared;
 use crate::ws::conn::{self, Refused};
+use crate::ws::Handler;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
@@ -119,7 +120,7 @@ pub struct Upgrade {
     stream: TcpStream,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
-    session: Box<dyn Session>,
+    session: Box<dyn Handler>,
 }
 
 /// Reads one accepted connection's request and answers it, or returns the
@@ -176,8 +177,8 @@ fn respond(shared: &Shared, stream: TcpStream, request: &Request, routed: Result
             "text/plain; version=0.0.4; charset=utf-8",
             shared.metrics_text().into_bytes(),
         ),
-        Ok(Route::RoomApi) => crate::hub::api::handle(shared, request),
-        Ok(Route::Files) => crate::follow::api::files(shared),
+        Ok(Route::RoomApi) => super::rooms::handle(shared, request),
+        Ok(Route::Files) => super::files::files(&shared.tails),
     };
     answer(shared, stream, response);
 }
@@ -230,7 +231,7 @@ fn upgrade(
         return None;
     }
     metrics.connections_total.fetch_add(1, Relaxed);
-    let session: Box<dyn Session> = match route {
+    let session: Box<dyn Handler> = match route {
         WsRoute::Echo => Box::new(session::echo::Echo),
         WsRoute::TextRoom { room, user } => Box::new(session::text_room::TextRoom::new(
             shared.clone(),

@@ -11,10 +11,12 @@
 //!   with 4001, `user_joined`/`user_left`, direct and global messages).
 //! - [`wire`]: the messages of both dialects (pure).
 //! - [`stats`]: counters for `/metrics`.
-//! - [`api`]: `GET /rooms`, `GET /rooms/{room}/count`, `POST /broadcast`.
 //!
-//! [`Hub`] owns the [`Broker`] every handler goes through, the
-//! `system_notification` thread, and the counters.
+//! The HTTP room API (`/rooms`, `/broadcast`) lives in `http::rooms` and
+//! calls the broker; nothing here knows HTTP.
+//!
+//! This is the in-process state that [`crate::broker::local::LocalBroker`]
+//! serves; handlers never see it, only the [`crate::broker::Broker`].
 //!
 //! # Locks
 //! Three kinds, always taken in this order, each held only for a few
@@ -39,17 +41,8 @@
 //! server's life and the room's generation, and an empty room keeps its
 //! history while it is among the 1,024 most recently emptied.
 
-use crate::broker::local::LocalBroker;
-use crate::broker::Broker;
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
-pub mod api;
 pub mod clients;
 pub mod flusher;
 pub mod notices;
@@ -58,109 +51,13 @@ pub mod rooms;
 pub mod stats;
 pub mod wire;
 
-use stats::{Gauges, HubStats};
-
-/// Rooms, presence and hub clients, behind a broker.
-pub struct Hub {
-    broker: Arc<dyn Broker>,
-    stats: Arc<HubStats>,
-    notifier: Mutex<Option<Notifier>>,
-}
-
-/// The `system_notification` thread; dropping `stop` ends it.
-struct Notifier {
-    stop: Sender<()>,
-    thread: JoinHandle<()>,
-}
-
-impl Hub {
-    /// A hub with the in-process broker; starts the notification thread
-    /// when `config.notify_interval` is set.
-    pub fn new(config: &Config, _metrics: Arc<Metrics>) -> Hub {
-        let stats = Arc::new(HubStats::default());
-        let broker: Arc<dyn Broker> = Arc::new(LocalBroker::new(
-            new_epoch(),
-            config.room_history,
-            config.room_window,
-            stats.clone(),
-        ));
-        let notifier = config
-            .notify_interval
-            .and_then(|every| start_notifier(broker.clone(), every));
-        Hub {
-            broker,
-            stats,
-            notifier: Mutex::new(notifier),
-        }
-    }
-
-    /// The broker every room operation goes through.
-    pub fn broker(&self) -> &dyn Broker {
-        &*self.broker
-    }
-
-    /// The hub's Prometheus families.
-    pub fn metrics_text(&self) -> String {
-        self.stats.render(Gauges {
-            rooms: self.broker.rooms().len(),
-            hub_clients: self.broker.clients(),
-        })
-    }
-
-    /// Stops the hub's helper threads.
-    pub fn shutdown(&self) {
-        let notifier = self
-            .notifier
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(Notifier { stop, thread }) = notifier {
-            drop(stop);
-            if thread.join().is_err() {
-                log::error!("the notification thread panicked");
-            }
-        }
-        self.broker.shutdown();
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
 /// A fresh epoch: the start time in milliseconds and 32 random bits, so two
 /// lives of the server never share one.
-fn new_epoch() -> String {
+pub fn new_epoch() -> String {
     let random = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();
     format!("{:x}-{:08x}", crate::wire::unix_millis(), random as u32)
-}
-
-fn start_notifier(broker: Arc<dyn Broker>, every: Duration) -> Option<Notifier> {
-    let (stop, stopped): (Sender<()>, Receiver<()>) = crossbeam_channel::bounded(0);
-    let spawned = std::thread::Builder::new()
-        .name("notify".into())
-        .stack_size(128 * 1024)
-        .spawn(move || loop {
-            match stopped.recv_timeout(every) {
-                Err(RecvTimeoutError::Timeout) => {
-                    let n = broker.clients();
-                    broker.notify(&format!("strand is up; {n} hub client(s) connected"));
-                }
-                // The sender was dropped: the hub is shutting down.
-                _ => return,
-            }
-        });
-    match spawned {
-        Ok(thread) => Some(Notifier { stop, thread }),
-        Err(e) => {
-            log::error!("cannot start the notification thread: {e}; notifications are off");
-            None
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! `/ws`: every text message comes back as text, every binary as binary.
 
-use crate::session::Session;
-use crate::ws::Conn;
+use crate::ws::{Conn, Handler};
 
 /// The echo endpoint.
 #[derive(Debug, Default)]
 pub struct Echo;
 
-impl Session for Echo {
+impl Handler for Echo {
     fn on_text(&mut self, conn: &mut Conn<'_>, text: &str) {
         conn.send_text(text);
     }

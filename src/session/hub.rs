@@ -11,11 +11,10 @@
 use crate::hub::room::{Dialect, Member, Since};
 use crate::hub::wire as hub_wire;
 use crate::names;
-use crate::server::Shared;
-use crate::session::Session;
+use crate::shared::Shared;
 use crate::stream::Streams;
 use crate::wire::{unix_millis, ErrorCode, WireError};
-use crate::ws::Conn;
+use crate::ws::{Conn, Handler};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -65,7 +64,7 @@ impl HubSession {
             "direct" => self.direct(message),
             "presence" => {
                 let room = room_name(message)?;
-                let members = self.shared.hub.broker().presence(room);
+                let members = self.shared.broker.presence(room);
                 conn.send_text(&hub_wire::presence(room, &members));
                 Ok(())
             }
@@ -94,7 +93,7 @@ impl HubSession {
             dialect: Dialect::Json,
             outbox: conn.outbox().clone(),
         };
-        let broker = self.shared.hub.broker();
+        let broker = &self.shared.broker;
         let joined = broker.join(room, member, since.as_ref());
         // Sent directly: ahead of the `room_join` and every live message,
         // which the join queued on the outbox.
@@ -115,7 +114,7 @@ impl HubSession {
         let room = room_name(message)?;
         let left = self
             .conn
-            .is_some_and(|id| self.shared.hub.broker().leave(room, id, true));
+            .is_some_and(|id| self.shared.broker.leave(room, id, true));
         self.rooms.remove(room);
         if left {
             Ok(())
@@ -127,7 +126,7 @@ impl HubSession {
     fn message(&mut self, message: &Value) -> Result<(), WireError> {
         let content = content_of(message)?;
         let timestamp = timestamp_of(message);
-        let broker = self.shared.hub.broker();
+        let broker = &self.shared.broker;
         match message.get("room_name") {
             None | Some(Value::Null) => {
                 broker.global(&self.client_id, content, &timestamp);
@@ -146,12 +145,7 @@ impl HubSession {
     fn direct(&mut self, message: &Value) -> Result<(), WireError> {
         let to = name_field(message, "to")?;
         let content = content_of(message)?;
-        if self
-            .shared
-            .hub
-            .broker()
-            .direct(to, &self.client_id, content)
-        {
+        if self.shared.broker.direct(to, &self.client_id, content) {
             Ok(())
         } else {
             Err(WireError::new(
@@ -232,10 +226,11 @@ fn not_in_room(room: &str) -> WireError {
     )
 }
 
-impl Session for HubSession {
+impl Handler for HubSession {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         self.streams = Some(Streams::new(
-            &self.shared,
+            &self.shared.spools,
+            &self.shared.tails,
             &self.client_id,
             conn.outbox().clone(),
         ));
@@ -248,8 +243,7 @@ impl Session for HubSession {
         conn.send_text(&welcome.to_string());
         // Registered after the welcome went out, so nothing precedes it.
         self.shared
-            .hub
-            .broker()
+            .broker
             .connect(&self.client_id, conn.id(), conn.outbox().clone());
         self.conn = Some(conn.id());
     }
@@ -276,7 +270,7 @@ impl Session for HubSession {
             streams.close();
         }
         if let Some(id) = self.conn.take() {
-            let broker = self.shared.hub.broker();
+            let broker = &self.shared.broker;
             for room in std::mem::take(&mut self.rooms) {
                 broker.leave(&room, id, false);
             }

@@ -4,10 +4,9 @@
 //! replays see it), and it hears the room as plain lines.
 
 use crate::hub::room::{Dialect, Member};
-use crate::server::Shared;
-use crate::session::Session;
+use crate::shared::Shared;
 use crate::wire::unix_millis;
-use crate::ws::Conn;
+use crate::ws::{Conn, Handler};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -35,7 +34,7 @@ impl TextRoom {
     }
 }
 
-impl Session for TextRoom {
+impl Handler for TextRoom {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         let member = Member {
             conn: conn.id(),
@@ -43,7 +42,7 @@ impl Session for TextRoom {
             dialect: Dialect::Text,
             outbox: conn.outbox().clone(),
         };
-        self.shared.hub.broker().join(&self.room, member, None);
+        self.shared.broker.join(&self.room, member, None);
         self.joined = Some(conn.id());
     }
 
@@ -53,16 +52,13 @@ impl Session for TextRoom {
         }
         if let Some(id) = self.joined {
             let timestamp = json!(unix_millis());
-            self.shared
-                .hub
-                .broker()
-                .publish(&self.room, id, text, &timestamp);
+            self.shared.broker.publish(&self.room, id, text, &timestamp);
         }
     }
 
     fn on_close(&mut self) {
         if let Some(id) = self.joined.take() {
-            self.shared.hub.broker().leave(&self.room, id, false);
+            self.shared.broker.leave(&self.room, id, false);
         }
     }
 }

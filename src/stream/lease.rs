@@ -33,7 +33,7 @@ impl Leases {
 
     /// Takes `client_id`'s spool, waiting up to `wait` for a previous
     /// holder to let go; `None` if it does not.
-    pub fn take(self: &Arc<Self>, client_id: &str, wait: Duration) -> Option<Lease> {
+    pub(super) fn take(self: &Arc<Self>, client_id: &str, wait: Duration) -> Option<Lease> {
         let deadline = Instant::now() + wait;
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         while held.contains(client_id) {

@@ -15,12 +15,14 @@ mod producer;
 mod reader;
 mod run;
 mod spool;
+mod spools;
 mod writer;
 
 pub use lease::Leases;
+pub use producer::ProducerSpec;
+pub use spools::Spools;
 
-use crate::follow::Follows;
-use crate::server::Shared;
+use crate::follow::{Follows, Tails};
 use crate::wire::{ErrorCode, WireError};
 use crate::ws::Outbox;
 use run::{Running, StartRequest};
@@ -38,7 +40,7 @@ const LEASE_WAIT: Duration = Duration::from_secs(2);
 
 /// The streams and follows of one hub connection.
 pub struct Streams {
-    shared: Arc<Shared>,
+    spools: Arc<Spools>,
     client_id: String,
     outbox: Arc<Outbox>,
     running: Option<Running>,
@@ -46,12 +48,18 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// Streams for `client_id`, sending to `outbox`.
-    pub fn new(shared: &Arc<Shared>, client_id: &str, outbox: Arc<Outbox>) -> Streams {
+    /// Streams for `client_id` in `spools`, following files of `tails`,
+    /// sending to `outbox`.
+    pub fn new(
+        spools: &Arc<Spools>,
+        tails: &Arc<Tails>,
+        client_id: &str,
+        outbox: Arc<Outbox>,
+    ) -> Streams {
         Streams {
-            shared: shared.clone(),
+            spools: spools.clone(),
             client_id: client_id.to_string(),
-            follows: Follows::new(shared.clone(), outbox.clone()),
+            follows: Follows::new(tails.clone(), outbox.clone()),
             outbox,
             running: None,
         }
@@ -91,17 +99,13 @@ impl Streams {
             self.running = None;
         }
         let request = self.parse_start(message)?;
-        let config = &self.shared.config;
-        let lease = self
-            .shared
-            .spools
-            .take(&self.client_id, LEASE_WAIT)
-            .ok_or_else(|| {
-                WireError::new(
-                    ErrorCode::AlreadyRunning,
-                    "another connection of this client still runs its stream",
-                )
-            })?;
+        let spools = &self.spools;
+        let lease = spools.lease(&self.client_id, LEASE_WAIT).ok_or_else(|| {
+            WireError::new(
+                ErrorCode::AlreadyRunning,
+                "another connection of this client still runs its stream",
+            )
+        })?;
         let cannot = |e: std::io::Error| {
             log::error!("stream of {}: {e}", self.client_id);
             WireError::new(
@@ -109,8 +113,8 @@ impl Streams {
                 format!("the stream could not start: {e}"),
             )
         };
-        let spool = spool::Spool::open(&config.data_dir, &self.client_id, config.spool_max_bytes)
-            .map_err(cannot)?;
+        let spool =
+            spool::Spool::open(&spools.dir, &self.client_id, spools.max_bytes).map_err(cannot)?;
         let start = spool.start_point(request.from, request.epoch.as_deref());
         let mut started = json!({
             "type": "started",
@@ -160,8 +164,7 @@ impl Streams {
                     ));
                 }
                 let spec = self
-                    .shared
-                    .config
+                    .spools
                     .producers
                     .iter()
                     .find(|p| &p.name == name)

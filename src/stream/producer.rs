@@ -13,6 +13,36 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// `--producer NAME=COMMAND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSpec {
+    /// The name a client gives in `start`.
+    pub name: String,
+    /// The command line, run by `sh -c`.
+    pub command: String,
+}
+
+impl std::str::FromStr for ProducerSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, command) = s
+            .split_once('=')
+            .ok_or_else(|| format!("expected NAME=COMMAND, got {s:?}"))?;
+        if !crate::names::is_valid(name) {
+            return Err(format!(
+                "producer name {name:?} must be 1-64 of A-Z a-z 0-9 _ . - (not starting with .)"
+            ));
+        }
+        if command.trim().is_empty() {
+            return Err(format!("producer {name:?} has an empty command"));
+        }
+        Ok(ProducerSpec {
+            name: name.to_string(),
+            command: command.to_string(),
+        })
+    }
+}
+
 /// How long a producer may take to exit after SIGTERM before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_millis(300);
 

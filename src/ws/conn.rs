@@ -14,9 +14,9 @@
 //! the reader thread, which is joined before the thread returns.
 
 use crate::metrics::Metrics;
-use crate::session::Session;
 use crate::threads::JoinHandle;
 use crate::ws::frame::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+use crate::ws::handler::Handler;
 use crate::ws::outbox::{Outbox, Outgoing};
 use crate::ws::reader::{self, Inbound};
 use crate::ws::registry::Registry;
@@ -70,7 +70,7 @@ pub enum Refused {
     Io(io::Error),
 }
 
-/// What a [`Session`] can do with its connection during a callback.
+/// What a [`Handler`] can do with its connection during a callback.
 pub struct Conn<'a> {
     writer: &'a mut FrameWriter,
     outbox: &'a Arc<Outbox>,
@@ -124,7 +124,7 @@ pub fn serve(
     stream: TcpStream,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
-    session: Box<dyn Session>,
+    session: Box<dyn Handler>,
     params: &ConnParams,
 ) -> Result<(), Refused> {
     let (mut engine, reader) = start(id, stream, leftover, handshake, params)?;
@@ -184,7 +184,7 @@ fn start(
 fn finish(
     mut engine: Engine<'_>,
     panicked: bool,
-    mut session: Box<dyn Session>,
+    mut session: Box<dyn Handler>,
     reader: JoinHandle<()>,
 ) {
     let id = engine.outbox.id();
@@ -232,7 +232,7 @@ impl Engine<'_> {
     /// The loop. Its own frame lies beneath every session callback for the
     /// connection's life, so what is rare (opening, closing, logging) is
     /// kept out of line to keep it small (see [`serve`]).
-    fn run(&mut self, session: &mut dyn Session) {
+    fn run(&mut self, session: &mut dyn Handler) {
         let mut flow = self.open(session);
         let ticker = tick(self.params.ping_interval);
         let mut last_heard = Instant::now();
@@ -284,7 +284,7 @@ impl Engine<'_> {
     }
 
     #[inline(never)]
-    fn open(&mut self, session: &mut dyn Session) -> Flow {
+    fn open(&mut self, session: &mut dyn Handler) -> Flow {
         let mut close = None;
         session.on_open(&mut Conn {
             writer: &mut self.writer,
@@ -310,7 +310,7 @@ impl Engine<'_> {
         let _ = self.writer.flush();
     }
 
-    fn inbound(&mut self, event: Inbound, session: &mut dyn Session) -> Flow {
+    fn inbound(&mut self, event: Inbound, session: &mut dyn Handler) -> Flow {
         let metrics = &self.params.metrics;
         let mut close = None;
         let mut conn = Conn {

@@ -1,6 +1,8 @@
 //! The connection engine: one thread per WebSocket, the only writer on its
 //! socket, plus a reader thread that only parses frames.
 //!
+//! - [`handler`]: the callbacks the engine makes, which the sessions
+//!   implement.
 //! - [`frame`]: encoding server frames (pure, no I/O).
 //! - [`outbox`]: the bounded, byte-counted queue through which every other
 //!   thread (rooms, streams, tails) sends to a connection.
@@ -12,9 +14,11 @@
 
 pub mod conn;
 pub mod frame;
+pub mod handler;
 pub mod outbox;
 pub mod reader;
 pub mod registry;
 
 pub use conn::{Conn, ConnParams};
+pub use handler::Handler;
 pub use outbox::{Outbox, Outgoing};

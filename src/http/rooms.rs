@@ -2,14 +2,14 @@
 //! `POST /broadcast`. The router has already checked the path, the method
 //! and the room name in the path.
 
-use crate::http::{access, Request, Response};
+use super::{access, Request, Response};
 use crate::names;
-use crate::server::Shared;
+use crate::shared::Shared;
 use serde_json::{json, Value};
 
 /// Answers a room API request.
 pub fn handle(shared: &Shared, request: &Request) -> Response {
-    let broker = shared.hub.broker();
+    let broker = &shared.broker;
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["rooms"] => {
@@ -43,7 +43,7 @@ fn broadcast(shared: &Shared, request: &Request) -> Response {
         Ok(parsed) => parsed,
         Err(why) => return Response::error(400, &why),
     };
-    let online = shared.hub.broker().broadcast(room.as_deref(), &message);
+    let online = shared.broker.broadcast(room.as_deref(), &message);
     Response::json(&json!({"sent_to": room.as_deref().unwrap_or("*"), "online": online}))
 }
 

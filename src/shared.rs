@@ -1,0 +1,121 @@
+//! The state every connection thread shares: the validated configuration,
+//! the counters, the hub (behind its broker), the file tails, the spools
+//! and the engine's settings. The accept loop ([`crate::server`]) builds one
+//! and hands it down; there are no globals. This module sits below the
+//! accept loop and the HTTP door and above the parts it holds: it must not
+//! import `server` or `http`.
+
+use crate::broker::notifier::Notifier;
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::follow::Tails;
+use crate::hub::stats::{Gauges, HubStats};
+use crate::metrics::Metrics;
+use crate::stream::Spools;
+use crate::ws::ConnParams;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// State shared by every connection thread.
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Config,
+    /// The counters behind `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Rooms, presence and the JSON hub's clients: every room operation
+    /// goes through it.
+    pub broker: Arc<dyn Broker>,
+    /// The room and hub counters.
+    pub hub_stats: Arc<HubStats>,
+    notifier: Mutex<Option<Notifier>>,
+    /// Shared tails of followed files.
+    pub tails: Arc<Tails>,
+    /// Clients' spools, and which have a stream running.
+    pub spools: Arc<Spools>,
+    /// Settings of every connection's engine.
+    pub conn_params: ConnParams,
+    started: Instant,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    /// Builds the hub, the tails and the spools of `config`.
+    pub fn new(config: Config) -> Shared {
+        let metrics = Arc::new(Metrics::default());
+        let conn_params = ConnParams {
+            ping_interval: config.ping_interval,
+            idle_timeout: config.idle_timeout,
+            max_message_bytes: config.max_message_bytes,
+            max_queue_bytes: config.max_queue_bytes,
+            registry: Arc::default(),
+            metrics: metrics.clone(),
+        };
+        let hub_stats = Arc::new(HubStats::default());
+        let broker = crate::broker::from_config(&config, hub_stats.clone());
+        let notifier = config
+            .notify_interval
+            .and_then(|every| Notifier::start(broker.clone(), every));
+        Shared {
+            broker,
+            hub_stats,
+            notifier: Mutex::new(notifier),
+            tails: Arc::new(Tails::new(config.tail_dir.clone())),
+            spools: Arc::new(Spools::new(
+                config.data_dir.clone(),
+                config.spool_max_bytes,
+                config.producers.clone(),
+            )),
+            config,
+            metrics,
+            conn_params,
+            started: Instant::now(),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The next connection id.
+    pub fn next_connection_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Seconds since the server started.
+    pub fn uptime_s(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// The body of `GET /healthz`.
+    pub fn health(&self) -> serde_json::Value {
+        serde_json::json!({
+            "status": "ok",
+            "connections": self.metrics.connections_current.load(Ordering::Relaxed),
+            "uptime_s": self.uptime_s(),
+            "broker": "local",
+        })
+    }
+
+    /// The body of `GET /metrics`.
+    pub fn metrics_text(&self) -> String {
+        let mut extra = self.hub_stats.render(Gauges {
+            rooms: self.broker.rooms().len(),
+            hub_clients: self.broker.clients(),
+        });
+        extra.push_str(&self.tails.metrics_text());
+        extra.push_str(&self.spools.metrics_text());
+        self.metrics.render(self.uptime_s(), &extra)
+    }
+
+    /// Stops the notification thread and the broker's helper threads, once
+    /// every connection has ended.
+    pub fn shutdown(&self) {
+        let notifier = self
+            .notifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(notifier) = notifier {
+            notifier.stop();
+        }
+        self.broker.shutdown();
+    }
+}

@@ -1,0 +1,18 @@
+//! The callbacks the engine makes: what a connection *means* is a
+//! [`Handler`], implemented above this layer (in `crate::session`: echo, a
+//! text room, the JSON hub). The engine knows no session, room or stream.
+
+use crate::ws::Conn;
+
+/// The behaviour of one kind of WebSocket endpoint. Called on the
+/// connection's own thread, one event at a time.
+pub trait Handler: Send {
+    /// Called once after the handshake, before any message is read.
+    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
+    /// A complete text message arrived.
+    fn on_text(&mut self, conn: &mut Conn<'_>, text: &str);
+    /// A complete binary message arrived; ignored unless overridden.
+    fn on_binary(&mut self, _conn: &mut Conn<'_>, _data: &[u8]) {}
+    /// The connection ended, however it ended. Release what it held here.
+    fn on_close(&mut self) {}
+}
