@@ -58,7 +58,8 @@ impl OsLimits {
     pub fn read() -> OsLimits {
         let mut unknown = Vec::new();
         let mut num = |name: &'static str, path: &str| -> Option<u64> {
-            let value = fs::read_to_string(path).ok()?.trim().parse().ok();
+            let text = fs::read_to_string(path).ok();
+            let value = text.and_then(|t| t.trim().parse().ok());
             if value.is_none() {
                 unknown.push(name);
             }

@@ -31,15 +31,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 fn run(args: ServeArgs) -> Result<(), String> {
     let max_connections = match args.max_connections {
         MaxConnections::Fixed(n) => n,
-        MaxConnections::Auto => {
-            let ceiling = OsLimits::read().ceiling();
-            log::info!(
-                "max connections: {} (auto; bound by {})",
-                ceiling.connections,
-                ceiling.reason
-            );
-            ceiling.connections
-        }
+        MaxConnections::Auto => auto_max_connections(),
     };
     let config = Config::from_args(&args, max_connections)?;
     let server = Server::bind(config).map_err(|e| format!("cannot bind {}: {e}", args.bind))?;
@@ -62,6 +54,29 @@ fn run(args: ServeArgs) -> Result<(), String> {
     log::info!("listening on {addr}");
     server.run();
     Ok(())
+}
+
+/// `--max-connections auto`: the ceiling from the OS limits, logged with
+/// the limit that set it and those that could not be read.
+fn auto_max_connections() -> usize {
+    let limits = OsLimits::read();
+    let ceiling = limits.ceiling();
+    if limits.unknown.is_empty() {
+        log::info!(
+            "max connections: {} (auto; bound by {})",
+            ceiling.connections,
+            ceiling.reason
+        );
+    } else {
+        log::warn!(
+            "max connections: {} (auto; bound by {}; unreadable here: {}; \
+             set --max-connections to override)",
+            ceiling.connections,
+            ceiling.reason,
+            limits.unknown.join(", ")
+        );
+    }
+    ceiling.connections
 }
 
 fn init_logging(level: log::LevelFilter) {
