@@ -30,7 +30,9 @@ fn heavy_the_static_binary_serves_from_an_empty_root() {
         return;
     }
     // The check below can fail: the test's own binary is dynamic.
-    assert!(has_program_interpreter(Path::new(env!("CARGO_BIN_EXE_strand"))));
+    assert!(has_program_interpreter(Path::new(env!(
+        "CARGO_BIN_EXE_strand"
+    ))));
     let binary = build_static();
     assert!(
         !has_program_interpreter(&binary),
@@ -73,7 +75,8 @@ fn heavy_the_static_binary_serves_from_an_empty_root() {
     let (status, head, page) = server.http_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(status, 200, "{head}");
     assert!(
-        head.to_ascii_lowercase().contains("content-type: text/html"),
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
         "{head}"
     );
     assert!(page.contains("<html"), "not the page: {page:.200}");
@@ -84,6 +87,7 @@ fn heavy_the_static_binary_serves_from_an_empty_root() {
 
     server.signal(libc::SIGTERM);
     assert_eq!(support::close_code(&mut ws), 1001);
+    while ws.read().is_ok() {} // flushes the reply to the close
     assert_eq!(server.wait_exit().code(), Some(0), "{}", server.log_text());
 }
 
