@@ -7,10 +7,11 @@
 //! Shutdown: [`ShutdownHandle::shutdown`] wakes the accept loop through its
 //! [`Acceptor`], which accepts no client after that (they stay queued for
 //! the next process under socket activation), then queues a 1001 close in
-//! every connection's outbox through the [`Registry`]. The server then waits for every connection
-//! thread to finish (each joins its own reader first); after the grace
-//! period it shuts the sockets of any still running, so a write blocked on
-//! a client that stopped reading cannot hold up the exit.
+//! every connection's outbox through the [`Registry`]. The server then
+//! waits for every connection thread to finish (each joins its own reader
+//! first); after the grace period it shuts the sockets of any still
+//! running, so a write blocked on a client that stopped reading cannot hold
+//! up the exit.
 
 use crate::acceptor::{AcceptWaker, Acceptor};
 use crate::config::Config;
