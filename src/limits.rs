@@ -47,7 +47,7 @@ pub struct OsLimits {
     /// The soft `RLIMIT_NOFILE`.
     pub nofile: Option<u64>,
     /// The soft `RLIMIT_NPROC` (the user's threads), when the kernel
-    /// enforces it: not for root.
+    /// enforces it: not for root (of the initial user namespace).
     pub nproc: Option<u64>,
     /// The limits that could not be read, e.g. `kernel.pid_max` without `/proc`.
     pub unknown: Vec<&'static str>,
@@ -75,9 +75,8 @@ impl OsLimits {
                 None
             }
         };
-        use rustix::process::{getrlimit, getuid, Resource};
-        // The kernel does not hold root to RLIMIT_NPROC.
-        let nproc = if getuid().is_root() {
+        use rustix::process::{getrlimit, Resource};
+        let nproc = if exempt_from_nproc() {
             None
         } else {
             getrlimit(Resource::Nproc).current
@@ -138,6 +137,18 @@ impl OsLimits {
             reason,
         }
     }
+}
+
+/// Whether the kernel lets this process pass `RLIMIT_NPROC`: root of the
+/// initial user namespace only. Root of another namespace (a rootless
+/// container, `unshare -r`) is an ordinary user to the kernel; when
+/// `/proc` cannot say, the limit is kept.
+fn exempt_from_nproc() -> bool {
+    let identity = || {
+        let map = fs::read_to_string("/proc/self/uid_map").ok()?;
+        Some(map.split_whitespace().eq(["0", "0", "4294967295"]))
+    };
+    rustix::process::getuid().is_root() && identity() == Some(true)
 }
 
 /// The cgroup's `pids.max`: `Ok(None)` when unlimited or when no cgroup

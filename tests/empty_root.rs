@@ -1,5 +1,6 @@
 //! The static binary alone in an empty directory, run there under `chroot`
-//! (what a `FROM scratch` container holds: no loader, no libc, no /proc):
+//! (what a `FROM scratch` container holds: no loader, no libc, no /proc),
+//! as root or, for another user, in a user namespace of its own:
 //! it starts, serves `/healthz`, the page and an echo, says which OS limits
 //! it could not read, and stops cleanly.
 //!
@@ -25,10 +26,6 @@ fn heavy_the_static_binary_serves_from_an_empty_root() {
         eprintln!("skipped: `cargo static` builds for x86_64-unknown-linux-gnu only");
         return;
     }
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: chroot needs root");
-        return;
-    }
     // The check below can fail: the test's own binary is dynamic.
     assert!(has_program_interpreter(Path::new(env!(
         "CARGO_BIN_EXE_strand"
@@ -43,21 +40,10 @@ fn heavy_the_static_binary_serves_from_an_empty_root() {
     let root = tempfile::tempdir().unwrap();
     std::fs::copy(&binary, root.path().join("strand")).unwrap();
     assert_eq!(entries(root.path()), ["strand"]);
-    let probe = Command::new("chroot")
-        .arg(root.path())
-        .args(["/strand", "--version"])
-        .output()
-        .expect("run chroot");
-    let stderr = String::from_utf8_lossy(&probe.stderr);
-    if stderr.contains("cannot change root directory") {
-        eprintln!("skipped: chroot is impossible here: {stderr}");
+    let Some(launcher) = enter_root(root.path()) else {
         return;
-    }
-    assert!(probe.status.success(), "in the empty root: {stderr}");
-
-    let mut chroot = Command::new("chroot");
-    chroot.arg(root.path()).arg("/strand");
-    let mut server = Server::start_command(root, chroot, Path::new("/data"), &[]);
+    };
+    let mut server = Server::start_command(root, launcher, Path::new("/data"), &[]);
 
     let limits = server.wait_log("max connections:");
     assert!(
@@ -89,6 +75,45 @@ fn heavy_the_static_binary_serves_from_an_empty_root() {
     assert_eq!(support::close_code(&mut ws), 1001);
     while ws.read().is_ok() {} // flushes the reply to the close
     assert_eq!(server.wait_exit().code(), Some(0), "{}", server.log_text());
+}
+
+/// A command that runs `/strand` with `root` as its root directory:
+/// `chroot` as root, else `unshare -r chroot`, root in a user namespace of
+/// its own (where the kernel allows one). `None`, after saying why, when
+/// neither can enter it; a binary that cannot start there fails the test.
+fn enter_root(root: &Path) -> Option<Command> {
+    let launchers: [&[&str]; 2] = [&["chroot"], &["unshare", "--map-root-user", "chroot"]];
+    let mut refusals = Vec::new();
+    for launcher in launchers {
+        let command = || {
+            let mut c = Command::new(launcher[0]);
+            c.args(&launcher[1..]).arg(root).arg("/strand");
+            c
+        };
+        let probe = command().arg("--version").output();
+        let probe = match probe {
+            Ok(probe) => probe,
+            Err(e) => {
+                refusals.push(format!("{}: {e}", launcher.join(" ")));
+                continue;
+            }
+        };
+        let stderr = String::from_utf8_lossy(&probe.stderr);
+        if probe.status.success() {
+            let stdout = String::from_utf8_lossy(&probe.stdout);
+            assert!(stdout.starts_with("strand "), "{stdout}");
+            return Some(command());
+        }
+        // The launcher could not enter the root (no privilege, no user
+        // namespaces), as opposed to the binary failing inside it.
+        if stderr.contains("cannot change root directory") || stderr.starts_with("unshare:") {
+            refusals.push(stderr.trim().to_string());
+            continue;
+        }
+        panic!("in the empty root, `{}`: {stderr}", launcher.join(" "));
+    }
+    eprintln!("skipped: cannot enter an empty root here: {refusals:?}");
+    None
 }
 
 /// Builds the static binary with the README's `cargo static`, in a target
