@@ -15,6 +15,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acceptor;
 pub mod bench;
 pub mod broker;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod server;
+pub mod service_manager;
 pub mod session;
 pub mod shared;
 pub mod stream;

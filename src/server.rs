@@ -4,13 +4,16 @@
 //! It builds the [`Shared`] state and hands it to every connection thread;
 //! nothing below it knows the accept loop.
 //!
-//! Shutdown: [`ShutdownHandle::shutdown`] queues a 1001 close in every
-//! connection's outbox through the [`Registry`]; the accept loop is woken
-//! by a connection to itself. The server then waits for every connection
-//! thread to finish (each joins its own reader first); after the grace
-//! period it shuts the sockets of any still running, so a write blocked on
-//! a client that stopped reading cannot hold up the exit.
+//! Shutdown: [`ShutdownHandle::shutdown`] wakes the accept loop through its
+//! [`Acceptor`], which accepts no client after that (they stay queued for
+//! the next process under socket activation), then queues a 1001 close in
+//! every connection's outbox through the [`Registry`]. The server then
+//! waits for every connection thread to finish (each joins its own reader
+//! first); after the grace period it shuts the sockets of any still
+//! running, so a write blocked on a client that stopped reading cannot hold
+//! up the exit.
 
+use crate::acceptor::{AcceptWaker, Acceptor};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
@@ -35,7 +38,8 @@ const CUT_GRACE: Duration = Duration::from_secs(1);
 
 /// A bound server, ready to run.
 pub struct Server {
-    listener: TcpListener,
+    acceptor: Acceptor,
+    waker: AcceptWaker,
     shared: Arc<Shared>,
     stopping: Arc<AtomicBool>,
     live: Arc<LiveThreads>,
@@ -44,7 +48,7 @@ pub struct Server {
 /// Stops a running [`Server`] from another thread (a signal handler's).
 #[derive(Clone)]
 pub struct ShutdownHandle {
-    addr: SocketAddr,
+    waker: AcceptWaker,
     stopping: Arc<AtomicBool>,
     registry: Arc<Registry>,
 }
@@ -55,29 +59,26 @@ impl ShutdownHandle {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
+        // Stop accepting first, so a client that reconnects on its 1001
+        // waits for the next process instead of landing here again.
+        self.waker.wake();
         self.registry.close_all();
-        // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(&wake_addr(self.addr), Duration::from_secs(1));
     }
-}
-
-fn wake_addr(addr: SocketAddr) -> SocketAddr {
-    let mut addr = addr;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => [127, 0, 0, 1].into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    addr
 }
 
 impl Server {
     /// Binds `config.bind` and prepares the shared state.
     pub fn bind(config: Config) -> io::Result<Server> {
-        let listener = TcpListener::bind(config.bind)?;
+        Server::from_listener(TcpListener::bind(config.bind)?, config)
+    }
+
+    /// Serves on `listener`, bound already (e.g. passed by systemd);
+    /// `config.bind` is not used.
+    pub fn from_listener(listener: TcpListener, config: Config) -> io::Result<Server> {
+        let (acceptor, waker) = Acceptor::new(listener)?;
         Ok(Server {
-            listener,
+            acceptor,
+            waker,
             shared: Arc::new(Shared::new(config)),
             stopping: Arc::new(AtomicBool::new(false)),
             live: Arc::new(LiveThreads::default()),
@@ -86,7 +87,7 @@ impl Server {
 
     /// The address actually bound (port 0 resolved).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.acceptor.listener().local_addr()
     }
 
     /// The shared state, for embedding and tests.
@@ -97,7 +98,7 @@ impl Server {
     /// A handle that stops this server.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
-            addr: self.local_addr().expect("a bound listener has an address"),
+            waker: self.waker.clone(),
             stopping: self.stopping.clone(),
             registry: self.shared.conn_params.registry.clone(),
         }
@@ -111,10 +112,7 @@ impl Server {
         // released to accept the waiting client and answer it 503, instead
         // of leaving it hanging in the backlog.
         let mut reserve = std::fs::File::open("/dev/null").ok();
-        for accepted in self.listener.incoming() {
-            if self.stopping.load(Ordering::SeqCst) {
-                break;
-            }
+        while let Some(accepted) = self.acceptor.accept() {
             let stream = match accepted {
                 Ok(s) => s,
                 Err(e) => {
@@ -125,7 +123,7 @@ impl Server {
                         refused_logged = Instant::now();
                     }
                     if out_of_fds && reserve.take().is_some() {
-                        if let Ok((stream, _)) = self.listener.accept() {
+                        if let Ok((stream, _)) = self.acceptor.listener().accept() {
                             self.metrics()
                                 .connections_rejected
                                 .fetch_add(1, Ordering::Relaxed);
