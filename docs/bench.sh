@@ -22,13 +22,19 @@
 #   TOKIO=0 leaves the tokio peer out, FLOOR=0 the floor.
 # The load generator is always this tree's `strand bench`.
 #
+#   NICE (-10): the nice value of each measured process's autogroup.
+#
 # Every server and every load-generator run is its own session (`setsid`),
 # hence its own scheduler autogroup, as a service would be. In one group
 # the kernel splits the group's CPU weight between cores by load: a
 # one-thread server pinned beside a 100-thread generator got a sliver of
 # its core against other work on the machine (tokio: 4-7k echo msgs/s
 # while waiting on the run queue 90% of the time), a 100-thread one
-# (the floor) nearly all of it.
+# (the floor) nearly all of it. Each group then gets NICE, so that other
+# work on a shared machine (builds, tests) takes less of the measured
+# cores: with foreign builds running, the tokio peer's echo went from
+# 29-43k to 84-88k msgs/s, the floor's from 37-47k to 49-61k. It needs
+# root (or CAP_SYS_NICE) for a negative NICE; without, groups keep nice 0.
 set -euo pipefail
 trap 'echo "docs/bench.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -67,6 +73,15 @@ if [[ ${TOKIO:-1} != 0 ]]; then
     cargo build --release --quiet --manifest-path "$PEER_DIR/Cargo.toml"
 fi
 [[ ${FLOOR:-1} != 0 ]] && SIDES+=(floor)
+
+NICE=${NICE:--10}
+if ! setsid sh -c 'echo "$0" >/proc/self/autogroup' "$NICE" 2>/dev/null; then
+    echo "docs/bench.sh: cannot set autogroup nice $NICE (not root?); measuring at nice 0" >&2
+    NICE=0
+fi
+# OWN_GROUP CMD...: runs CMD (exec'd, same PID) in a session and autogroup
+# of its own, at NICE.
+OWN_GROUP=(setsid sh -c 'echo "$0" >/proc/self/autogroup 2>/dev/null; exec "$@"' "$NICE")
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -115,8 +130,9 @@ start() {
     PIDS+=("$!")
     wait_line "$log" "listening on"
     # setsid must exec, not fork, or the PID measured would not be the server's.
-    if [[ $(ps -o sid= -p "${SPID[$side]}" | tr -d ' ') != "${SPID[$side]}" ]]; then
-        echo "$side is not its own session leader; run docs/bench.sh as a script" >&2
+    if [[ $(ps -o sid= -p "${SPID[$side]}" | tr -d ' ') != "${SPID[$side]}" ||
+        $(cat "/proc/${SPID[$side]}/autogroup") != *" nice $NICE" ]]; then
+        echo "$side is not its own session at nice $NICE; run docs/bench.sh as a script" >&2
         exit 1
     fi
     ADDR[$side]=$(grep -o 'listening on [0-9.:]*' "$log" | head -1 | awk '{print $3}')
@@ -265,8 +281,8 @@ for run in $(seq "$RUNS"); do
     for mode in $MODES; do
         echo "run $run of $RUNS, $mode ($(($(date +%s) - STARTED)) s)" >&2
         case $mode in
-            pinned) PIN_SERVER=(setsid taskset -c "$SERVER_CPU") PIN_LOAD=(setsid taskset -c "$LOAD_CPU") ;;
-            unpinned) PIN_SERVER=(setsid) PIN_LOAD=(setsid) ;;
+            pinned) PIN_SERVER=("${OWN_GROUP[@]}" taskset -c "$SERVER_CPU") PIN_LOAD=("${OWN_GROUP[@]}" taskset -c "$LOAD_CPU") ;;
+            unpinned) PIN_SERVER=("${OWN_GROUP[@]}") PIN_LOAD=("${OWN_GROUP[@]}") ;;
             *) echo "MODES: unknown mode $mode" >&2; exit 2 ;;
         esac
         for side in "${SIDES[@]}"; do start "$side"; done
@@ -387,7 +403,8 @@ generated() {
     echo "($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores,"
     echo "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r),"
     echo "$(rustc --version | cut -d' ' -f1-2); $SERVER_NOTE${BASE_NOTE:+; $BASE_NOTE}$tokio_ver)."
-    echo "Server and load generator on the same machine; one run of every pass took"
+    echo "Server and load generator on the same machine, each in a scheduler autogroup"
+    echo "of its own at nice $NICE; one run of every pass took"
     echo "$((ELAPSED / RUNS)) s. Ratios are medians of the per-run ratios (each run measures"
     echo "every server back to back), so they need not equal the ratio of the medians."
     echo "n/a: the server has no such endpoint."
