@@ -103,7 +103,8 @@ async fn serve(stream: TcpStream, rooms: Arc<Rooms>) {
             Err(refusal)
         }
     };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
+    let Ok(ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await
     else {
         return;
     };
