@@ -135,6 +135,12 @@ start() {
         echo "$side is not its own session at nice $NICE; run docs/bench.sh as a script" >&2
         exit 1
     fi
+    local cpus
+    cpus=$(awk '/^Cpus_allowed_list:/ {print $2}' "/proc/${SPID[$side]}/status")
+    if [[ $mode == pinned && $cpus != "$SERVER_CPU" ]]; then
+        echo "$side runs on CPUs $cpus, not $SERVER_CPU: the pin did not take" >&2
+        exit 1
+    fi
     ADDR[$side]=$(grep -o 'listening on [0-9.:]*' "$log" | head -1 | awk '{print $3}')
 }
 
