@@ -88,6 +88,8 @@ fn is_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+// The refusal's size is fixed by tungstenite's handshake `Callback`.
+#[allow(clippy::result_large_err)]
 async fn serve(stream: TcpStream, rooms: Arc<Rooms>) {
     let _ = stream.set_nodelay(true);
     let config = WebSocketConfig::default().read_buffer_size(4096);
