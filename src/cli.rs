@@ -191,6 +191,18 @@ pub struct ServeArgs {
     )]
     pub admin_token: Option<String>,
 
+    /// Messages per second one connection may send, in bursts of as many
+    /// (0: no limit). Over it a hub message gets `rate_limited` and is
+    /// dropped; on `/ws` and text rooms, or a hub client that stays over
+    /// it, the connection is closed with 1008 `rate limited`.
+    #[arg(
+        long,
+        env = "STRAND_MAX_MESSAGES_PER_SECOND",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub max_messages_per_second: u32,
+
     /// Share rooms with every instance on this Redis (not built yet).
     #[arg(long, env = "STRAND_REDIS", value_name = "URL")]
     pub redis: Option<String>,

@@ -43,6 +43,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Token required by `POST /broadcast`.
     pub admin_token: Option<String>,
+    /// Messages per second per connection (0: no limit).
+    pub max_messages_per_second: u32,
 }
 
 impl Config {
@@ -101,6 +103,7 @@ impl Config {
             jwt_secret: args.jwt_secret.clone().filter(|s| !s.is_empty()),
             max_message_bytes: args.max_message_bytes,
             admin_token: args.admin_token.clone().filter(|s| !s.is_empty()),
+            max_messages_per_second: args.max_messages_per_second,
         })
     }
 

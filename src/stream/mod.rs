@@ -176,7 +176,12 @@ impl Streams {
                     })?;
                 Some((spec.name.clone(), spec.command.clone()))
             }
-            _ => return Err(bad("`producer` must be a string")),
+            other => {
+                return Err(WireError::new(
+                    ErrorCode::BadName,
+                    format!("bad producer {other}: a producer name is a string"),
+                ))
+            }
         };
         let from = match &message["from"] {
             Value::Null => None,
