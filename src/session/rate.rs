@@ -202,7 +202,10 @@ mod tests {
         let closed_at = (0..400u64)
             .find(|i| r.check(at(t, i * 50)) == Verdict::Close)
             .expect("closed");
-        assert!((30..=60).contains(&closed_at), "closed at message {closed_at}");
+        assert!(
+            (30..=60).contains(&closed_at),
+            "closed at message {closed_at}"
+        );
     }
 
     #[test]

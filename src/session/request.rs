@@ -173,7 +173,10 @@ mod tests {
             assert_eq!(code(&text), "bad_name", "{text}");
         }
         assert_eq!(code(r#"{"type":"join_room"}"#), "missing_field");
-        assert_eq!(code(r#"{"type":"join_room","room_name":null}"#), "missing_field");
+        assert_eq!(
+            code(r#"{"type":"join_room","room_name":null}"#),
+            "missing_field"
+        );
     }
 
     #[test]
