@@ -100,6 +100,26 @@ pub struct ServeArgs {
     )]
     pub spool_max_bytes: u64,
 
+    /// Seconds after which the spools of a client whose stream has not run
+    /// are deleted (a stream running on a spool keeps it).
+    #[arg(
+        long,
+        env = "STRAND_SPOOL_RETENTION",
+        default_value_t = 604_800.0,
+        value_name = "SECS"
+    )]
+    pub spool_retention: f64,
+
+    /// Most bytes the spools in the data directory may take together; past
+    /// it the least recently used clients' spools are deleted (0: no budget).
+    #[arg(
+        long,
+        env = "STRAND_DATA_MAX_BYTES",
+        default_value_t = 1 << 30,
+        value_name = "N"
+    )]
+    pub data_max_bytes: u64,
+
     /// Seconds between heartbeat pings.
     #[arg(
         long,

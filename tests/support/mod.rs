@@ -50,6 +50,25 @@ impl Server {
         Server::launch(dir, cmd, args)
     }
 
+    /// As [`Server::start`], run as user `uid` (which owns the temporary
+    /// directory) through `setpriv`, so that the kernel's per-user limits
+    /// (RLIMIT_NPROC) apply to it alone. `None` when this process is not
+    /// root and cannot do that.
+    pub fn start_as_user(uid: u32, args: &[&str]) -> Option<Server> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .args(["--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_strand"));
+        Some(Server::launch(dir, cmd, args))
+    }
+
     fn launch(dir: tempfile::TempDir, mut cmd: Command, args: &[&str]) -> Server {
         let mut child = cmd
             .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "debug"])
