@@ -174,13 +174,15 @@ fn percent_decode(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
+            // Bytes, not `&s[..]`: a `%` before a multi-byte character
+            // must not slice inside it (found by fuzzing: a panic).
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
                     i += 3;
                     continue;
                 }
-                Err(_) => out.push(b'%'),
+                _ => out.push(b'%'),
             },
             b'+' => out.push(b' '),
             b => out.push(b),
@@ -188,6 +190,10 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
@@ -203,6 +209,14 @@ mod tests {
         assert_eq!(req.query_param("z").as_deref(), Some(""));
         assert!(req.header_has_token("connection", "upgrade"));
         assert_eq!(&raw[n..], b"rest");
+    }
+
+    #[test]
+    fn percent_before_a_multibyte_character_is_kept() {
+        let raw = "GET /ws?token=%z\u{3bb}y&a=%41%4 HTTP/1.1\r\n\r\n";
+        let (req, _) = parse_head(raw.as_bytes()).unwrap().unwrap();
+        assert_eq!(req.query_param("token").as_deref(), Some("%z\u{3bb}y"));
+        assert_eq!(req.query_param("a").as_deref(), Some("A%4"));
     }
 
     #[test]
