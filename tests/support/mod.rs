@@ -69,9 +69,25 @@ impl Server {
         Some(Server::launch(dir, cmd, args))
     }
 
-    fn launch(dir: tempfile::TempDir, mut cmd: Command, args: &[&str]) -> Server {
+    /// As [`Server::start_in`], logging at `level` instead of debug (a
+    /// long run would otherwise keep every connection's lines).
+    pub fn start_in_logging(dir: tempfile::TempDir, level: &str, args: &[&str]) -> Server {
+        let cmd = Command::new(env!("CARGO_BIN_EXE_strand"));
+        Server::launch_logging(dir, cmd, level, args)
+    }
+
+    fn launch(dir: tempfile::TempDir, cmd: Command, args: &[&str]) -> Server {
+        Server::launch_logging(dir, cmd, "debug", args)
+    }
+
+    fn launch_logging(
+        dir: tempfile::TempDir,
+        mut cmd: Command,
+        level: &str,
+        args: &[&str],
+    ) -> Server {
         let mut child = cmd
-            .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "debug"])
+            .args(["serve", "--bind", "127.0.0.1:0", "--log-level", level])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args(args)
@@ -472,6 +488,26 @@ impl RawClient {
                 return std::mem::replace(&mut self.buf, rest);
             }
             assert!(self.fill(), "connection closed during handshake");
+        }
+    }
+
+    /// Resets the connection: SO_LINGER 0, so closing the socket sends an
+    /// RST (and discards whatever was unsent), as a crashed client would.
+    pub fn reset(self) {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on a socket we own, with a valid struct.
+        unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
         }
     }
 
