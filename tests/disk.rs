@@ -230,3 +230,35 @@ fn a_stream_the_os_refuses_gets_unavailable_and_leaves_nothing() {
     server.wait_threads(threads);
     assert_eq!(support::children(server.pid()), 0);
 }
+
+#[test]
+fn a_spool_that_cannot_be_written_ends_the_stream_with_spool_error() {
+    let server = Server::start(&["--spool-max-bytes", "1024"]);
+    let data = server.dir.path().join("data");
+    let mut ws = hub(&server, "doomed");
+    send_json(&mut ws, json!({"type": "start", "interval_ms": 2}));
+    assert_eq!(next_msg(&mut ws)["type"], "started");
+    assert_eq!(next_msg(&mut ws)["type"], "data");
+    // The directory goes away: the next rotation cannot rename the spool.
+    std::fs::remove_dir_all(&data).unwrap();
+    let mut data_lines = 1;
+    let stopped = loop {
+        let v = next_msg(&mut ws);
+        match v["type"].as_str() {
+            Some("data") => data_lines += 1,
+            Some("stopped") => break v,
+            _ => panic!("unexpected {v}"),
+        }
+    };
+    assert_eq!(stopped["reason"], "spool_error", "{stopped}");
+    assert_eq!(
+        stopped["lines"], data_lines,
+        "every line written was sent first"
+    );
+    assert!(stopped["message"].as_str().unwrap().contains("spool"));
+    // The stream is over; a new one starts (the directory is made again).
+    assert_eq!(error_code(&mut ws, json!({"type": "stop"})), "not_running");
+    send_json(&mut ws, json!({"type": "start", "interval_ms": 50}));
+    assert_eq!(next_msg(&mut ws)["type"], "started");
+    assert!(data.join("doomed.spool").exists());
+}
