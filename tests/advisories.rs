@@ -35,11 +35,6 @@ impl Bystander {
     }
 }
 
-fn json_error(body: &str) {
-    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    assert!(v["error"].is_string(), "{body}");
-}
-
 #[test]
 fn many_header_fields_get_431() {
     // httparse's own advisory class: a head of many small fields, well
@@ -54,7 +49,7 @@ fn many_header_fields_get_431() {
     assert!(head.len() < 8 * 1024);
     let (status, _, body) = server.http_raw(head.as_bytes());
     assert_eq!(status, 431);
-    json_error(&body);
+    support::assert_json_error(&body);
     bystander.still_served();
 }
 
@@ -94,7 +89,7 @@ fn ambiguous_body_framing_gets_400() {
             format!("POST /broadcast HTTP/1.1\r\nHost: x\r\n{extra}\r\n{{\"message\":\"hi\"}}");
         let (status, _, body) = server.http_raw(request.as_bytes());
         assert_eq!(status, 400, "{extra}");
-        json_error(&body);
+        support::assert_json_error(&body);
     }
     bystander.still_served();
 }
@@ -178,7 +173,7 @@ fn garbage_instead_of_a_head_gets_400() {
     ] {
         let (status, _, body) = server.http_raw(garbage);
         assert_eq!(status, 400, "{:?}", String::from_utf8_lossy(garbage));
-        json_error(&body);
+        support::assert_json_error(&body);
     }
     bystander.still_served();
 }
@@ -244,7 +239,7 @@ fn a_bad_percent_escape_in_a_token_gets_401() {
                    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     let (status, _, body) = server.http_raw(request.as_bytes());
     assert_eq!(status, 401);
-    json_error(&body);
+    support::assert_json_error(&body);
     assert_eq!(server.metric("strand_panics_total"), 0.0);
     assert!(
         !server.log_text().contains("panic"),

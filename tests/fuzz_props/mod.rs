@@ -5,6 +5,10 @@
 //! Each panics when its property fails; none may panic otherwise.
 #![allow(dead_code)]
 
+#[path = "../client_frame/mod.rs"]
+mod client_frame;
+
+use client_frame::client_frame;
 use serde_json::{json, Value};
 use std::io::{self, Read, Write};
 use strand::http::request::{parse_head, MAX_HEAD_BYTES};
@@ -320,24 +324,6 @@ impl Write for ChunkedSocket {
     }
 }
 
-/// One masked client frame.
-pub fn client_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode];
-    let n = payload.len();
-    if n < 126 {
-        out.push(0x80 | n as u8);
-    } else if n <= 0xFFFF {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(n as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(n as u64).to_be_bytes());
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
-}
-
 /// What the reader made of a byte stream.
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
@@ -385,7 +371,7 @@ pub fn frames(data: &[u8]) {
     let mode = b.byte();
     if mode % 4 == 0 {
         // Garbage, maybe after a valid prefix.
-        let mut stream = client_frame(true, 1, b"hello", [1, 2, 3, 4]);
+        let mut stream = client_frame(true, 0, 1, b"hello", [1, 2, 3, 4]);
         if mode & 0x10 == 0 {
             stream.clear();
         }
@@ -434,9 +420,9 @@ pub fn frames(data: &[u8]) {
             };
             let last = i == bounds.len() - 2;
             let mask = (rng.next() as u32).to_be_bytes();
-            stream.extend(client_frame(last, opcode, &payload[w[0]..w[1]], mask));
+            stream.extend(client_frame(last, 0, opcode, &payload[w[0]..w[1]], mask));
             if rng.below(4) == 0 {
-                stream.extend(client_frame(true, 9, b"ping", mask));
+                stream.extend(client_frame(true, 0, 9, b"ping", mask));
             }
         }
         sent += 1;
@@ -446,7 +432,13 @@ pub fn frames(data: &[u8]) {
         }
         expected.push(message);
     }
-    stream.extend(client_frame(true, 8, &1000u16.to_be_bytes(), [9, 9, 9, 9]));
+    stream.extend(client_frame(
+        true,
+        0,
+        8,
+        &1000u16.to_be_bytes(),
+        [9, 9, 9, 9],
+    ));
     match read_all(stream, seed) {
         Outcome::Closed(got) => {
             assert!(!oversized, "an oversized message was accepted");

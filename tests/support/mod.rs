@@ -2,6 +2,15 @@
 //! over real sockets. Each test gets its own server and temporary directory.
 #![allow(dead_code)]
 
+#[path = "../client_frame/mod.rs"]
+mod client_frame;
+
+/// An HTTP error body must be JSON `{"error": "..."}`.
+pub fn assert_json_error(body: &str) {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(v["error"].is_string(), "error body: {body}");
+}
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -513,21 +522,7 @@ impl RawClient {
 
     /// Encodes one masked client frame.
     pub fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![(if fin { 0x80 } else { 0 }) | (rsv << 4) | opcode];
-        let n = payload.len();
-        if n < 126 {
-            out.push(0x80 | n as u8);
-        } else if n <= 0xFFFF {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        } else {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        out
+        client_frame::client_frame(fin, rsv, opcode, payload, [0x37, 0xfa, 0x21, 0x3d])
     }
 
     /// Sends one frame.
