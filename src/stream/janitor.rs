@@ -9,7 +9,8 @@
 //! through. Only `<name>.spool` and `<name>.spool.1` files are counted or
 //! touched; anything else in the directory is left alone.
 //!
-//! One thread, woken every [`SWEEP_EVERY`] at most, and when a stream ends.
+//! One thread, sweeping every [`SWEEP_EVERY`] at most, and when a stream
+//! ends (at most once a second: a sweep lists the directory).
 
 use super::lease::Leases;
 use crossbeam_channel::Sender;
@@ -18,12 +19,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The longest time between two sweeps.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// The shortest: a test's retention of a second is swept four times a second.
 const SWEEP_MIN: Duration = Duration::from_millis(100);
+/// Sweeps woken by streams ending come at most this often.
+const SWEEP_GAP: Duration = Duration::from_secs(1);
 
 /// The bounds of the data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,9 +164,15 @@ impl Janitor {
             .name("spool-janitor".into())
             .stack_size(128 * 1024)
             .spawn(move || {
+                // However often streams end, one sweep per `gap` at most.
+                let gap = every.min(SWEEP_GAP);
                 while !stopping.load(Ordering::Acquire) {
                     sweep(&dir, limits, &leases, &stats);
+                    let swept = Instant::now();
                     let _ = woken.recv_timeout(every);
+                    while !stopping.load(Ordering::Acquire) && swept.elapsed() < gap {
+                        let _ = woken.recv_deadline(swept + gap);
+                    }
                 }
             })?;
         Ok(Janitor {
