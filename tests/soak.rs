@@ -100,9 +100,18 @@ fn sample(server: &Server) -> Sample {
     // The most of a few reads: a read of /proc/PID/fd racing the fd
     // table's changes has been seen to miss an entry.
     let fds = (0..3).map(|_| server.fds() as u64).max().unwrap_or(0);
+    // The least of a few reads: each probe of /healthz or /metrics is
+    // served by a thread of its own, which may be still ending.
+    let threads = (0..3)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(5));
+            server.threads() as u64
+        })
+        .min()
+        .unwrap_or(0);
     Sample {
         rss_kib: server.rss_kib(),
-        threads: server.threads() as u64,
+        threads,
         fds,
         children: support::children(server.pid()) as u64,
         connections: 0,
