@@ -209,7 +209,7 @@ fn open(server: &Server, endpoint: Endpoint, id: &str) -> RawClient {
         }
         Endpoint::HubStream => {
             read_until(&mut c, "welcome");
-            let start: Value = if id.ends_with('0') {
+            let start: Value = if id.contains("s0r") {
                 json!({"type": "start", "producer": "tick"})
             } else {
                 json!({"type": "start", "interval_ms": 20})
@@ -337,15 +337,22 @@ struct Counts {
 }
 
 /// Runs batches until `until`; `worker` picks which combination comes next.
-fn work(server: &Server, worker: usize, until: Instant, counts: &Counts) {
+fn work(server: &Server, phase: char, worker: usize, until: Instant, counts: &Counts) {
     let mut round = 0usize;
     while Instant::now() < until {
         let combo = worker + round * WORKERS;
         let endpoint = ENDPOINTS[combo % ENDPOINTS.len()];
         let ending = ENDINGS[(combo / ENDPOINTS.len()) % ENDINGS.len()];
-        round += 1;
+        // Fresh ids each round: a new stream of the same client would wait
+        // for the old one's spool (up to 2 s, then `already_running`).
         let clients: Vec<RawClient> = (0..BATCH)
-            .map(|slot| open(server, endpoint, &format!("w{worker}s{slot}")))
+            .map(|slot| {
+                open(
+                    server,
+                    endpoint,
+                    &format!("{phase}w{worker}s{slot}r{round}"),
+                )
+            })
             .collect();
         counts.connections.fetch_add(BATCH as u64, Relaxed);
         std::thread::scope(|s| {
@@ -354,6 +361,7 @@ fn work(server: &Server, worker: usize, until: Instant, counts: &Counts) {
             }
         });
         counts.cycles.fetch_add(1, Relaxed);
+        round += 1;
         *counts
             .per_kind
             .lock()
@@ -396,7 +404,7 @@ fn appender(tail: std::path::PathBuf, stop: Arc<AtomicBool>) -> std::thread::Joi
 }
 
 /// Runs the churn for `secs` with every worker; returns the peak sample.
-fn churn(server: &Arc<Server>, secs: f64, counts: &Arc<Counts>) -> Sample {
+fn churn(server: &Arc<Server>, phase: char, secs: f64, counts: &Arc<Counts>) -> Sample {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -423,7 +431,7 @@ fn churn(server: &Arc<Server>, secs: f64, counts: &Arc<Counts>) -> Sample {
             let (server, counts) = (server.clone(), counts.clone());
             std::thread::Builder::new()
                 .name(format!("soak-{w}"))
-                .spawn(move || work(&server, w, until, &counts))
+                .spawn(move || work(&server, phase, w, until, &counts))
                 .unwrap()
         })
         .collect();
@@ -501,6 +509,10 @@ fn heavy_churn_soak() {
             "65536",
             "--spool-max-bytes",
             "65536",
+            // Every round's stream clients are new: the janitor keeps the
+            // data directory at 4 MiB meanwhile.
+            "--data-max-bytes",
+            "4194304",
         ],
     ));
     let stop_appending = Arc::new(AtomicBool::new(false));
@@ -510,7 +522,7 @@ fn heavy_churn_soak() {
     // threads exist before the baseline is taken.
     let warm_counts = Arc::new(Counts::default());
     let started = sample(&server);
-    churn(&server, 1.0, &warm_counts);
+    churn(&server, 'a', 1.0, &warm_counts);
     let base_parked = parked(&server);
     // Descriptors are not compared with the start: the accept loop opens
     // its reserve descriptor just after the server says it listens.
@@ -522,7 +534,7 @@ fn heavy_churn_soak() {
 
     let counts = Arc::new(Counts::default());
     let run = Instant::now();
-    let peak = churn(&server, secs, &counts);
+    let peak = churn(&server, 'b', secs, &counts);
     let churned = run.elapsed();
     let after = settle(&server, base, base_parked);
     let final_parked = parked(&server);
