@@ -114,7 +114,16 @@ impl Config {
     /// A configuration with the contract's defaults, for tests and embedding.
     pub fn for_tests() -> Config {
         use clap::Parser;
-        let cli = crate::cli::Cli::parse_from(["strand", "--bind", "127.0.0.1:0"]);
+        // A data directory outside the working tree: `from_args` creates it.
+        let data = std::env::temp_dir().join("strand-test-data");
+        let data = data.to_string_lossy();
+        let cli = crate::cli::Cli::parse_from([
+            "strand",
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data,
+        ]);
         Config::from_args(&cli.serve, 1000).expect("defaults are valid")
     }
 }
