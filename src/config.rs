@@ -117,13 +117,8 @@ impl Config {
         // A data directory outside the working tree: `from_args` creates it.
         let data = std::env::temp_dir().join("strand-test-data");
         let data = data.to_string_lossy();
-        let cli = crate::cli::Cli::parse_from([
-            "strand",
-            "--bind",
-            "127.0.0.1:0",
-            "--data-dir",
-            &data,
-        ]);
+        let cli =
+            crate::cli::Cli::parse_from(["strand", "--bind", "127.0.0.1:0", "--data-dir", &data]);
         Config::from_args(&cli.serve, 1000).expect("defaults are valid")
     }
 }
