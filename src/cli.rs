@@ -100,6 +100,26 @@ pub struct ServeArgs {
     )]
     pub spool_max_bytes: u64,
 
+    /// Seconds after which the spools of a client whose stream has not run
+    /// are deleted (a stream running on a spool keeps it).
+    #[arg(
+        long,
+        env = "STRAND_SPOOL_RETENTION",
+        default_value_t = 604_800.0,
+        value_name = "SECS"
+    )]
+    pub spool_retention: f64,
+
+    /// Most bytes the spools in the data directory may take together; past
+    /// it the least recently used clients' spools are deleted (0: no budget).
+    #[arg(
+        long,
+        env = "STRAND_DATA_MAX_BYTES",
+        default_value_t = 1 << 30,
+        value_name = "N"
+    )]
+    pub data_max_bytes: u64,
+
     /// Seconds between heartbeat pings.
     #[arg(
         long,
@@ -190,6 +210,18 @@ pub struct ServeArgs {
         value_name = "TOKEN"
     )]
     pub admin_token: Option<String>,
+
+    /// Messages per second one connection may send, in bursts of as many
+    /// (0: no limit). Over it a hub message gets `rate_limited` and is
+    /// dropped; on `/ws` and text rooms, or a hub client that stays over
+    /// it, the connection is closed with 1008 `rate limited`.
+    #[arg(
+        long,
+        env = "STRAND_MAX_MESSAGES_PER_SECOND",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub max_messages_per_second: u32,
 
     /// Share rooms with every instance on this Redis (not built yet).
     #[arg(long, env = "STRAND_REDIS", value_name = "URL")]

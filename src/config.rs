@@ -3,9 +3,9 @@
 //! environment after this.
 
 use crate::cli::ServeArgs;
-use crate::stream::ProducerSpec;
+use crate::stream::{DiskLimits, ProducerSpec};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything the server needs to know, validated.
@@ -21,6 +21,8 @@ pub struct Config {
     pub producers: Vec<ProducerSpec>,
     /// Size at which a client's spool rotates, in bytes.
     pub spool_max_bytes: u64,
+    /// The data directory's retention time and budget.
+    pub disk: DiskLimits,
     /// Heartbeat ping period.
     pub ping_interval: Duration,
     /// Silence after which a connection is closed.
@@ -43,6 +45,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Token required by `POST /broadcast`.
     pub admin_token: Option<String>,
+    /// Messages per second per connection (0: no limit).
+    pub max_messages_per_second: u32,
 }
 
 impl Config {
@@ -66,11 +70,9 @@ impl Config {
         };
         let tail_dir = match &args.tail_dir {
             None => None,
-            Some(dir) => Some(
-                dir.canonicalize()
-                    .map_err(|e| format!("--tail-dir {}: {e}", dir.display()))?,
-            ),
+            Some(dir) => Some(readable_dir(dir)?),
         };
+        writable_dir(&args.data_dir)?;
         let mut names = std::collections::HashSet::new();
         for p in &args.producers {
             if !names.insert(&p.name) {
@@ -86,6 +88,10 @@ impl Config {
             tail_dir,
             producers: args.producers.clone(),
             spool_max_bytes: args.spool_max_bytes.max(1024),
+            disk: DiskLimits {
+                retention: secs("spool-retention", args.spool_retention)?,
+                budget: args.data_max_bytes,
+            },
             ping_interval: secs("ping-interval", args.ping_interval)?,
             idle_timeout: secs("idle-timeout", args.idle_timeout)?,
             notify_interval: if args.notify_interval == 0.0 {
@@ -101,13 +107,45 @@ impl Config {
             jwt_secret: args.jwt_secret.clone().filter(|s| !s.is_empty()),
             max_message_bytes: args.max_message_bytes,
             admin_token: args.admin_token.clone().filter(|s| !s.is_empty()),
+            max_messages_per_second: args.max_messages_per_second,
         })
     }
 
     /// A configuration with the contract's defaults, for tests and embedding.
     pub fn for_tests() -> Config {
         use clap::Parser;
-        let cli = crate::cli::Cli::parse_from(["strand", "--bind", "127.0.0.1:0"]);
+        // A data directory outside the working tree: `from_args` creates it.
+        let data = std::env::temp_dir().join("strand-test-data");
+        let data = data.to_string_lossy();
+        let cli =
+            crate::cli::Cli::parse_from(["strand", "--bind", "127.0.0.1:0", "--data-dir", &data]);
         Config::from_args(&cli.serve, 1000).expect("defaults are valid")
     }
+}
+
+/// `--data-dir`: created if missing, and it must then be a directory this
+/// process can create files in (checked by creating and removing one), so
+/// that a bad path is refused at start rather than at the first `start`.
+fn writable_dir(dir: &Path) -> Result<(), String> {
+    let bad = |why: String| format!("--data-dir {} is not usable: {why}", dir.display());
+    std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create it: {e}")))?;
+    if !dir.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    let probe = dir.join(format!(".strand-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| bad(format!("cannot create a file in it: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// `--tail-dir`: an existing directory this process can list; returned
+/// canonical (what `follow` resolves names against).
+fn readable_dir(dir: &Path) -> Result<PathBuf, String> {
+    let bad = |why: String| format!("--tail-dir {} is not usable: {why}", dir.display());
+    let canonical = dir.canonicalize().map_err(|e| bad(e.to_string()))?;
+    if !canonical.is_dir() {
+        return Err(bad("not a directory".into()));
+    }
+    std::fs::read_dir(&canonical).map_err(|e| bad(format!("cannot list it: {e}")))?;
+    Ok(canonical)
 }

@@ -33,6 +33,11 @@ pub struct Metrics {
     pub slow_consumer_closes: AtomicU64,
     /// Connection threads that panicked (each ended only its connection).
     pub panics: AtomicU64,
+    /// Messages refused by `--max-messages-per-second` (each answered with
+    /// `rate_limited`, or with the connection's close).
+    pub rate_limited: AtomicU64,
+    /// Connections closed with 1008 `rate limited`.
+    pub rate_limit_closes: AtomicU64,
     close_codes: [AtomicU64; TRACKED_CLOSE_CODES.len()],
     close_other: AtomicU64,
 }
@@ -129,6 +134,18 @@ impl Metrics {
             "counter",
             "Connection threads that panicked.",
             self.panics.load(Relaxed),
+        );
+        family(
+            "strand_rate_limited_messages_total",
+            "counter",
+            "Messages refused by --max-messages-per-second.",
+            self.rate_limited.load(Relaxed),
+        );
+        family(
+            "strand_rate_limit_closes_total",
+            "counter",
+            "Connections closed with 1008 rate limited.",
+            self.rate_limit_closes.load(Relaxed),
         );
         family(
             "strand_threads",

@@ -65,6 +65,7 @@ impl Shared {
                 config.data_dir.clone(),
                 config.spool_max_bytes,
                 config.producers.clone(),
+                config.disk,
             )),
             config,
             metrics,
@@ -117,5 +118,6 @@ impl Shared {
             notifier.stop();
         }
         self.broker.shutdown();
+        self.spools.shutdown();
     }
 }

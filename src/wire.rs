@@ -1,7 +1,7 @@
 //! JSON shapes shared by every part of the JSON dialect: the `error` reply
 //! and its codes, and server timestamps. Pure functions, no I/O.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The error codes of the contract (`{"type":"error","code":...}`).
@@ -32,6 +32,8 @@ pub enum ErrorCode {
     NotFound,
     /// The client sends faster than allowed.
     RateLimited,
+    /// The server cannot do this now (the OS refused a thread or a process).
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -50,6 +52,7 @@ impl ErrorCode {
             ErrorCode::BadFile => "bad_file",
             ErrorCode::NotFound => "not_found",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
@@ -78,6 +81,27 @@ impl WireError {
     }
 }
 
+/// The name in `message[field]`: `missing_field` when it is absent or
+/// null, `bad_name` when it is anything but a string that keeps the naming
+/// rules (a number, a list, `"a b"`). Every name field of every message
+/// type goes through here.
+pub fn name_field<'m>(message: &'m Value, field: &str) -> Result<&'m str, WireError> {
+    match message.get(field) {
+        None | Some(Value::Null) => Err(WireError::new(
+            ErrorCode::MissingField,
+            format!("`{field}` (a name) is required"),
+        )),
+        Some(Value::String(name)) if crate::names::is_valid(name) => Ok(name),
+        Some(other) => Err(WireError::new(
+            ErrorCode::BadName,
+            format!(
+                "bad {field} {other}: a name is a string of 1-64 of A-Z a-z 0-9 _ . - \
+                 (not starting with .)"
+            ),
+        )),
+    }
+}
+
 /// Milliseconds since the Unix epoch, the server's `timestamp`.
 pub fn unix_millis() -> u64 {
     SystemTime::now()
@@ -97,5 +121,17 @@ mod tests {
         assert_eq!(v["type"], "error");
         assert_eq!(v["code"], "bad_name");
         assert_eq!(v["message"], "no");
+    }
+
+    #[test]
+    fn name_fields_absent_are_missing_and_any_other_non_name_is_bad() {
+        let m = json!({"s": "ok", "n": 5, "l": ["ok"], "o": {}, "b": true, "z": null, "e": "a b"});
+        assert_eq!(name_field(&m, "s").unwrap(), "ok");
+        for f in ["absent", "z"] {
+            assert_eq!(name_field(&m, f).unwrap_err().code, ErrorCode::MissingField);
+        }
+        for f in ["n", "l", "o", "b", "e"] {
+            assert_eq!(name_field(&m, f).unwrap_err().code, ErrorCode::BadName);
+        }
     }
 }

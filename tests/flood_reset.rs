@@ -5,7 +5,6 @@
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use support::{RawClient, Server};
 
@@ -40,20 +39,7 @@ fn flood_then_reset(mut client: RawClient, batch: &[u8]) {
     }
     // Half a frame header, then a reset (SO_LINGER 0): the kernel sends RST.
     let _ = stream.write(&[0x81]);
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on a socket this test owns, with a valid struct.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+    client.reset();
 }
 
 fn connections(server: &Server) -> u64 {

@@ -55,6 +55,16 @@ fn escapes_are_bad_files() {
         error_code(&mut ws, json!({"type": "follow"})),
         "missing_field"
     );
+    for file in [json!(5), json!(["ok.log"]), json!({"f": 1})] {
+        assert_eq!(
+            error_code(&mut ws, json!({"type": "follow", "file": file})),
+            "bad_name"
+        );
+        assert_eq!(
+            error_code(&mut ws, json!({"type": "unfollow", "file": file})),
+            "bad_name"
+        );
+    }
     assert_eq!(
         error_code(
             &mut ws,

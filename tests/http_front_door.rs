@@ -2,12 +2,7 @@
 //! status of the contract, each with a JSON error body.
 mod support;
 
-use support::Server;
-
-fn assert_json_error(body: &str) {
-    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    assert!(v["error"].is_string(), "error body: {body}");
-}
+use support::{assert_json_error, Server};
 
 #[test]
 fn healthz_reports_status_connections_uptime_and_broker() {

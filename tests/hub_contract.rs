@@ -16,7 +16,8 @@ fn welcome_then_user_joined_and_user_left_reach_the_others() {
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["client_id"], "a");
     assert!(welcome["server"].as_str().unwrap().starts_with("strand/"));
-    assert_eq!(welcome["heartbeat_s"], 7.0);
+    assert_eq!(welcome["heartbeat_s"], 7);
+    assert!(welcome["heartbeat_s"].is_u64(), "an integer: {welcome}");
 
     let mut b = hub(&server, "b");
     assert_eq!(
@@ -164,6 +165,15 @@ fn echo_returns_the_whole_message() {
 }
 
 #[test]
+fn heartbeat_s_is_whole_seconds_rounded_up() {
+    let server = Server::start(&["--ping-interval", "0.25"]);
+    let mut a = server.ws("/ws/chat/a");
+    let welcome = next_json(&mut a);
+    assert_eq!(welcome["heartbeat_s"], 1, "{welcome}");
+    assert!(welcome["heartbeat_s"].is_u64(), "{welcome}");
+}
+
+#[test]
 fn every_error_code_keeps_the_connection_open() {
     let server = Server::start(&[]);
     let mut a = hub(&server, "a");
@@ -175,8 +185,36 @@ fn every_error_code_keeps_the_connection_open() {
         ("unknown_type", json!({"type": "dance"}).to_string()),
         ("missing_field", json!({"type": "join_room"}).to_string()),
         (
-            "missing_field",
+            "bad_name",
             json!({"type": "join_room", "room_name": 5}).to_string(),
+        ),
+        (
+            "bad_name",
+            json!({"type": "join_room", "room_name": ["r"]}).to_string(),
+        ),
+        (
+            "bad_name",
+            json!({"type": "join_room", "room_name": {"r": 1}}).to_string(),
+        ),
+        (
+            "missing_field",
+            json!({"type": "join_room", "room_name": null}).to_string(),
+        ),
+        (
+            "bad_name",
+            json!({"type": "leave_room", "room_name": 5}).to_string(),
+        ),
+        (
+            "bad_name",
+            json!({"type": "message", "content": "x", "room_name": ["r"]}).to_string(),
+        ),
+        (
+            "bad_name",
+            json!({"type": "direct", "to": 7, "content": "x"}).to_string(),
+        ),
+        (
+            "bad_name",
+            json!({"type": "presence", "room_name": true}).to_string(),
         ),
         (
             "bad_name",

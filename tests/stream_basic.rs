@@ -96,6 +96,12 @@ fn errors_leave_the_connection_open() {
         error_code(&mut ws, json!({"type": "start", "producer": "../x"})),
         "bad_name"
     );
+    for producer in [json!(1), json!(["tick"])] {
+        assert_eq!(
+            error_code(&mut ws, json!({"type": "start", "producer": producer})),
+            "bad_name"
+        );
+    }
     assert_eq!(
         error_code(&mut ws, json!({"type": "start", "interval_ms": 0})),
         "missing_field"

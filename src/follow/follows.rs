@@ -93,11 +93,18 @@ impl Drop for Follows {
     }
 }
 
+/// `file`: `missing_field` when absent or null, `bad_name` when it is not
+/// a string; what a string may name is [`super::path`]'s decision.
 fn file_field(message: &Value) -> Result<&str, WireError> {
-    message["file"].as_str().ok_or_else(|| {
-        WireError::new(
+    match &message["file"] {
+        Value::String(file) => Ok(file),
+        Value::Null => Err(WireError::new(
             ErrorCode::MissingField,
             "`file` must name a file in the tail directory",
-        )
-    })
+        )),
+        other => Err(WireError::new(
+            ErrorCode::BadName,
+            format!("bad file {other}: a file name is a string"),
+        )),
+    }
 }

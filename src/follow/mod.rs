@@ -178,10 +178,13 @@ impl Tails {
                 let t = Tailer::start(dir, name, path, self.poll).map_err(|e| {
                     // It changed since `resolve` looked: gone, or swapped
                     // for something that may not be followed.
-                    let code = if e.kind() == std::io::ErrorKind::NotFound {
-                        ErrorCode::NotFound
-                    } else {
-                        ErrorCode::BadFile
+                    // Or the OS refused the tailer's thread (EAGAIN).
+                    let code = match e.kind() {
+                        std::io::ErrorKind::NotFound => ErrorCode::NotFound,
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::OutOfMemory => {
+                            ErrorCode::Unavailable
+                        }
+                        _ => ErrorCode::BadFile,
                     };
                     WireError::new(code, format!("cannot open {name:?}: {e}"))
                 })?;
@@ -233,7 +236,7 @@ impl Tails {
                 Err(e) => {
                     self.unfollow(handle);
                     return Err(WireError::new(
-                        ErrorCode::NotFound,
+                        ErrorCode::Unavailable,
                         format!("cannot follow {name:?} now: {e}"),
                     ));
                 }

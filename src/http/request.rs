@@ -143,6 +143,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, ReadError> {
     if head_len > MAX_HEAD_BYTES {
         return Err(ReadError::HeadTooLarge);
     }
+    framing(parsed.headers)?;
     let target = parsed.path.unwrap_or("/");
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p, Some(q.to_string())),
@@ -168,19 +169,47 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, ReadError> {
     Ok(Some((request, head_len)))
 }
 
+/// The body's framing must be unambiguous (request smuggling, as in
+/// hyper's and others' advisories): strand reads a body only by
+/// `Content-Length`, so `Transfer-Encoding` is refused, and every
+/// `Content-Length` must be plain digits and the same.
+fn framing(headers: &[httparse::Header<'_>]) -> Result<(), ReadError> {
+    let mut length: Option<&[u8]> = None;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(ReadError::Malformed(
+                "Transfer-Encoding is not accepted; send Content-Length".into(),
+            ));
+        }
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let value = h.value.trim_ascii();
+            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+                return Err(ReadError::Malformed("bad Content-Length".into()));
+            }
+            if length.is_some_and(|l| l != value) {
+                return Err(ReadError::Malformed("conflicting Content-Length".into()));
+            }
+            length = Some(value);
+        }
+    }
+    Ok(())
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
+            // Bytes, not `&s[..]`: a `%` before a multi-byte character
+            // must not slice inside it (found by fuzzing: a panic).
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
                     i += 3;
                     continue;
                 }
-                Err(_) => out.push(b'%'),
+                _ => out.push(b'%'),
             },
             b'+' => out.push(b' '),
             b => out.push(b),
@@ -188,6 +217,10 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
@@ -203,6 +236,31 @@ mod tests {
         assert_eq!(req.query_param("z").as_deref(), Some(""));
         assert!(req.header_has_token("connection", "upgrade"));
         assert_eq!(&raw[n..], b"rest");
+    }
+
+    #[test]
+    fn percent_before_a_multibyte_character_is_kept() {
+        let raw = "GET /ws?token=%z\u{3bb}y&a=%41%4 HTTP/1.1\r\n\r\n";
+        let (req, _) = parse_head(raw.as_bytes()).unwrap().unwrap();
+        assert_eq!(req.query_param("token").as_deref(), Some("%z\u{3bb}y"));
+        assert_eq!(req.query_param("a").as_deref(), Some("A%4"));
+    }
+
+    #[test]
+    fn ambiguous_body_framing_is_malformed() {
+        for head in [
+            "POST /broadcast HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /broadcast HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "POST /broadcast HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+            "POST /broadcast HTTP/1.1\r\nContent-Length: 0x5\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse_head(head.as_bytes()), Err(ReadError::Malformed(_))),
+                "{head}"
+            );
+        }
+        let same = "POST /b HTTP/1.1\r\nContent-Length: 5\r\ncontent-length:  5 \r\n\r\n";
+        assert!(parse_head(same.as_bytes()).unwrap().is_some());
     }
 
     #[test]

@@ -232,7 +232,7 @@ fn upgrade(
     }
     metrics.connections_total.fetch_add(1, Relaxed);
     let session: Box<dyn Handler> = match route {
-        WsRoute::Echo => Box::new(session::echo::Echo),
+        WsRoute::Echo => Box::new(session::echo::Echo::new(shared)),
         WsRoute::TextRoom { room, user } => Box::new(session::text_room::TextRoom::new(
             shared.clone(),
             room,

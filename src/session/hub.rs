@@ -1,6 +1,6 @@
-//! `/ws/chat/{client_id}`: the JSON hub dialect. Parses each message,
-//! dispatches on its `type`, and answers every bad input with an `error`
-//! reply while the connection stays open.
+//! `/ws/chat/{client_id}`: the JSON hub dialect. Decodes each message
+//! ([`super::request`]), acts on it, and answers every bad input with an
+//! `error` reply while the connection stays open.
 //!
 //! Room traffic goes through the hub's [`crate::broker::Broker`]; this
 //! module only validates fields and sends the joiner its own answers
@@ -10,10 +10,11 @@
 
 use crate::hub::room::{Dialect, Member, Since};
 use crate::hub::wire as hub_wire;
-use crate::names;
+use crate::session::rate::{self, Throttle};
+use crate::session::request::{self, Request};
 use crate::shared::Shared;
 use crate::stream::Streams;
-use crate::wire::{unix_millis, ErrorCode, WireError};
+use crate::wire::{ErrorCode, WireError};
 use crate::ws::{Conn, Handler};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -28,47 +29,50 @@ pub struct HubSession {
     conn: Option<u64>,
     /// The rooms this connection is in, to leave them when it ends.
     rooms: BTreeSet<String>,
+    throttle: Throttle,
 }
 
 impl HubSession {
     /// The client `client_id`.
     pub fn new(shared: Arc<Shared>, client_id: String) -> Self {
+        let throttle = Throttle::new(
+            shared.config.max_messages_per_second,
+            rate::Dialect::Hub,
+            shared.metrics.clone(),
+        );
         HubSession {
             shared,
             client_id,
             streams: None,
             conn: None,
             rooms: BTreeSet::new(),
+            throttle,
         }
     }
 
     fn dispatch(&mut self, conn: &mut Conn<'_>, message: &Value) -> Result<(), WireError> {
-        let ty = message["type"].as_str().ok_or_else(|| {
-            WireError::new(
-                ErrorCode::MissingField,
-                "every message needs a string `type`",
-            )
-        })?;
-        match ty {
-            "echo" => {
-                let timestamp = timestamp_of(message);
+        match request::decode(message)? {
+            Request::Echo { timestamp } => {
                 conn.send_text(
                     &json!({"type": "echo", "original": message, "timestamp": timestamp})
                         .to_string(),
                 );
                 Ok(())
             }
-            "join_room" => self.join_room(conn, message),
-            "leave_room" => self.leave_room(message),
-            "message" => self.message(message),
-            "direct" => self.direct(message),
-            "presence" => {
-                let room = room_name(message)?;
+            Request::JoinRoom { room, since } => self.join_room(conn, room, since),
+            Request::LeaveRoom { room } => self.leave_room(room),
+            Request::Message {
+                content,
+                room,
+                timestamp,
+            } => self.message(content, room, &timestamp),
+            Request::Direct { to, content } => self.direct(to, content),
+            Request::Presence { room } => {
                 let members = self.shared.broker.presence(room);
                 conn.send_text(&hub_wire::presence(room, &members));
                 Ok(())
             }
-            _ => {
+            Request::Other(ty) => {
                 if let Some(streams) = self.streams.as_mut() {
                     if let Some(result) = streams.handle(ty, message) {
                         return result;
@@ -84,9 +88,12 @@ impl HubSession {
 }
 
 impl HubSession {
-    fn join_room(&mut self, conn: &mut Conn<'_>, message: &Value) -> Result<(), WireError> {
-        let room = room_name(message)?;
-        let since = since_of(message)?;
+    fn join_room(
+        &mut self,
+        conn: &mut Conn<'_>,
+        room: &str,
+        since: Option<Since>,
+    ) -> Result<(), WireError> {
         let member = Member {
             conn: conn.id(),
             name: self.client_id.as_str().into(),
@@ -110,8 +117,7 @@ impl HubSession {
         Ok(())
     }
 
-    fn leave_room(&mut self, message: &Value) -> Result<(), WireError> {
-        let room = room_name(message)?;
+    fn leave_room(&mut self, room: &str) -> Result<(), WireError> {
         let left = self
             .conn
             .is_some_and(|id| self.shared.broker.leave(room, id, true));
@@ -123,28 +129,28 @@ impl HubSession {
         }
     }
 
-    fn message(&mut self, message: &Value) -> Result<(), WireError> {
-        let content = content_of(message)?;
-        let timestamp = timestamp_of(message);
+    fn message(
+        &mut self,
+        content: &str,
+        room: Option<&str>,
+        timestamp: &Value,
+    ) -> Result<(), WireError> {
         let broker = &self.shared.broker;
-        match message.get("room_name") {
-            None | Some(Value::Null) => {
-                broker.global(&self.client_id, content, &timestamp);
+        match room {
+            None => {
+                broker.global(&self.client_id, content, timestamp);
                 Ok(())
             }
-            Some(_) => {
-                let room = room_name(message)?;
+            Some(room) => {
                 let sent = self
                     .conn
-                    .and_then(|id| broker.publish(room, id, content, &timestamp));
+                    .and_then(|id| broker.publish(room, id, content, timestamp));
                 sent.map(|_| ()).ok_or_else(|| not_in_room(room))
             }
         }
     }
 
-    fn direct(&mut self, message: &Value) -> Result<(), WireError> {
-        let to = name_field(message, "to")?;
-        let content = content_of(message)?;
+    fn direct(&mut self, to: &str, content: &str) -> Result<(), WireError> {
         if self.shared.broker.direct(to, &self.client_id, content) {
             Ok(())
         } else {
@@ -156,67 +162,11 @@ impl HubSession {
     }
 }
 
-/// The client's `timestamp` if it sent a number, else the server's time.
-fn timestamp_of(message: &Value) -> Value {
-    match message.get("timestamp") {
-        Some(t) if t.is_number() => t.clone(),
-        _ => json!(unix_millis()),
-    }
-}
-
-/// A required name field: `missing_field` if absent or not a string,
-/// `bad_name` if it breaks the naming rules.
-fn name_field<'m>(message: &'m Value, field: &str) -> Result<&'m str, WireError> {
-    let name = message.get(field).and_then(Value::as_str).ok_or_else(|| {
-        WireError::new(
-            ErrorCode::MissingField,
-            format!("`{field}` (a string) is required"),
-        )
-    })?;
-    if names::is_valid(name) {
-        Ok(name)
-    } else {
-        Err(WireError::new(
-            ErrorCode::BadName,
-            format!("bad {field} {name:?}: use 1-64 of A-Z a-z 0-9 _ . - (not starting with .)"),
-        ))
-    }
-}
-
-fn room_name(message: &Value) -> Result<&str, WireError> {
-    name_field(message, "room_name")
-}
-
-fn content_of(message: &Value) -> Result<&str, WireError> {
-    message
-        .get("content")
-        .and_then(Value::as_str)
-        .ok_or_else(|| WireError::new(ErrorCode::MissingField, "`content` (a string) is required"))
-}
-
-/// The `since` (a non-negative integer) and optional `epoch` (a string)
-/// of a `join_room`.
-fn since_of(message: &Value) -> Result<Option<Since>, WireError> {
-    let seq = match message.get("since") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(v) => v.as_u64().ok_or_else(|| {
-            WireError::new(
-                ErrorCode::MissingField,
-                "`since` must be a non-negative integer",
-            )
-        })?,
-    };
-    let epoch = match message.get("epoch") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(e)) => Some(e.clone()),
-        Some(_) => {
-            return Err(WireError::new(
-                ErrorCode::MissingField,
-                "`epoch` must be a string",
-            ))
-        }
-    };
-    Ok(Some(Since { seq, epoch }))
+/// `welcome`'s `heartbeat_s`: the ping interval in whole seconds, rounded
+/// up so that a sub-second interval says 1, never 0 (which a client could
+/// read as "no heartbeat").
+fn heartbeat_s(ping_interval: std::time::Duration) -> u64 {
+    ping_interval.as_secs_f64().ceil().max(1.0) as u64
 }
 
 fn not_in_room(room: &str) -> WireError {
@@ -238,7 +188,7 @@ impl Handler for HubSession {
             "type": "welcome",
             "client_id": self.client_id,
             "server": crate::SERVER_NAME,
-            "heartbeat_s": self.shared.config.ping_interval.as_secs_f64(),
+            "heartbeat_s": heartbeat_s(self.shared.config.ping_interval),
         });
         conn.send_text(&welcome.to_string());
         // Registered after the welcome went out, so nothing precedes it.
@@ -249,20 +199,19 @@ impl Handler for HubSession {
     }
 
     fn on_text(&mut self, conn: &mut Conn<'_>, text: &str) {
-        let result = match serde_json::from_str::<Value>(text) {
-            Ok(message) if message.is_object() => self.dispatch(conn, &message),
-            Ok(_) => Err(WireError::new(
-                ErrorCode::InvalidJson,
-                "a message must be a JSON object",
-            )),
-            Err(e) => Err(WireError::new(
-                ErrorCode::InvalidJson,
-                format!("invalid JSON: {e}"),
-            )),
-        };
+        if !self.throttle.admit(conn) {
+            return;
+        }
+        let result = request::parse(text).and_then(|message| self.dispatch(conn, &message));
         if let Err(error) = result {
             conn.send_text(&error.to_json());
         }
+    }
+
+    /// Binary messages mean nothing on the hub, but they count against the
+    /// rate.
+    fn on_binary(&mut self, conn: &mut Conn<'_>, _data: &[u8]) {
+        self.throttle.admit(conn);
     }
 
     fn on_close(&mut self) {

@@ -4,8 +4,11 @@
 //!
 //! Handlers run on the connection thread. They reply through
 //! [`crate::ws::Conn`] and reach other connections only through their
-//! outboxes, never their sockets.
+//! outboxes, never their sockets. [`request`] decodes hub messages (pure);
+//! [`rate`] is every session's `--max-messages-per-second`.
 
 pub mod echo;
 pub mod hub;
+pub mod rate;
+pub mod request;
 pub mod text_room;

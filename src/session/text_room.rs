@@ -4,6 +4,7 @@
 //! replays see it), and it hears the room as plain lines.
 
 use crate::hub::room::{Dialect, Member};
+use crate::session::rate::{self, Throttle};
 use crate::shared::Shared;
 use crate::wire::unix_millis;
 use crate::ws::{Conn, Handler};
@@ -20,16 +21,23 @@ pub struct TextRoom {
     user: String,
     /// The connection id, once joined.
     joined: Option<u64>,
+    throttle: Throttle,
 }
 
 impl TextRoom {
     /// `user` in `room`.
     pub fn new(shared: Arc<Shared>, room: String, user: String) -> Self {
+        let throttle = Throttle::new(
+            shared.config.max_messages_per_second,
+            rate::Dialect::Strict,
+            shared.metrics.clone(),
+        );
         TextRoom {
             shared,
             room,
             user,
             joined: None,
+            throttle,
         }
     }
 }
@@ -46,14 +54,19 @@ impl Handler for TextRoom {
         self.joined = Some(conn.id());
     }
 
-    fn on_text(&mut self, _conn: &mut Conn<'_>, text: &str) {
-        if text == PONG {
+    fn on_text(&mut self, conn: &mut Conn<'_>, text: &str) {
+        if !self.throttle.admit(conn) || text == PONG {
             return;
         }
         if let Some(id) = self.joined {
             let timestamp = json!(unix_millis());
             self.shared.broker.publish(&self.room, id, text, &timestamp);
         }
+    }
+
+    /// Binary messages mean nothing here, but they count against the rate.
+    fn on_binary(&mut self, conn: &mut Conn<'_>, _data: &[u8]) {
+        self.throttle.admit(conn);
     }
 
     fn on_close(&mut self) {

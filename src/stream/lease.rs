@@ -3,6 +3,7 @@
 //! stopping for a moment; the new `start` waits for that rather than have
 //! two writers append to one spool.
 
+use crossbeam_channel::Sender;
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 pub struct Leases {
     held: Mutex<HashSet<String>>,
     freed: Condvar,
+    /// Told (without waiting) whenever a stream lets go of a spool: the
+    /// janitor, which may now delete it.
+    on_free: Mutex<Option<Sender<()>>>,
 }
 
 /// Holds a client's spool until dropped.
@@ -19,6 +23,8 @@ pub struct Leases {
 pub struct Lease {
     leases: Arc<Leases>,
     client_id: String,
+    /// Whether dropping it tells `on_free` (not for the janitor's own).
+    notify: bool,
 }
 
 impl Leases {
@@ -51,7 +57,33 @@ impl Leases {
         Some(Lease {
             leases: self.clone(),
             client_id: client_id.to_string(),
+            notify: true,
         })
+    }
+
+    /// Takes `client_id`'s spool if it is free, without waiting; dropping
+    /// this lease tells no one (the janitor's, while it deletes).
+    pub(super) fn take_quietly(self: &Arc<Self>, client_id: &str) -> Option<Lease> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if !held.insert(client_id.to_string()) {
+            return None;
+        }
+        Some(Lease {
+            leases: self.clone(),
+            client_id: client_id.to_string(),
+            notify: false,
+        })
+    }
+
+    /// Whether a stream holds `client_id`'s spool now.
+    pub(super) fn is_held(&self, client_id: &str) -> bool {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.contains(client_id)
+    }
+
+    /// Whom to tell when a stream lets go of a spool.
+    pub(super) fn notify_on_free(&self, tell: Sender<()>) {
+        *self.on_free.lock().unwrap_or_else(|e| e.into_inner()) = Some(tell);
     }
 }
 
@@ -60,5 +92,16 @@ impl Drop for Lease {
         let mut held = self.leases.held.lock().unwrap_or_else(|e| e.into_inner());
         held.remove(&self.client_id);
         self.leases.freed.notify_all();
+        drop(held);
+        if self.notify {
+            let on_free = self
+                .leases
+                .on_free
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(tell) = on_free.as_ref() {
+                let _ = tell.try_send(());
+            }
+        }
     }
 }

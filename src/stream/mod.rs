@@ -10,6 +10,7 @@
 //! it started before it returns.
 
 mod control;
+mod janitor;
 mod lease;
 mod producer;
 mod reader;
@@ -18,6 +19,7 @@ mod spool;
 mod spools;
 mod writer;
 
+pub use janitor::DiskLimits;
 pub use lease::Leases;
 pub use producer::ProducerSpec;
 pub use spools::Spools;
@@ -106,10 +108,12 @@ impl Streams {
                 "another connection of this client still runs its stream",
             )
         })?;
+        // The spool cannot be opened, or the OS refused a thread or the
+        // producer's process: nothing of the stream is left running.
         let cannot = |e: std::io::Error| {
             log::error!("stream of {}: {e}", self.client_id);
             WireError::new(
-                ErrorCode::NotRunning,
+                ErrorCode::Unavailable,
                 format!("the stream could not start: {e}"),
             )
         };
@@ -176,7 +180,12 @@ impl Streams {
                     })?;
                 Some((spec.name.clone(), spec.command.clone()))
             }
-            _ => return Err(bad("`producer` must be a string")),
+            other => {
+                return Err(WireError::new(
+                    ErrorCode::BadName,
+                    format!("bad producer {other}: a producer name is a string"),
+                ))
+            }
         };
         let from = match &message["from"] {
             Value::Null => None,

@@ -43,8 +43,10 @@ pub struct Running {
 }
 
 impl Running {
-    /// Starts the threads; `started` (built from the start point by
-    /// `started`) is queued before the reader can send any `data`.
+    /// Starts the threads (and the producer); `started` is queued once
+    /// they all run, before the reader can send any `data`. When the OS
+    /// refuses one of them, whatever had started is stopped and joined
+    /// before the error is returned, and `started` is never sent.
     pub fn start(
         spool: Spool,
         start: StartPoint,
@@ -75,13 +77,20 @@ impl Running {
             producer: producer.clone(),
             _lease: lease,
         };
-        outbox.send_text(&started);
+        // The reader waits for `go`, sent once every thread is running and
+        // `started` is queued: if the OS refuses a thread, the client gets
+        // an error and no `started` and no `data`.
+        let (go, go_rx) = crossbeam_channel::bounded::<()>(1);
         let reader = {
             let (spool, ctl, outbox) = (spool.clone(), ctl.clone(), outbox.clone());
             std::thread::Builder::new()
                 .name("stream-reader".into())
                 .stack_size(STACK)
-                .spawn(move || reader::run(&spool, start, &outbox, &ctl))
+                .spawn(move || {
+                    if go_rx.recv().is_ok() {
+                        reader::run(&spool, start, &outbox, &ctl);
+                    }
+                })
         };
         let reader = match reader {
             Ok(r) => r,
@@ -105,10 +114,14 @@ impl Running {
         match writer {
             Ok(w) => running.writer = Some(w),
             Err(e) => {
+                // The reader ends unstarted when `go` is dropped.
+                drop(go);
                 running.finish();
                 return Err(e);
             }
         }
+        outbox.send_text(&started);
+        let _ = go.send(());
         Ok(running)
     }
 

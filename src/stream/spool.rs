@@ -166,6 +166,17 @@ impl Spool {
     }
 }
 
+impl Drop for Spool {
+    /// A client is "seen" (for `--spool-retention`) until its stream ends,
+    /// also when the stream wrote nothing lately.
+    fn drop(&mut self) {
+        let _ = self
+            .current()
+            .file
+            .set_modified(std::time::SystemTime::now());
+    }
+}
+
 impl Gen {
     fn new(file: File) -> io::Result<Gen> {
         let meta = file.metadata()?;

@@ -2,6 +2,15 @@
 //! over real sockets. Each test gets its own server and temporary directory.
 #![allow(dead_code)]
 
+#[path = "../client_frame/mod.rs"]
+mod client_frame;
+
+/// An HTTP error body must be JSON `{"error": "..."}`.
+pub fn assert_json_error(body: &str) {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(v["error"].is_string(), "error body: {body}");
+}
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -50,9 +59,39 @@ impl Server {
         Server::launch(dir, cmd, args)
     }
 
+    /// As [`Server::start`], run as user `uid` (which owns the temporary
+    /// directory) through `setpriv`, so that the kernel's per-user limits
+    /// (RLIMIT_NPROC) apply to it alone. `None` when this process is not
+    /// root and cannot do that.
+    pub fn start_as_user(uid: u32, args: &[&str]) -> Option<Server> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .args(["--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_strand"));
+        Some(Server::launch(dir, cmd, args))
+    }
+
+    /// As [`Server::start_in`], logging at `level` instead of debug (a
+    /// long run would otherwise keep every connection's lines).
+    pub fn start_in_logging(dir: tempfile::TempDir, level: &str, args: &[&str]) -> Server {
+        let cmd = Command::new(env!("CARGO_BIN_EXE_strand"));
+        Server::launch_logging(dir, cmd, level, args)
+    }
+
     fn launch(dir: tempfile::TempDir, cmd: Command, args: &[&str]) -> Server {
+        Server::launch_logging(dir, cmd, "debug", args)
+    }
+
+    fn launch_logging(dir: tempfile::TempDir, cmd: Command, level: &str, args: &[&str]) -> Server {
         let data = dir.path().join("data");
-        Server::start_command(dir, cmd, &data, args)
+        Server::spawn(dir, cmd, &data, level, args)
     }
 
     /// Runs `cmd` (a launcher or the binary) followed by `serve --bind
@@ -60,12 +99,31 @@ impl Server {
     /// `listening on` line; `dir` lives as long as the server.
     pub fn start_command(
         dir: tempfile::TempDir,
-        mut cmd: Command,
+        cmd: Command,
         data: &std::path::Path,
         args: &[&str],
     ) -> Server {
+        Server::spawn(dir, cmd, data, "debug", args)
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        mut cmd: Command,
+        data: &std::path::Path,
+        level: &str,
+        args: &[&str],
+    ) -> Server {
+        // The server dies with the test thread that started it, even when
+        // the test process is killed (a timeout), so no server outlives it.
+        // SAFETY: prctl is async-signal-safe, as pre_exec requires.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let mut child = cmd
-            .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "debug"])
+            .args(["serve", "--bind", "127.0.0.1:0", "--log-level", level])
             .arg("--data-dir")
             .arg(data)
             .args(args)
@@ -469,23 +527,29 @@ impl RawClient {
         }
     }
 
+    /// Resets the connection: SO_LINGER 0, so closing the socket sends an
+    /// RST (and discards whatever was unsent), as a crashed client would.
+    pub fn reset(self) {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on a socket we own, with a valid struct.
+        unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+
     /// Encodes one masked client frame.
     pub fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![(if fin { 0x80 } else { 0 }) | (rsv << 4) | opcode];
-        let n = payload.len();
-        if n < 126 {
-            out.push(0x80 | n as u8);
-        } else if n <= 0xFFFF {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        } else {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        out
+        client_frame::client_frame(fin, rsv, opcode, payload, [0x37, 0xfa, 0x21, 0x3d])
     }
 
     /// Sends one frame.

@@ -1,0 +1,7 @@
+//! Fuzz target `head`: the property `fuzz_props::head` (see its docs).
+#![no_main]
+
+#[path = "../../tests/fuzz_props/mod.rs"]
+mod fuzz_props;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_props::head(data));
