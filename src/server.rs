@@ -1,19 +1,23 @@
 //! The server: binds the listener, runs the blocking accept loop that hands
-//! each connection to its own thread, and shuts everything down in order.
+//! each connection to the request-head door ([`Door`]), gives each complete
+//! request a thread from the thread [`Cache`], and shuts everything down in
+//! order.
 //!
 //! It builds the [`Shared`] state and hands it to every connection thread;
 //! nothing below it knows the accept loop.
 //!
 //! Shutdown: [`ShutdownHandle::shutdown`] queues a 1001 close in every
 //! connection's outbox through the [`Registry`]; the accept loop is woken
-//! by a connection to itself. The server then waits for every connection
-//! thread to finish (each joins its own reader first); after the grace
-//! period it shuts the sockets of any still running, so a write blocked on
-//! a client that stopped reading cannot hold up the exit.
+//! by a connection to itself. The server then closes the connections still
+//! sending their heads and waits for every connection thread to finish;
+//! after the grace period it shuts the sockets of any still running, so a
+//! client that stopped reading cannot hold up the exit.
 
 use crate::config::Config;
+use crate::http::door::{Arrival, Dispatch, Door};
 use crate::metrics::Metrics;
 use crate::shared::Shared;
+use crate::threads::Cache;
 use crate::ws::registry::Registry;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -106,16 +110,32 @@ impl Server {
     /// Accepts connections until shut down, then waits for every
     /// connection thread to finish (at most a few seconds).
     pub fn run(self) {
+        let config = &self.shared.config;
+        let cache = Arc::new(Cache::new(
+            "conn",
+            CONNECTION_STACK,
+            config.thread_cache,
+            config.thread_cache_idle,
+            self.shared.thread_cache.clone(),
+        ));
+        let door = Door::new(
+            self.shared.conn_params.readiness.clone(),
+            self.shared.metrics.clone(),
+            config.max_connections,
+            config.max_connections_per_ip,
+            dispatcher(self.shared.clone(), cache.clone(), self.live.clone()),
+        );
         let mut refused_logged = Instant::now() - Duration::from_secs(60);
         // One descriptor held in reserve: when the process runs out, it is
         // released to accept the waiting client and answer it 503, instead
         // of leaving it hanging in the backlog.
         let mut reserve = std::fs::File::open("/dev/null").ok();
-        for accepted in self.listener.incoming() {
+        loop {
+            let accepted = self.listener.accept();
             if self.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            let stream = match accepted {
+            let (stream, peer) = match accepted {
                 Ok(s) => s,
                 Err(e) => {
                     let out_of_fds =
@@ -138,9 +158,10 @@ impl Server {
                     continue;
                 }
             };
-            self.spawn_connection(stream);
+            door.admit(stream, peer.ip());
         }
         log::info!("shutting down: closing {} connection(s)", self.live.count());
+        door.close_all();
         self.shared.tails.shutdown();
         if !self.live.wait_for_zero(SHUTDOWN_GRACE) {
             let cut = self.shared.conn_params.registry.cut_all();
@@ -152,36 +173,9 @@ impl Server {
                 );
             }
         }
+        cache.shutdown();
         self.shared.shutdown();
         log::info!("stopped");
-    }
-
-    fn spawn_connection(&self, stream: TcpStream) {
-        let shared = self.shared.clone();
-        let guard = self.live.enter();
-        // The stream waits in a slot so it can be taken back and answered
-        // 503 if the OS refuses the thread (a failed spawn drops its closure).
-        let slot = Arc::new(Mutex::new(Some(stream)));
-        let theirs = slot.clone();
-        let spawned = crate::threads::spawn("conn", CONNECTION_STACK, move || {
-            let _guard = guard;
-            let stream = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(stream) = stream {
-                if let Some(upgrade) = crate::http::router::handle(&shared, stream) {
-                    crate::http::router::serve_websocket(&shared, upgrade);
-                }
-            }
-        });
-        if let Err(e) = spawned {
-            self.metrics()
-                .connections_rejected
-                .fetch_add(1, Ordering::Relaxed);
-            log::warn!("the OS refused a connection thread: {e}; answered 503");
-            let stream = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(stream) = stream {
-                refuse(stream);
-            }
-        }
     }
 
     fn metrics(&self) -> &Metrics {
@@ -193,6 +187,42 @@ impl Server {
 fn refuse(mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let _ = stream.write_all(&crate::http::router::over_capacity().to_bytes());
+}
+
+/// Gives each complete request a thread from `cache`: a parked one, else a
+/// new one; when the OS refuses a thread, answers 503.
+fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) -> Dispatch {
+    Box::new(move |arrival: Arrival| {
+        let guard = live.enter();
+        // The arrival waits in a slot so it can be taken back and answered
+        // if the OS refuses the thread (the refused job is dropped).
+        let slot = Arc::new(Mutex::new(Some(arrival)));
+        let theirs = slot.clone();
+        let conn_shared = shared.clone();
+        let job = Box::new(move || {
+            let _guard = guard;
+            let arrival = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+            drop(theirs);
+            if let Some(arrival) = arrival {
+                if let Some(upgrade) = crate::http::router::handle(&conn_shared, arrival) {
+                    crate::http::router::serve_websocket(&conn_shared, upgrade);
+                }
+            }
+        });
+        if let Err((e, job)) = cache.run(job) {
+            drop(job);
+            shared
+                .metrics
+                .connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            log::warn!("the OS refused a connection thread: {e}; answered 503");
+            let arrival = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(arrival) = arrival {
+                // On the readiness thread: never block.
+                let _ = (&arrival.stream).write(&crate::http::router::over_capacity().to_bytes());
+            }
+        }
+    })
 }
 
 /// Counts running connection threads so shutdown can wait for them.

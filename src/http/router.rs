@@ -5,13 +5,15 @@
 //! [`route`] is pure (a path and method in, a [`Route`] or an error answer
 //! out); [`handle`] does the I/O for one connection.
 
+use crate::http::door::Arrival;
+use crate::http::door::IpSlot;
 use crate::http::request::ReadError;
 use crate::http::response::switching_protocols;
 use crate::http::{access, Request, Response};
 use crate::names;
 use crate::session;
 use crate::shared::Shared;
-use crate::ws::conn::{self, Refused};
+use crate::ws::conn;
 use crate::ws::Handler;
 use std::io::Write;
 use std::net::TcpStream;
@@ -118,19 +120,26 @@ fn check_name(name: &str) -> Result<(), Response> {
 pub struct Upgrade {
     id: u64,
     stream: TcpStream,
+    _slot: IpSlot,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
     session: Box<dyn Handler>,
 }
 
-/// Reads one accepted connection's request and answers it, or returns the
-/// WebSocket upgrade it asks for. The upgrade is returned, not served from
-/// here, so that the request's stack frames are gone while the connection
-/// loop runs: a thread keeps every stack page it ever touched, and these
-/// frames would push an idle connection onto a third page.
+/// Answers one connection's request, read by the door
+/// ([`crate::http::door`]), or returns the WebSocket upgrade it asks for.
+/// The upgrade is returned, not served from here, so that the request's
+/// stack frames are gone while the connection loop runs: a thread keeps
+/// every stack page it ever touched, and these frames would push an idle
+/// connection onto a third page.
 #[inline(never)]
-pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) -> Option<Upgrade> {
-    let request = match Request::read_from(&mut stream) {
+pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
+    let Arrival {
+        stream,
+        request,
+        slot,
+    } = arrival;
+    let request = match request {
         Ok(r) => Ok(r),
         Err(ReadError::Io(e)) => {
             log::debug!("request not read: {e}");
@@ -150,7 +159,7 @@ pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) -> Option<Upgrade> {
         }
     };
     match route(&request.method, &request.path) {
-        Ok(Route::Ws(ws)) => upgrade(shared, stream, request, ws),
+        Ok(Route::Ws(ws)) => upgrade(shared, stream, slot, request, ws),
         routed => {
             respond(shared, stream, &request, routed);
             None
@@ -185,6 +194,9 @@ fn respond(shared: &Shared, stream: TcpStream, request: &Request, routed: Result
 
 fn answer(shared: &Shared, mut stream: TcpStream, response: Response) {
     shared.metrics.http_requests.fetch_add(1, Relaxed);
+    // The door read the request without blocking; the answer may block
+    // (briefly: see the timeout) on this connection's own thread.
+    let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(5)));
     let _ = stream.write_all(&response.to_bytes());
     let _ = stream.flush();
@@ -211,6 +223,7 @@ fn refuse_unread(shared: &Shared, stream: TcpStream, response: Response) {
 fn upgrade(
     shared: &Arc<Shared>,
     stream: TcpStream,
+    slot: IpSlot,
     request: Request,
     route: WsRoute,
 ) -> Option<Upgrade> {
@@ -245,6 +258,7 @@ fn upgrade(
     Some(Upgrade {
         id: shared.next_connection_id(),
         stream,
+        _slot: slot,
         // Only the bytes read past the head live on with the connection.
         leftover: request.leftover,
         handshake: switching_protocols(&key),
@@ -259,6 +273,7 @@ pub fn serve_websocket(shared: &Shared, upgrade: Upgrade) {
     let Upgrade {
         id,
         stream,
+        _slot,
         leftover,
         handshake,
         session,
@@ -271,14 +286,9 @@ pub fn serve_websocket(shared: &Shared, upgrade: Upgrade) {
         session,
         &shared.conn_params,
     );
-    let metrics = &shared.metrics;
-    metrics.connections_current.fetch_sub(1, AcqRel);
-    if let Err(Refused::Thread(e, stream)) = result {
-        metrics.connections_rejected.fetch_add(1, Relaxed);
-        log::warn!("refusing an upgrade: the OS refused a reader thread: {e}");
-        if let Some(stream) = stream {
-            answer(shared, stream, over_capacity());
-        }
+    shared.metrics.connections_current.fetch_sub(1, AcqRel);
+    if let Err(e) = result {
+        log::debug!("connection {id} not started: {e}");
     }
 }
 
