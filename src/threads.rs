@@ -279,6 +279,8 @@ impl Cache {
         let theirs = slot.clone();
         let inner = self.inner.clone();
         let name = inner.name.to_string_lossy().into_owned();
+        // Counted first, so the count is never behind a thread's work.
+        self.inner.stats.spawned.fetch_add(1, Relaxed);
         match spawn(&name, self.inner.stack, move || {
             let job = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
             drop(theirs);
@@ -288,10 +290,10 @@ impl Cache {
         }) {
             Ok(handle) => {
                 drop(handle);
-                self.inner.stats.spawned.fetch_add(1, Relaxed);
                 Ok(())
             }
             Err(e) => {
+                self.inner.stats.spawned.fetch_sub(1, Relaxed);
                 let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
                 Err((e, job.expect("a refused spawn leaves its job")))
             }

@@ -140,6 +140,10 @@ struct Gate {
     /// when it returns, go ahead of what others send meanwhile, which is
     /// queued. Holds the queue's length when the hold began.
     held: Option<usize>,
+    /// Bytes queued during the hold: they wait for the callback, not for
+    /// the client, so they do not count against the limit (the connection
+    /// writes them once they pass [`crate::ws::conn`]'s flush threshold).
+    held_bytes: usize,
 }
 
 /// How a write through the gate went.
@@ -200,6 +204,7 @@ impl Outbox {
                 close: None,
                 slow: false,
                 held: None,
+                held_bytes: 0,
             }),
             queued: AtomicUsize::new(0),
             limit,
@@ -229,8 +234,8 @@ impl Outbox {
         if self.closing.load(Ordering::Relaxed) {
             return false;
         }
-        let queued = self.queued.load(Ordering::Relaxed);
-        if queued > 0 && queued + n > self.limit {
+        let unread = self.queued.load(Ordering::Relaxed) - gate.held_bytes;
+        if unread > 0 && unread + n > self.limit {
             drop(gate);
             self.overflow();
             return false;
@@ -263,6 +268,9 @@ impl Outbox {
                     drop(gate);
                     self.raise(wake::QUEUED);
                 } else {
+                    if gate.held.is_some() {
+                        gate.held_bytes += n;
+                    }
                     gate.queue.push_back(frame);
                     self.queued.fetch_add(n, Ordering::AcqRel);
                 }
@@ -383,6 +391,7 @@ impl Outbox {
     pub(crate) fn write_own(&self, bytes: &[u8]) -> io::Result<Written> {
         let mut gate = self.lock();
         let ahead = gate.held.take().unwrap_or(gate.queue.len());
+        gate.held_bytes = 0;
         let Sink::Socket(socket) = &gate.sink else {
             return Ok(Written::All);
         };
@@ -517,6 +526,8 @@ impl Outbox {
             gate.sink = Sink::Gone;
             gate.queue.clear();
             gate.front_sent = 0;
+            gate.held = None;
+            gate.held_bytes = 0;
             self.queued.store(0, Ordering::Release);
         }
         drop(gate);
