@@ -46,6 +46,7 @@ fn a_panicking_session_closes_with_1011_and_the_thread_returns() {
         serve(
             1,
             stream,
+            None,
             request.leftover,
             handshake,
             Box::new(Panicky),

@@ -32,8 +32,12 @@ use std::time::Instant;
 
 /// A connection whose request is read (or failed to parse), for a thread.
 pub struct Arrival {
-    /// The socket, non-blocking.
+    /// The socket, non-blocking, still registered with the readiness
+    /// thread under `key` (disarmed): whoever takes it either hands the
+    /// registration on (the WebSocket engine) or deregisters it.
     pub stream: TcpStream,
+    /// The socket's registration with the readiness thread.
+    pub key: Key,
     /// The request, or why it could not be read.
     pub request: Result<Request, ReadError>,
     /// Holds the connection's place in its address's count until dropped.
@@ -164,14 +168,14 @@ impl Door {
             (was_empty, evict)
         };
         if let Some(oldest) = evict {
-            if let Some(reading) = oldest.leave() {
+            if let Some(reading) = oldest.leave(false) {
                 inner.metrics.heads_evicted.fetch_add(1, Relaxed);
                 time_out(reading);
             }
         }
         if was_empty {
             // The readiness thread may sleep with no deadline: wake it.
-            inner.readiness.wake();
+            inner.readiness.wake_if_no_deadline();
         }
     }
 
@@ -179,7 +183,7 @@ impl Door {
     pub fn close_all(&self) {
         let waiting = std::mem::take(&mut *self.inner.lock_waiting());
         for head in waiting {
-            drop(head.leave());
+            drop(head.leave(false));
         }
     }
 }
@@ -205,11 +209,14 @@ impl Head {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes the connection out of the door (once): no more events.
-    fn leave(&self) -> Option<Reading> {
+    /// Takes the connection out of the door (once): no more events reach
+    /// the door. Its registration is removed unless it is `handed_on`.
+    fn leave(&self, handed_on: bool) -> Option<Reading> {
         let reading = self.lock().take()?;
         if let Some(door) = self.door.upgrade() {
-            door.readiness.deregister(&reading.stream, reading.key);
+            if !handed_on {
+                door.readiness.deregister(&reading.stream, reading.key);
+            }
             door.metrics.heads_pending.fetch_sub(1, Relaxed);
         }
         Some(reading)
@@ -240,7 +247,7 @@ impl Ready for Head {
                 Progress::Done(request) => Some(request),
             }
         };
-        let Some(reading) = self.leave() else {
+        let Some(reading) = self.leave(outcome.is_some()) else {
             return;
         };
         match outcome {
@@ -248,6 +255,7 @@ impl Ready for Head {
             None => drop(reading),
             Some(request) => (door.dispatch)(Arrival {
                 stream: reading.stream,
+                key: reading.key,
                 request,
                 slot: reading.slot,
             }),
@@ -313,7 +321,7 @@ impl Timer for Deadlines {
                 }
             };
             let Some(head) = head else { break };
-            if let Some(reading) = head.leave() {
+            if let Some(reading) = head.leave(false) {
                 door.metrics.heads_timed_out.fetch_add(1, Relaxed);
                 time_out(reading);
             }

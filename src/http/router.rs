@@ -14,6 +14,7 @@ use crate::names;
 use crate::session;
 use crate::shared::Shared;
 use crate::ws::conn;
+use crate::ws::readiness::Key;
 use crate::ws::Handler;
 use std::io::Write;
 use std::net::TcpStream;
@@ -118,8 +119,15 @@ fn check_name(name: &str) -> Result<(), Response> {
 /// A WebSocket upgrade that passed every check and holds its connection
 /// slot, ready for [`serve_websocket`].
 pub struct Upgrade {
-    id: u64,
     stream: TcpStream,
+    /// The socket's registration with the readiness thread, handed on.
+    key: Key,
+    ready: Ready,
+}
+
+/// What an upgrade needs besides its socket.
+struct Ready {
+    id: u64,
     _slot: IpSlot,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
@@ -136,9 +144,11 @@ pub struct Upgrade {
 pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
     let Arrival {
         stream,
+        key,
         request,
         slot,
     } = arrival;
+    let readiness = &shared.conn_params.readiness;
     let request = match request {
         Ok(r) => Ok(r),
         Err(ReadError::Io(e)) => {
@@ -154,13 +164,22 @@ pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
     let request = match request {
         Ok(request) => request,
         Err(response) => {
+            readiness.deregister(&stream, key);
             refuse_unread(shared, stream, response);
             return None;
         }
     };
     match route(&request.method, &request.path) {
-        Ok(Route::Ws(ws)) => upgrade(shared, stream, slot, request, ws),
+        Ok(Route::Ws(ws)) => match upgrade(shared, slot, request, ws) {
+            Ok(ready) => Some(Upgrade { stream, key, ready }),
+            Err(response) => {
+                readiness.deregister(&stream, key);
+                answer(shared, stream, response);
+                None
+            }
+        },
         routed => {
+            readiness.deregister(&stream, key);
             respond(shared, stream, &request, routed);
             None
         }
@@ -217,31 +236,23 @@ fn refuse_unread(shared: &Shared, stream: TcpStream, response: Response) {
     }
 }
 
-/// Checks an upgrade request and takes a connection slot for it; answers
-/// the request itself when either fails.
+/// Checks an upgrade request and takes a connection slot for it; the
+/// answer to give instead when either fails.
 #[inline(never)]
 fn upgrade(
     shared: &Arc<Shared>,
-    stream: TcpStream,
     slot: IpSlot,
     request: Request,
     route: WsRoute,
-) -> Option<Upgrade> {
-    let key = match check_upgrade(shared, &request, &route) {
-        Ok(key) => key,
-        Err(response) => {
-            answer(shared, stream, response);
-            return None;
-        }
-    };
+) -> Result<Ready, Response> {
+    let key = check_upgrade(shared, &request, &route)?;
     let metrics = &shared.metrics;
     let max = shared.config.max_connections as u64;
     if metrics.connections_current.fetch_add(1, AcqRel) >= max {
         metrics.connections_current.fetch_sub(1, AcqRel);
         metrics.connections_rejected.fetch_add(1, Relaxed);
         log::warn!("refusing an upgrade: {max} connections is the limit");
-        answer(shared, stream, over_capacity());
-        return None;
+        return Err(over_capacity());
     }
     metrics.connections_total.fetch_add(1, Relaxed);
     let session: Box<dyn Handler> = match route {
@@ -255,9 +266,8 @@ fn upgrade(
             Box::new(session::hub::HubSession::new(shared.clone(), client_id))
         }
     };
-    Some(Upgrade {
+    Ok(Ready {
         id: shared.next_connection_id(),
-        stream,
         _slot: slot,
         // Only the bytes read past the head live on with the connection.
         leftover: request.leftover,
@@ -270,17 +280,18 @@ fn upgrade(
 /// back its connection slot.
 #[inline(never)]
 pub fn serve_websocket(shared: &Shared, upgrade: Upgrade) {
-    let Upgrade {
+    let Upgrade { stream, key, ready } = upgrade;
+    let Ready {
         id,
-        stream,
         _slot,
         leftover,
         handshake,
         session,
-    } = upgrade;
+    } = ready;
     let result = conn::serve(
         id,
         stream,
+        Some(key),
         leftover,
         handshake,
         session,

@@ -126,7 +126,8 @@ impl Conn<'_> {
 
 /// Serves one upgraded connection to its end on this thread: writes
 /// `handshake` (the 101 response) through the write gate, registers the
-/// socket with the readiness thread, then runs the loop. Fails, with nothing written, when the socket cannot be
+/// socket with the readiness thread (or takes over its registration `key`
+/// there), then runs the loop. Fails, with nothing written, when the socket cannot be
 /// registered.
 ///
 /// Setting up and tearing down are out of line, so that only the loop's
@@ -136,12 +137,13 @@ impl Conn<'_> {
 pub fn serve(
     id: u64,
     stream: TcpStream,
+    key: Option<Key>,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
     session: Box<dyn Handler>,
     params: &ConnParams,
 ) -> io::Result<()> {
-    let mut engine = start(id, stream, leftover, handshake, params)?;
+    let mut engine = start(id, stream, key, leftover, handshake, params)?;
     let mut session = session;
     let outcome = catch_unwind(AssertUnwindSafe(|| engine.run(&mut *session)));
     finish(engine, outcome.is_err(), session);
@@ -153,17 +155,26 @@ pub fn serve(
 fn start(
     id: u64,
     stream: TcpStream,
+    key: Option<Key>,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
     params: &ConnParams,
 ) -> io::Result<Engine<'_>> {
-    stream.set_nonblocking(true)?;
     let socket = Arc::new(stream);
     let _ = socket.set_nodelay(true);
     let (signal, wake_rx) = Signal::new();
-    let key = params
-        .readiness
-        .register(&*socket, signal.clone(), false, false)?;
+    let key = match key {
+        Some(key) => {
+            params.readiness.retarget(key, signal.clone());
+            key
+        }
+        None => {
+            socket.set_nonblocking(true)?;
+            params
+                .readiness
+                .register(&*socket, signal.clone(), false, false)?
+        }
+    };
     let outbox = Outbox::for_socket(
         id,
         params.max_queue_bytes,
@@ -172,6 +183,7 @@ fn start(
         signal.clone(),
     );
     params.registry.register(&outbox, &socket);
+    let leftover_empty = leftover.is_empty();
     let reader = FrameReader::new(
         SocketRead(socket.clone()),
         leftover,
@@ -196,7 +208,8 @@ fn start(
         wake_rx,
         params,
         armed: (false, false),
-        read_more: true,
+        // The leftover may hold whole frames; else the socket says when.
+        read_more: !leftover_empty,
         reader_ended: false,
         paused: false,
         close_sent: false,

@@ -51,6 +51,8 @@ pub struct Readiness {
     next_key: AtomicUsize,
     timer: Mutex<Option<Arc<dyn Timer>>>,
     stopping: AtomicBool,
+    /// The thread sleeps without a deadline (see `wake_if_no_deadline`).
+    no_deadline: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -66,6 +68,7 @@ impl Readiness {
             next_key: AtomicUsize::new(1),
             timer: Mutex::new(None),
             stopping: AtomicBool::new(false),
+            no_deadline: AtomicBool::new(false),
             thread: Mutex::new(None),
         });
         let theirs = readiness.clone();
@@ -112,6 +115,13 @@ impl Readiness {
             .modify(socket, interest(key, readable, writable))
     }
 
+    /// Hands registration `key` to a new target (the socket stays in the
+    /// poller, disarmed until [`Readiness::arm`]): a connection whose head
+    /// the door read keeps its registration.
+    pub fn retarget(&self, key: Key, target: Arc<dyn Ready>) {
+        self.write_targets().insert(key, target);
+    }
+
     /// Removes `socket`: its target is never called again.
     pub fn deregister(&self, socket: &impl AsFd, key: Key) {
         let _ = self.poller.delete(socket);
@@ -128,6 +138,14 @@ impl Readiness {
     /// got an earlier one).
     pub fn wake(&self) {
         let _ = self.poller.notify();
+    }
+
+    /// As [`Readiness::wake`], but only when the thread sleeps with no
+    /// deadline at all (it looks at the timer at every wake-up anyway).
+    pub fn wake_if_no_deadline(&self) {
+        if self.no_deadline.load(Ordering::SeqCst) {
+            self.wake();
+        }
     }
 
     /// Sockets registered now.
@@ -156,12 +174,17 @@ impl Readiness {
         let mut fired: Vec<(Arc<dyn Ready>, bool, bool)> = Vec::with_capacity(EVENTS);
         while !self.stopping.load(Ordering::SeqCst) {
             let timer = self.timer.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            self.no_deadline.store(true, Ordering::SeqCst);
             let deadline = timer.as_ref().and_then(|t| t.next_deadline());
+            if deadline.is_some() {
+                self.no_deadline.store(false, Ordering::SeqCst);
+            }
             events.clear();
             let waited = match deadline {
                 Some(at) => self.poller.wait_deadline(&mut events, at),
                 None => self.poller.wait(&mut events, None),
             };
+            self.no_deadline.store(false, Ordering::SeqCst);
             if let Err(e) = waited {
                 log::error!("readiness wait failed: {e}");
                 std::thread::sleep(std::time::Duration::from_millis(10));
