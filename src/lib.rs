@@ -17,6 +17,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acceptor;
 pub mod bench;
 pub mod broker;
 pub mod cli;
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod server;
+pub mod service_manager;
 pub mod session;
 pub mod shared;
 pub mod stream;

@@ -6,6 +6,7 @@ use strand::cli::{Cli, Command, MaxConnections, ServeArgs};
 use strand::config::Config;
 use strand::limits::OsLimits;
 use strand::server::Server;
+use strand::service_manager;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,20 +30,21 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn run(args: ServeArgs) -> Result<(), String> {
+    // First, while no other thread runs: it clears LISTEN_FDS from the environment.
+    let inherited = service_manager::inherited_listener()?;
     let max_connections = match args.max_connections {
         MaxConnections::Fixed(n) => n,
-        MaxConnections::Auto => {
-            let ceiling = OsLimits::read().ceiling();
-            log::info!(
-                "max connections: {} (auto; bound by {})",
-                ceiling.connections,
-                ceiling.reason
-            );
-            ceiling.connections
-        }
+        MaxConnections::Auto => auto_max_connections(),
     };
     let config = Config::from_args(&args, max_connections)?;
-    let server = Server::bind(config).map_err(|e| format!("cannot bind {}: {e}", args.bind))?;
+    let server = match inherited {
+        Some(listener) => {
+            log::info!("serving the socket passed by the service manager (LISTEN_FDS), not --bind");
+            Server::from_listener(listener, config)
+                .map_err(|e| format!("cannot serve the passed socket: {e}"))?
+        }
+        None => Server::bind(config).map_err(|e| format!("cannot bind {}: {e}", args.bind))?,
+    };
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     let handle = server.shutdown_handle();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -55,13 +57,38 @@ fn run(args: ServeArgs) -> Result<(), String> {
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
                 log::info!("signal {signal}: shutting down");
+                service_manager::notify_stopping();
                 handle.shutdown();
             }
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     log::info!("listening on {addr}");
+    service_manager::notify_ready(&addr.to_string());
     server.run();
     Ok(())
+}
+
+/// `--max-connections auto`: the ceiling from the OS limits, logged with
+/// the limit that set it and those that could not be read.
+fn auto_max_connections() -> usize {
+    let limits = OsLimits::read();
+    let ceiling = limits.ceiling();
+    if limits.unknown.is_empty() {
+        log::info!(
+            "max connections: {} (auto; bound by {})",
+            ceiling.connections,
+            ceiling.reason
+        );
+    } else {
+        log::warn!(
+            "max connections: {} (auto; bound by {}; unreadable here: {}; \
+             set --max-connections to override)",
+            ceiling.connections,
+            ceiling.reason,
+            limits.unknown.join(", ")
+        );
+    }
+    ceiling.connections
 }
 
 fn init_logging(level: log::LevelFilter) {

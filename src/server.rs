@@ -6,13 +6,16 @@
 //! It builds the [`Shared`] state and hands it to every connection thread;
 //! nothing below it knows the accept loop.
 //!
-//! Shutdown: [`ShutdownHandle::shutdown`] queues a 1001 close in every
-//! connection's outbox through the [`Registry`]; the accept loop is woken
-//! by a connection to itself. The server then closes the connections still
-//! sending their heads and waits for every connection thread to finish;
-//! after the grace period it shuts the sockets of any still running, so a
-//! client that stopped reading cannot hold up the exit.
+//! Shutdown: [`ShutdownHandle::shutdown`] wakes the accept loop through its
+//! [`Acceptor`], which accepts no client after that (they stay queued for
+//! the next process under socket activation), then queues a 1001 close in
+//! every connection's outbox through the [`Registry`]. The server then
+//! closes the connections still sending their heads and waits for every
+//! connection thread to finish; after the grace period it shuts the sockets
+//! of any still running, so a client that stopped reading cannot hold up
+//! the exit.
 
+use crate::acceptor::{AcceptWaker, Acceptor};
 use crate::config::Config;
 use crate::http::door::{Arrival, Dispatch, Door};
 use crate::metrics::Metrics;
@@ -39,7 +42,8 @@ const CUT_GRACE: Duration = Duration::from_secs(1);
 
 /// A bound server, ready to run.
 pub struct Server {
-    listener: TcpListener,
+    acceptor: Acceptor,
+    waker: AcceptWaker,
     shared: Arc<Shared>,
     stopping: Arc<AtomicBool>,
     live: Arc<LiveThreads>,
@@ -48,7 +52,7 @@ pub struct Server {
 /// Stops a running [`Server`] from another thread (a signal handler's).
 #[derive(Clone)]
 pub struct ShutdownHandle {
-    addr: SocketAddr,
+    waker: AcceptWaker,
     stopping: Arc<AtomicBool>,
     registry: Arc<Registry>,
 }
@@ -59,29 +63,26 @@ impl ShutdownHandle {
         if self.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
+        // Stop accepting first, so a client that reconnects on its 1001
+        // waits for the next process instead of landing here again.
+        self.waker.wake();
         self.registry.close_all();
-        // Wake the blocking accept.
-        let _ = TcpStream::connect_timeout(&wake_addr(self.addr), Duration::from_secs(1));
     }
-}
-
-fn wake_addr(addr: SocketAddr) -> SocketAddr {
-    let mut addr = addr;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => [127, 0, 0, 1].into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    addr
 }
 
 impl Server {
     /// Binds `config.bind` and prepares the shared state.
     pub fn bind(config: Config) -> io::Result<Server> {
-        let listener = TcpListener::bind(config.bind)?;
+        Server::from_listener(TcpListener::bind(config.bind)?, config)
+    }
+
+    /// Serves on `listener`, bound already (e.g. passed by systemd);
+    /// `config.bind` is not used.
+    pub fn from_listener(listener: TcpListener, config: Config) -> io::Result<Server> {
+        let (acceptor, waker) = Acceptor::new(listener)?;
         Ok(Server {
-            listener,
+            acceptor,
+            waker,
             shared: Arc::new(Shared::new(config)),
             stopping: Arc::new(AtomicBool::new(false)),
             live: Arc::new(LiveThreads::default()),
@@ -90,7 +91,7 @@ impl Server {
 
     /// The address actually bound (port 0 resolved).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.acceptor.listener().local_addr()
     }
 
     /// The shared state, for embedding and tests.
@@ -101,7 +102,7 @@ impl Server {
     /// A handle that stops this server.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
-            addr: self.local_addr().expect("a bound listener has an address"),
+            waker: self.waker.clone(),
             stopping: self.stopping.clone(),
             registry: self.shared.conn_params.registry.clone(),
         }
@@ -130,12 +131,8 @@ impl Server {
         // released to accept the waiting client and answer it 503, instead
         // of leaving it hanging in the backlog.
         let mut reserve = std::fs::File::open("/dev/null").ok();
-        loop {
-            let accepted = self.listener.accept();
-            if self.stopping.load(Ordering::SeqCst) {
-                break;
-            }
-            let (stream, peer) = match accepted {
+        while let Some(accepted) = self.acceptor.accept() {
+            let stream = match accepted {
                 Ok(s) => s,
                 Err(e) => {
                     let out_of_fds =
@@ -145,7 +142,7 @@ impl Server {
                         refused_logged = Instant::now();
                     }
                     if out_of_fds && reserve.take().is_some() {
-                        if let Ok((stream, _)) = self.listener.accept() {
+                        if let Ok((stream, _)) = self.acceptor.listener().accept() {
                             self.metrics()
                                 .connections_rejected
                                 .fetch_add(1, Ordering::Relaxed);
@@ -158,12 +155,24 @@ impl Server {
                     continue;
                 }
             };
-            door.admit(stream, peer.ip());
+            door.admit(stream);
         }
         log::info!("shutting down: closing {} connection(s)", self.live.count());
-        door.close_all();
         self.shared.tails.shutdown();
-        if !self.live.wait_for_zero(SHUTDOWN_GRACE) {
+        // Connections accepted before the stop are served: those still
+        // sending their heads get the grace period to finish them (an
+        // upgrade then gets its 1001 at once), then they are closed.
+        let grace_end = Instant::now() + SHUTDOWN_GRACE;
+        while self.metrics().heads_pending.load(Ordering::Relaxed) > 0 {
+            let left = grace_end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            thread::sleep(left.min(Duration::from_millis(10)));
+        }
+        door.close_all();
+        let left = grace_end.saturating_duration_since(Instant::now());
+        if !self.live.wait_for_zero(left) {
             let cut = self.shared.conn_params.registry.cut_all();
             log::warn!("{cut} connection(s) did not close within the grace period; cut");
             if !self.live.wait_for_zero(CUT_GRACE) {

@@ -109,15 +109,16 @@ impl Door {
     }
 
     /// Takes an accepted connection: it waits here for its request head.
-    pub fn admit(&self, stream: TcpStream, peer: IpAddr) {
+    pub fn admit(&self, stream: TcpStream) {
         let inner = &self.inner;
         let slot = match &inner.per_ip {
             None => IpSlot(None),
-            Some(per_ip) => match per_ip.take(peer) {
-                Some(slot) => slot,
-                None => {
+            Some(per_ip) => match stream.peer_addr().map(|a| per_ip.take(a.ip())) {
+                Ok(Some(slot)) => slot,
+                Err(_) => return,
+                Ok(None) => {
                     inner.metrics.per_ip_refused.fetch_add(1, Relaxed);
-                    log::debug!("refusing a connection from {peer}: over its share");
+                    log::debug!("refusing a connection: over its address's share");
                     return refuse_now(stream);
                 }
             },

@@ -50,11 +50,24 @@ impl Server {
         Server::launch(dir, cmd, args)
     }
 
-    fn launch(dir: tempfile::TempDir, mut cmd: Command, args: &[&str]) -> Server {
+    fn launch(dir: tempfile::TempDir, cmd: Command, args: &[&str]) -> Server {
+        let data = dir.path().join("data");
+        Server::start_command(dir, cmd, &data, args)
+    }
+
+    /// Runs `cmd` (a launcher or the binary) followed by `serve --bind
+    /// 127.0.0.1:0 --log-level debug --data-dir DATA args`, and waits for its
+    /// `listening on` line; `dir` lives as long as the server.
+    pub fn start_command(
+        dir: tempfile::TempDir,
+        mut cmd: Command,
+        data: &std::path::Path,
+        args: &[&str],
+    ) -> Server {
         let mut child = cmd
             .args(["serve", "--bind", "127.0.0.1:0", "--log-level", "debug"])
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg(data)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
