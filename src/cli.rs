@@ -177,6 +177,35 @@ pub struct ServeArgs {
     )]
     pub max_connections: MaxConnections,
 
+    /// Most connections from one IP address at once, from accept to close
+    /// (0: no limit); over it a new connection is answered 503 before its
+    /// head is read, and closed.
+    #[arg(
+        long,
+        env = "STRAND_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Finished connection threads kept parked for the next connection.
+    #[arg(
+        long,
+        env = "STRAND_THREAD_CACHE",
+        default_value_t = 64,
+        value_name = "N"
+    )]
+    pub thread_cache: usize,
+
+    /// Seconds a parked connection thread waits for a connection before it exits.
+    #[arg(
+        long,
+        env = "STRAND_THREAD_CACHE_IDLE",
+        default_value_t = 60.0,
+        value_name = "SECS"
+    )]
+    pub thread_cache_idle: f64,
+
     /// Outbound bytes waiting for one client before it is closed as a slow consumer.
     #[arg(long, env = "STRAND_MAX_QUEUE_BYTES", default_value_t = 1 << 20, value_name = "N")]
     pub max_queue_bytes: usize,

@@ -47,6 +47,12 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Messages per second per connection (0: no limit).
     pub max_messages_per_second: u32,
+    /// Most connections from one address at once; 0: no limit.
+    pub max_connections_per_ip: usize,
+    /// Connection threads kept parked at most.
+    pub thread_cache: usize,
+    /// How long a parked connection thread waits before it exits.
+    pub thread_cache_idle: Duration,
 }
 
 impl Config {
@@ -103,6 +109,9 @@ impl Config {
             room_window: Duration::from_millis(args.room_window_ms.min(1000)),
             max_connections,
             max_queue_bytes: args.max_queue_bytes.max(1024),
+            max_connections_per_ip: args.max_connections_per_ip,
+            thread_cache: args.thread_cache,
+            thread_cache_idle: secs("thread-cache-idle", args.thread_cache_idle)?,
             allowed_origins: args.allowed_origins.clone(),
             jwt_secret: args.jwt_secret.clone().filter(|s| !s.is_empty()),
             max_message_bytes: args.max_message_bytes,

@@ -1,17 +1,19 @@
 //! strand: a WebSocket server for real-time streaming from small machines.
 //!
 //! strand is thread-per-connection and fully synchronous: a blocking accept
-//! loop ([`server`]) hands each connection to its own thread, which reads the
-//! HTTP request head ([`http`]) and either answers it or upgrades to a
-//! WebSocket. Each WebSocket then runs the connection engine ([`ws`]): a
-//! reader thread that only parses frames, and the connection thread, the
-//! only writer on the socket, which `select!`s over inbound frames, its
-//! outbound queue, heartbeat ticks and shutdown. What a connection *means*
-//! (echo, a text room, the JSON hub) is a [`ws::Handler`] in [`session`].
+//! loop ([`server`]) hands each connection to the request-head door
+//! ([`http::door`]), where it waits without a thread until its head is
+//! complete; then a (cached) thread answers it or upgrades to a WebSocket.
+//! Each WebSocket runs the connection engine ([`ws`]) on that one thread,
+//! woken by the shared readiness thread when its socket is readable or
+//! writable; any thread writes to a socket through its write gate without
+//! blocking. What a connection *means* (echo, a text room, the JSON hub) is
+//! a [`ws::Handler`] in [`session`].
 //!
 //! There is no async runtime anywhere: on a small host a few thousand
 //! threads are cheap, simple to reason about, and easy to measure.
-// Only `threads` may use `unsafe` (it opts in, with the reason why).
+// Only `threads` and `ws::readiness` may use `unsafe` (each opts in, with
+// the reason why).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

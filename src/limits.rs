@@ -1,8 +1,10 @@
 //! Resolving `--max-connections auto`: the ceiling a thread-per-connection
 //! server can actually reach on this host, from the limits that bind it.
 //!
-//! Every WebSocket costs two threads (the connection and its socket reader)
-//! and one file descriptor. Threads are bounded by `kernel.pid_max`,
+//! Every WebSocket costs one thread (its connection thread; reads reach it
+//! from the one shared readiness thread) and one file descriptor. A
+//! connection still sending its request head costs a descriptor and no
+//! thread. Threads are bounded by `kernel.pid_max`,
 //! `kernel.threads-max`, the cgroup's `pids.max` and `vm.max_map_count`
 //! (each connection thread's stack and guard page take 2 memory maps; see
 //! [`crate::threads`]) and, for a user other than root, `RLIMIT_NPROC`;
@@ -16,7 +18,7 @@
 use std::fs;
 
 /// Threads one WebSocket connection uses.
-pub const THREADS_PER_CONNECTION: u64 = 2;
+pub const THREADS_PER_CONNECTION: u64 = 1;
 /// Threads and descriptors kept back for the accept loop, helpers, logs,
 /// spool files, tails and plain HTTP requests.
 const HEADROOM: u64 = 64;
@@ -194,7 +196,14 @@ mod tests {
             ..Default::default()
         };
         let c = limits.ceiling();
-        assert_eq!(c.connections, (32768 - HEADROOM as usize) / 2);
+        assert_eq!(c.connections, 20000 - HEADROOM as usize);
+        assert!(c.reason.contains("NOFILE"), "{}", c.reason);
+        let threads_bind = OsLimits {
+            nofile: Some(1 << 20),
+            ..limits
+        };
+        let c = threads_bind.ceiling();
+        assert_eq!(c.connections, 32768 - HEADROOM as usize);
         assert!(c.reason.contains("pid_max"), "{}", c.reason);
     }
 
@@ -232,7 +241,7 @@ mod tests {
             ..Default::default()
         };
         let c = limits.ceiling();
-        assert_eq!(c.connections, (4096 - HEADROOM as usize) / 2);
+        assert_eq!(c.connections, 4096 - HEADROOM as usize);
         assert!(c.reason.contains("RLIMIT_NPROC=4096"), "{}", c.reason);
     }
 

@@ -38,6 +38,14 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Connections closed with 1008 `rate limited`.
     pub rate_limit_closes: AtomicU64,
+    /// Connections accepted whose request head is not complete yet.
+    pub heads_pending: AtomicU64,
+    /// Connections cut because their head was not complete in time (408).
+    pub heads_timed_out: AtomicU64,
+    /// Connections still reading their head cut to make room for a new one.
+    pub heads_evicted: AtomicU64,
+    /// Connections refused at accept: over `--max-connections-per-ip`.
+    pub per_ip_refused: AtomicU64,
     close_codes: [AtomicU64; TRACKED_CLOSE_CODES.len()],
     close_other: AtomicU64,
 }
@@ -146,6 +154,30 @@ impl Metrics {
             "counter",
             "Connections closed with 1008 rate limited.",
             self.rate_limit_closes.load(Relaxed),
+        );
+        family(
+            "strand_heads_pending",
+            "gauge",
+            "Connections still sending their request head.",
+            self.heads_pending.load(Relaxed),
+        );
+        family(
+            "strand_heads_timed_out_total",
+            "counter",
+            "Connections whose head was not complete within 10 s (408).",
+            self.heads_timed_out.load(Relaxed),
+        );
+        family(
+            "strand_heads_evicted_total",
+            "counter",
+            "Connections still sending their head cut to admit a new one.",
+            self.heads_evicted.load(Relaxed),
+        );
+        family(
+            "strand_per_ip_refused_total",
+            "counter",
+            "Connections refused over --max-connections-per-ip.",
+            self.per_ip_refused.load(Relaxed),
         );
         family(
             "strand_threads",

@@ -1,5 +1,7 @@
 //! The server: binds the listener, runs the blocking accept loop that hands
-//! each connection to its own thread, and shuts everything down in order.
+//! each connection to the request-head door ([`Door`]), gives each complete
+//! request a thread from the thread [`Cache`], and shuts everything down in
+//! order.
 //!
 //! It builds the [`Shared`] state and hands it to every connection thread;
 //! nothing below it knows the accept loop.
@@ -8,15 +10,17 @@
 //! [`Acceptor`], which accepts no client after that (they stay queued for
 //! the next process under socket activation), then queues a 1001 close in
 //! every connection's outbox through the [`Registry`]. The server then
-//! waits for every connection thread to finish (each joins its own reader
-//! first); after the grace period it shuts the sockets of any still
-//! running, so a write blocked on a client that stopped reading cannot hold
-//! up the exit.
+//! closes the connections still sending their heads and waits for every
+//! connection thread to finish; after the grace period it shuts the sockets
+//! of any still running, so a client that stopped reading cannot hold up
+//! the exit.
 
 use crate::acceptor::{AcceptWaker, Acceptor};
 use crate::config::Config;
+use crate::http::door::{Arrival, Dispatch, Door};
 use crate::metrics::Metrics;
 use crate::shared::Shared;
+use crate::threads::Cache;
 use crate::ws::registry::Registry;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,6 +32,9 @@ use std::time::{Duration, Instant};
 /// Stack of a connection thread. Only touched pages cost memory; this is
 /// room for JSON handling and logging with a wide margin.
 const CONNECTION_STACK: usize = 256 * 1024;
+/// The listening socket's accept queue (as nginx's `backlog`, capped by
+/// the kernel at `net.core.somaxconn`).
+const LISTEN_BACKLOG: i32 = 4096;
 /// How long shutdown waits for connections to finish their close handshakes
 /// before cutting the sockets of those still running; with [`CUT_GRACE`]
 /// the process exits within the contract's "few seconds" (under 5 s)
@@ -69,7 +76,13 @@ impl ShutdownHandle {
 impl Server {
     /// Binds `config.bind` and prepares the shared state.
     pub fn bind(config: Config) -> io::Result<Server> {
-        Server::from_listener(TcpListener::bind(config.bind)?, config)
+        let listener = TcpListener::bind(config.bind)?;
+        // std listens with a queue of 128. A burst of connects fills that
+        // whenever the accept loop waits a few ms for the CPU, and a client
+        // whose SYN finds the queue full waits a whole second to retry.
+        // Ask for more; the kernel caps it at net.core.somaxconn.
+        rustix::net::listen(&listener, LISTEN_BACKLOG)?;
+        Server::from_listener(listener, config)
     }
 
     /// Serves on `listener`, bound already (e.g. passed by systemd);
@@ -107,6 +120,21 @@ impl Server {
     /// Accepts connections until shut down, then waits for every
     /// connection thread to finish (at most a few seconds).
     pub fn run(self) {
+        let config = &self.shared.config;
+        let cache = Arc::new(Cache::new(
+            "conn",
+            CONNECTION_STACK,
+            config.thread_cache,
+            config.thread_cache_idle,
+            self.shared.thread_cache.clone(),
+        ));
+        let door = Door::new(
+            self.shared.conn_params.readiness.clone(),
+            self.shared.metrics.clone(),
+            config.max_connections,
+            config.max_connections_per_ip,
+            dispatcher(self.shared.clone(), cache.clone(), self.live.clone()),
+        );
         let mut refused_logged = Instant::now() - Duration::from_secs(60);
         // One descriptor held in reserve: when the process runs out, it is
         // released to accept the waiting client and answer it 503, instead
@@ -136,11 +164,24 @@ impl Server {
                     continue;
                 }
             };
-            self.spawn_connection(stream);
+            door.admit(stream);
         }
         log::info!("shutting down: closing {} connection(s)", self.live.count());
         self.shared.tails.shutdown();
-        if !self.live.wait_for_zero(SHUTDOWN_GRACE) {
+        // Connections accepted before the stop are served: those still
+        // sending their heads get the grace period to finish them (an
+        // upgrade then gets its 1001 at once), then they are closed.
+        let grace_end = Instant::now() + SHUTDOWN_GRACE;
+        while self.metrics().heads_pending.load(Ordering::Relaxed) > 0 {
+            let left = grace_end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            thread::sleep(left.min(Duration::from_millis(10)));
+        }
+        door.close_all();
+        let left = grace_end.saturating_duration_since(Instant::now());
+        if !self.live.wait_for_zero(left) {
             let cut = self.shared.conn_params.registry.cut_all();
             log::warn!("{cut} connection(s) did not close within the grace period; cut");
             if !self.live.wait_for_zero(CUT_GRACE) {
@@ -150,36 +191,9 @@ impl Server {
                 );
             }
         }
+        cache.shutdown();
         self.shared.shutdown();
         log::info!("stopped");
-    }
-
-    fn spawn_connection(&self, stream: TcpStream) {
-        let shared = self.shared.clone();
-        let guard = self.live.enter();
-        // The stream waits in a slot so it can be taken back and answered
-        // 503 if the OS refuses the thread (a failed spawn drops its closure).
-        let slot = Arc::new(Mutex::new(Some(stream)));
-        let theirs = slot.clone();
-        let spawned = crate::threads::spawn("conn", CONNECTION_STACK, move || {
-            let _guard = guard;
-            let stream = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(stream) = stream {
-                if let Some(upgrade) = crate::http::router::handle(&shared, stream) {
-                    crate::http::router::serve_websocket(&shared, upgrade);
-                }
-            }
-        });
-        if let Err(e) = spawned {
-            self.metrics()
-                .connections_rejected
-                .fetch_add(1, Ordering::Relaxed);
-            log::warn!("the OS refused a connection thread: {e}; answered 503");
-            let stream = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(stream) = stream {
-                refuse(stream);
-            }
-        }
     }
 
     fn metrics(&self) -> &Metrics {
@@ -191,6 +205,42 @@ impl Server {
 fn refuse(mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let _ = stream.write_all(&crate::http::router::over_capacity().to_bytes());
+}
+
+/// Gives each complete request a thread from `cache`: a parked one, else a
+/// new one; when the OS refuses a thread, answers 503.
+fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) -> Dispatch {
+    Box::new(move |arrival: Arrival| {
+        let guard = live.enter();
+        // The arrival waits in a slot so it can be taken back and answered
+        // if the OS refuses the thread (the refused job is dropped).
+        let slot = Arc::new(Mutex::new(Some(arrival)));
+        let theirs = slot.clone();
+        let conn_shared = shared.clone();
+        let job = Box::new(move || {
+            let _guard = guard;
+            let arrival = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+            drop(theirs);
+            if let Some(arrival) = arrival {
+                if let Some(upgrade) = crate::http::router::handle(&conn_shared, arrival) {
+                    crate::http::router::serve_websocket(&conn_shared, upgrade);
+                }
+            }
+        });
+        if let Err((e, job)) = cache.run(job) {
+            drop(job);
+            shared
+                .metrics
+                .connections_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            log::warn!("the OS refused a connection thread: {e}; answered 503");
+            let arrival = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(arrival) = arrival {
+                // On the readiness thread: never block.
+                let _ = (&arrival.stream).write(&crate::http::router::over_capacity().to_bytes());
+            }
+        }
+    })
 }
 
 /// Counts running connection threads so shutdown can wait for them.

@@ -12,6 +12,8 @@ use crate::follow::Tails;
 use crate::hub::stats::{Gauges, HubStats};
 use crate::metrics::Metrics;
 use crate::stream::Spools;
+use crate::threads::CacheStats;
+use crate::ws::readiness::Readiness;
 use crate::ws::ConnParams;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,8 +35,10 @@ pub struct Shared {
     pub tails: Arc<Tails>,
     /// Clients' spools, and which have a stream running.
     pub spools: Arc<Spools>,
-    /// Settings of every connection's engine.
+    /// Settings of every connection's engine (and the readiness thread).
     pub conn_params: ConnParams,
+    /// The counters of the connection thread cache.
+    pub thread_cache: Arc<CacheStats>,
     started: Instant,
     next_id: AtomicU64,
 }
@@ -43,6 +47,8 @@ impl Shared {
     /// Builds the hub, the tails and the spools of `config`.
     pub fn new(config: Config) -> Shared {
         let metrics = Arc::new(Metrics::default());
+        let readiness =
+            Readiness::start().unwrap_or_else(|e| panic!("cannot start the readiness thread: {e}"));
         let conn_params = ConnParams {
             ping_interval: config.ping_interval,
             idle_timeout: config.idle_timeout,
@@ -50,6 +56,7 @@ impl Shared {
             max_queue_bytes: config.max_queue_bytes,
             registry: Arc::default(),
             metrics: metrics.clone(),
+            readiness,
         };
         let hub_stats = Arc::new(HubStats::default());
         let broker = crate::broker::from_config(&config, hub_stats.clone());
@@ -70,6 +77,7 @@ impl Shared {
             config,
             metrics,
             conn_params,
+            thread_cache: Arc::default(),
             started: Instant::now(),
             next_id: AtomicU64::new(1),
         }
@@ -103,12 +111,14 @@ impl Shared {
         });
         extra.push_str(&self.tails.metrics_text());
         extra.push_str(&self.spools.metrics_text());
+        extra.push_str(&self.thread_cache.render());
         self.metrics.render(self.uptime_s(), &extra)
     }
 
-    /// Stops the notification thread and the broker's helper threads, once
-    /// every connection has ended.
+    /// Stops the notification thread, the broker's helper threads and the
+    /// readiness thread, once every connection has ended.
     pub fn shutdown(&self) {
+        self.conn_params.readiness.stop();
         let notifier = self
             .notifier
             .lock()

@@ -1,6 +1,8 @@
-//! Spawning the two threads every WebSocket owns (its connection and
-//! reader threads) without the per-thread cost std adds. Threads started
-//! per command (streams, tailers) or once (the hub's) use `std::thread`.
+//! Spawning connection threads without the per-thread cost std adds, and
+//! the [`Cache`] of finished connection threads parked for the next
+//! connection. Threads started per command (streams, tailers) or once (the
+//! hub's) use `std::thread`. This module knows nothing of sockets or
+//! connections: it runs closures.
 //!
 //! `std::thread` gives every thread its own alternate signal stack, so it
 //! can report a stack overflow: an `mmap`, an `mprotect` for its guard page
@@ -25,12 +27,16 @@
 //! by side); echo throughput and latency did not change.
 #![allow(unsafe_code)]
 
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::cell::RefCell;
-use std::ffi::{c_void, CString};
+use std::ffi::{c_void, CStr, CString};
+use std::fmt::Write as _;
 use std::io;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 thread_local! {
     static NAME: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -92,8 +98,7 @@ where
     let short: String = name.chars().filter(|c| *c != '\0').take(15).collect();
     let kernel_name = CString::new(short).unwrap_or_default();
     let main: Main = Box::new(move || {
-        // SAFETY: names the calling thread (a prctl, no /proc file).
-        unsafe { libc::pthread_setname_np(libc::pthread_self(), kernel_name.as_ptr()) };
+        rename(&kernel_name);
         NAME.with(|n| *n.borrow_mut() = Some(owned_name));
         let batch = libc::sched_param { sched_priority: 0 };
         // SAFETY: sets the calling thread's policy; failure changes nothing.
@@ -134,6 +139,242 @@ where
     })
 }
 
+/// Renames the calling thread for the kernel (`top -H`, /proc) and for
+/// [`current_name`].
+fn rename(name: &CStr) {
+    // SAFETY: names the calling thread (a prctl, no /proc file).
+    unsafe { libc::pthread_setname_np(libc::pthread_self(), name.as_ptr()) };
+    NAME.with(|n| *n.borrow_mut() = Some(name.to_string_lossy().into_owned()));
+}
+
+/// Work handed to a cached thread.
+pub type Job = Box<dyn FnOnce() + Send>;
+
+/// The name of a thread parked in a [`Cache`], as /proc shows it.
+pub const PARKED_NAME: &str = "parked";
+
+/// The counters of a [`Cache`], shown in `/metrics`.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Threads parked now, waiting for a job.
+    pub parked: AtomicU64,
+    /// Threads started because none was parked.
+    pub spawned: AtomicU64,
+    /// Jobs served by a parked thread instead of a new one.
+    pub reused: AtomicU64,
+    /// Parked threads that exited: over the bound, or idle too long.
+    pub trimmed: AtomicU64,
+}
+
+impl CacheStats {
+    /// The Prometheus families of these counters.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, kind, help, value) in [
+            (
+                "strand_thread_cache_parked",
+                "gauge",
+                "Connection threads parked in the cache.",
+                &self.parked,
+            ),
+            (
+                "strand_thread_cache_spawned_total",
+                "counter",
+                "Connection threads started because none was parked.",
+                &self.spawned,
+            ),
+            (
+                "strand_thread_cache_reused_total",
+                "counter",
+                "Connections served by a parked thread.",
+                &self.reused,
+            ),
+            (
+                "strand_thread_cache_trimmed_total",
+                "counter",
+                "Parked threads that exited (over the bound or idle too long).",
+                &self.trimmed,
+            ),
+        ] {
+            let value = value.load(Relaxed);
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+        out
+    }
+}
+
+/// A cache of finished threads (MySQL's `thread_cache_size`): a thread
+/// that finished its job parks, named [`PARKED_NAME`], and runs the next
+/// job handed to [`Cache::run`] instead of a new thread being created. At
+/// most `bound` threads stay parked; one parked longer than `idle` exits.
+/// The most recently parked thread is reused first, so its stack is warm
+/// and the others can age out.
+pub struct Cache {
+    inner: Arc<CacheInner>,
+}
+
+struct CacheInner {
+    name: CString,
+    stack: usize,
+    bound: usize,
+    idle: Duration,
+    /// Parked threads, most recent last: each waits on its own channel.
+    parked: Mutex<Vec<(u64, Sender<Job>)>>,
+    next_id: AtomicU64,
+    stopping: AtomicBool,
+    stats: Arc<CacheStats>,
+}
+
+impl Cache {
+    /// A cache of threads named `name` with `stack`-byte stacks, keeping at
+    /// most `bound` parked for at most `idle` each.
+    pub fn new(
+        name: &str,
+        stack: usize,
+        bound: usize,
+        idle: Duration,
+        stats: Arc<CacheStats>,
+    ) -> Cache {
+        Cache {
+            inner: Arc::new(CacheInner {
+                name: CString::new(name.replace('\0', "")).unwrap_or_default(),
+                stack,
+                bound,
+                idle,
+                parked: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(1),
+                stopping: AtomicBool::new(false),
+                stats,
+            }),
+        }
+    }
+
+    /// Runs `job` on a parked thread, or on a new one when none is parked.
+    /// When the OS refuses the thread, `job` is handed back.
+    pub fn run(&self, job: Job) -> Result<(), (io::Error, Job)> {
+        let mut job = job;
+        loop {
+            let parked = self.inner.lock().pop();
+            let Some((_, tx)) = parked else { break };
+            self.inner.stats.parked.fetch_sub(1, Relaxed);
+            match tx.send(job) {
+                Ok(()) => {
+                    self.inner.stats.reused.fetch_add(1, Relaxed);
+                    return Ok(());
+                }
+                // That thread is gone (it panicked): try the next.
+                Err(e) => job = e.into_inner(),
+            }
+        }
+        self.spawn(job)
+    }
+
+    fn spawn(&self, job: Job) -> Result<(), (io::Error, Job)> {
+        // The job waits in a slot so it can be handed back if the spawn
+        // fails (a failed spawn drops its closure).
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let theirs = slot.clone();
+        let inner = self.inner.clone();
+        let name = inner.name.to_string_lossy().into_owned();
+        // Counted first, so the count is never behind a thread's work.
+        self.inner.stats.spawned.fetch_add(1, Relaxed);
+        match spawn(&name, self.inner.stack, move || {
+            let job = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+            drop(theirs);
+            if let Some(job) = job {
+                inner.serve(job);
+            }
+        }) {
+            Ok(handle) => {
+                drop(handle);
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.stats.spawned.fetch_sub(1, Relaxed);
+                let job = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                Err((e, job.expect("a refused spawn leaves its job")))
+            }
+        }
+    }
+
+    /// Makes every parked thread exit, and threads that finish later exit
+    /// instead of parking.
+    pub fn shutdown(&self) {
+        self.inner.stopping.store(true, Relaxed);
+        let parked = std::mem::take(&mut *self.inner.lock());
+        self.inner
+            .stats
+            .parked
+            .fetch_sub(parked.len() as u64, Relaxed);
+        // Dropping the senders ends each parked thread's wait.
+        drop(parked);
+    }
+}
+
+impl CacheInner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Sender<Job>)>> {
+        self.parked.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The life of a cached thread: run a job, park, run the next.
+    fn serve(self: Arc<Self>, first: Job) {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(1);
+        let parked_name = CString::new(PARKED_NAME).expect("no NUL");
+        let mut job = first;
+        loop {
+            job();
+            match self.park(id, &tx, &rx, &parked_name) {
+                Some(next) => job = next,
+                None => return,
+            }
+        }
+    }
+
+    /// Parks until a job comes; `None` when this thread should exit.
+    fn park(&self, id: u64, tx: &Sender<Job>, rx: &Receiver<Job>, name: &CStr) -> Option<Job> {
+        {
+            let mut parked = self.lock();
+            if self.stopping.load(Relaxed) || parked.len() >= self.bound {
+                self.stats.trimmed.fetch_add(1, Relaxed);
+                return None;
+            }
+            parked.push((id, tx.clone()));
+            self.stats.parked.fetch_add(1, Relaxed);
+        }
+        rename(name);
+        let job = match rx.recv_timeout(self.idle) {
+            Ok(job) => Some(job),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => {
+                let mut parked = self.lock();
+                match parked.iter().position(|(p, _)| *p == id) {
+                    Some(at) => {
+                        parked.remove(at);
+                        self.stats.parked.fetch_sub(1, Relaxed);
+                        self.stats.trimmed.fetch_add(1, Relaxed);
+                        None
+                    }
+                    // Taken by `run` as the timeout fired: its job is on
+                    // the way (the send never blocks), or shutdown dropped
+                    // the sender.
+                    None => {
+                        drop(parked);
+                        rx.recv().ok()
+                    }
+                }
+            }
+        };
+        if job.is_some() {
+            rename(&self.name);
+        }
+        job
+    }
+}
+
 extern "C" fn entry(arg: *mut c_void) -> *mut c_void {
     // SAFETY: `spawn` passes a `Box<Main>` leaked for this thread alone.
     let main = unsafe { Box::from_raw(arg.cast::<Main>()) };
@@ -166,6 +407,89 @@ mod tests {
         let handle = spawn("doomed", 64 * 1024, || -> u8 { panic!("on purpose") }).unwrap();
         let panic = handle.join().unwrap_err();
         assert_eq!(panic.downcast_ref::<&str>(), Some(&"on purpose"));
+    }
+
+    fn cache(bound: usize, idle: Duration) -> (Cache, Arc<CacheStats>) {
+        let stats = Arc::new(CacheStats::default());
+        let cache = Cache::new("cached", 64 * 1024, bound, idle, stats.clone());
+        (cache, stats)
+    }
+
+    /// Runs a job on `cache` and waits for it to finish on some thread;
+    /// returns that thread's kernel id.
+    fn run_one(cache: &Cache) -> i64 {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        cache
+            .run(Box::new(move || {
+                // SAFETY: gettid has no preconditions.
+                tx.send(unsafe { libc::syscall(libc::SYS_gettid) }).unwrap()
+            }))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        rx.recv().unwrap()
+    }
+
+    fn wait_parked(stats: &CacheStats, n: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stats.parked.load(Relaxed) != n {
+            assert!(std::time::Instant::now() < deadline, "never {n} parked");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn a_finished_thread_serves_the_next_job() {
+        let (cache, stats) = cache(4, Duration::from_secs(60));
+        let first = run_one(&cache);
+        wait_parked(&stats, 1);
+        let second = run_one(&cache);
+        assert_eq!(first, second, "the parked thread ran the second job");
+        assert_eq!(stats.spawned.load(Relaxed), 1);
+        assert_eq!(stats.reused.load(Relaxed), 1);
+        cache.shutdown();
+    }
+
+    #[test]
+    fn threads_beyond_the_bound_exit() {
+        let (cache, stats) = cache(2, Duration::from_secs(60));
+        let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(0);
+        for _ in 0..5 {
+            let go = go_rx.clone();
+            cache
+                .run(Box::new(move || {
+                    let _ = go.recv();
+                }))
+                .ok()
+                .unwrap();
+        }
+        drop(go_tx);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stats.trimmed.load(Relaxed) != 3 {
+            assert!(std::time::Instant::now() < deadline, "three never exited");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(stats.parked.load(Relaxed), 2);
+        assert_eq!(stats.spawned.load(Relaxed), 5);
+        cache.shutdown();
+        assert_eq!(stats.parked.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn an_idle_thread_exits() {
+        let (cache, stats) = cache(4, Duration::from_millis(50));
+        run_one(&cache);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stats.trimmed.load(Relaxed) != 1 {
+            assert!(std::time::Instant::now() < deadline, "never trimmed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(stats.parked.load(Relaxed), 0);
+        run_one(&cache);
+        assert_eq!(
+            stats.spawned.load(Relaxed),
+            2,
+            "a new thread after the trim"
+        );
     }
 
     #[test]

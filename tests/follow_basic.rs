@@ -126,12 +126,12 @@ fn followers_of_one_file_share_one_tailer() {
     let log = tail.join("shared.log");
     append(&log, "");
     let mut clients: Vec<_> = (0..5).map(|i| hub(&server, &format!("s{i}"))).collect();
-    let before = server.threads();
+    let before = server.live_threads();
     for ws in &mut clients {
         follow(ws, json!({"type": "follow", "file": "shared.log"}));
     }
     assert_eq!(
-        server.threads(),
+        server.live_threads(),
         before + 1,
         "one tailer thread for five followers"
     );
@@ -146,7 +146,7 @@ fn followers_of_one_file_share_one_tailer() {
             json!({"type": "unfollowed", "file": "shared.log"})
         );
     }
-    server.wait_until("the tailer to stop", || server.threads() == before);
+    server.wait_until("the tailer to stop", || server.live_threads() == before);
     assert_eq!(server.metric("strand_tailers"), 0.0);
 }
 
@@ -208,7 +208,18 @@ fn a_follower_that_does_not_read_is_cut_off_without_slowing_the_others() {
         append(&log, &format!("{line}\n"));
         assert_eq!(data(&mut fast).1, (i + 1) * 60_001);
     }
-    assert_eq!(support::close_code(&mut slow), 1008);
+    // A slow consumer's socket is closed within a second: with a 1008
+    // close frame when it fits behind what the kernel holds, else cut.
+    loop {
+        match slow.read() {
+            Ok(tungstenite::Message::Close(frame)) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1008));
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
     assert!(server.metric("strand_slow_consumer_closes_total") >= 1.0);
     append(&log, "after\n");
     assert_eq!(data(&mut fast).0, "after");

@@ -35,6 +35,7 @@ fn a_panicking_session_closes_with_1011_and_the_thread_returns() {
         max_queue_bytes: 1 << 20,
         registry: Arc::default(),
         metrics: metrics.clone(),
+        readiness: strand::ws::readiness::Readiness::start().unwrap(),
     };
     let server = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
@@ -45,6 +46,7 @@ fn a_panicking_session_closes_with_1011_and_the_thread_returns() {
         serve(
             1,
             stream,
+            None,
             request.leftover,
             handshake,
             Box::new(Panicky),

@@ -131,13 +131,13 @@ fn errors_leave_the_connection_open() {
 #[test]
 fn disconnect_stops_the_stream_threads() {
     let server = Server::start(&[]);
-    let before = server.threads();
+    let before = server.live_threads();
     let mut ws = hub(&server, "dave");
     send_json(&mut ws, json!({"type": "start", "interval_ms": 5}));
     assert_eq!(next_msg(&mut ws)["type"], "started");
     assert_eq!(next_msg(&mut ws)["type"], "data");
     drop(ws);
-    server.wait_until("stream threads to end", || server.threads() == before);
+    server.wait_until("stream threads to end", || server.live_threads() == before);
     let size = || {
         std::fs::metadata(server.dir.path().join("data/dave.spool"))
             .unwrap()

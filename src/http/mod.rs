@@ -1,10 +1,12 @@
-//! The HTTP front door: reading a request head ([`request`]), deciding what
-//! it asks for ([`router`]), who may upgrade ([`access`]), and writing plain
-//! answers ([`response`]); the handlers of the HTTP API, which call down into
-//! the hub and the tails ([`rooms`], [`files`]). Every connection starts
-//! here, on its own thread.
+//! The HTTP front door: waiting for a request head without a thread
+//! ([`door`]), parsing it ([`request`]), deciding what it asks for
+//! ([`router`]), who may upgrade ([`access`]), and writing plain answers
+//! ([`response`]); the handlers of the HTTP API, which call down into the
+//! hub and the tails ([`rooms`], [`files`]). Every connection starts at the
+//! door; once its request is complete it gets a (cached) thread here.
 
 pub mod access;
+pub mod door;
 pub mod files;
 pub mod request;
 pub mod response;

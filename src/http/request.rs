@@ -1,5 +1,7 @@
-//! Reading one HTTP/1.1 request head (and a small body) from a socket, with
-//! httparse. Heads over 8 KiB are refused with 431 before they are parsed.
+//! One HTTP/1.1 request head (and a small body), parsed with httparse from
+//! the bytes received so far. Pure: the bytes come from the request-head
+//! door ([`crate::http::door`]), which does the reading. Heads over 8 KiB
+//! are refused with 431 before they are parsed.
 
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -9,7 +11,8 @@ use std::time::Duration;
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 /// The largest request body accepted (`POST /broadcast`).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// How long a client may take to send its head.
+/// How long a client may take, from the moment its connection is
+/// accepted, to send its whole head and body.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEADERS: usize = 48;
 
@@ -69,66 +72,59 @@ impl Request {
         })
     }
 
-    /// Reads a request from `stream`: the head, then a body of at most
-    /// [`MAX_BODY_BYTES`] when `Content-Length` announces one.
-    #[inline(never)]
+    /// Reads a request from a blocking `stream`, waiting at most
+    /// [`HEAD_TIMEOUT`] for each read (for embedding and tests; the server
+    /// reads heads through its door instead).
     pub fn read_from(stream: &mut TcpStream) -> Result<Request, ReadError> {
         stream
             .set_read_timeout(Some(HEAD_TIMEOUT))
             .map_err(ReadError::Io)?;
-        // Buffers live on the heap: every page of stack this thread touches
-        // now stays resident for the whole life of a WebSocket connection.
         let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 4096];
         loop {
-            read_some(stream, &mut buf, 2048)?;
-            match parse_head(&buf)? {
-                Some((mut request, head_len)) => {
-                    let rest = buf.split_off(head_len);
-                    request.read_body(stream, rest)?;
-                    stream.set_read_timeout(None).map_err(ReadError::Io)?;
-                    return Ok(request);
-                }
-                None if buf.len() >= MAX_HEAD_BYTES => return Err(ReadError::HeadTooLarge),
-                None => continue,
+            if let Some(request) = complete(&buf)? {
+                stream.set_read_timeout(None).map_err(ReadError::Io)?;
+                return Ok(request);
+            }
+            match stream.read(&mut chunk).map_err(ReadError::Io)? {
+                0 => return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into())),
+                n => buf.extend_from_slice(&chunk[..n]),
             }
         }
     }
-
-    fn read_body(&mut self, stream: &mut TcpStream, mut rest: Vec<u8>) -> Result<(), ReadError> {
-        let length = match self.header("content-length") {
-            None => {
-                self.leftover = rest;
-                return Ok(());
-            }
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| ReadError::Malformed("bad Content-Length".into()))?,
-        };
-        if length > MAX_BODY_BYTES {
-            return Err(ReadError::BodyTooLarge);
-        }
-        while rest.len() < length {
-            let missing = length - rest.len();
-            read_some(stream, &mut rest, missing)?;
-        }
-        self.leftover = rest.split_off(length);
-        self.body = rest;
-        Ok(())
-    }
 }
 
-/// Appends at most `max` bytes read from `stream` to `buf`.
-fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>, max: usize) -> Result<(), ReadError> {
-    let start = buf.len();
-    buf.resize(start + max, 0);
-    let n = stream.read(&mut buf[start..]).map_err(ReadError::Io);
-    buf.truncate(start + *n.as_ref().unwrap_or(&0));
-    match n? {
-        0 => Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into())),
-        _ => Ok(()),
+/// The request in `buf` once its head and the body its `Content-Length`
+/// announces are complete; `None` while more bytes are needed. Bytes past
+/// the body are the request's `leftover`.
+pub fn complete(buf: &[u8]) -> Result<Option<Request>, ReadError> {
+    let (mut request, head_len) = match parse_head(buf)? {
+        Some(parsed) => parsed,
+        None if buf.len() >= MAX_HEAD_BYTES => return Err(ReadError::HeadTooLarge),
+        None => return Ok(None),
+    };
+    let length = match request.header("content-length") {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| ReadError::Malformed("bad Content-Length".into()))?,
+    };
+    if length > MAX_BODY_BYTES {
+        return Err(ReadError::BodyTooLarge);
     }
+    let rest = &buf[head_len..];
+    if rest.len() < length {
+        return Ok(None);
+    }
+    request.body = rest[..length].to_vec();
+    request.leftover = rest[length..].to_vec();
+    Ok(Some(request))
 }
+
+/// The most bytes a request may take before it is complete: a head and
+/// the largest body.
+pub const MAX_REQUEST_BYTES: usize = MAX_HEAD_BYTES + MAX_BODY_BYTES;
 
 /// Parses a complete head from `buf`; `None` while more bytes are needed.
 pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, ReadError> {

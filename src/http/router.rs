@@ -5,13 +5,16 @@
 //! [`route`] is pure (a path and method in, a [`Route`] or an error answer
 //! out); [`handle`] does the I/O for one connection.
 
+use crate::http::door::Arrival;
+use crate::http::door::IpSlot;
 use crate::http::request::ReadError;
 use crate::http::response::switching_protocols;
 use crate::http::{access, Request, Response};
 use crate::names;
 use crate::session;
 use crate::shared::Shared;
-use crate::ws::conn::{self, Refused};
+use crate::ws::conn;
+use crate::ws::readiness::Key;
 use crate::ws::Handler;
 use std::io::Write;
 use std::net::TcpStream;
@@ -116,21 +119,37 @@ fn check_name(name: &str) -> Result<(), Response> {
 /// A WebSocket upgrade that passed every check and holds its connection
 /// slot, ready for [`serve_websocket`].
 pub struct Upgrade {
-    id: u64,
     stream: TcpStream,
+    /// The socket's registration with the readiness thread, handed on.
+    key: Key,
+    ready: Ready,
+}
+
+/// What an upgrade needs besides its socket.
+struct Ready {
+    id: u64,
+    _slot: IpSlot,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
     session: Box<dyn Handler>,
 }
 
-/// Reads one accepted connection's request and answers it, or returns the
-/// WebSocket upgrade it asks for. The upgrade is returned, not served from
-/// here, so that the request's stack frames are gone while the connection
-/// loop runs: a thread keeps every stack page it ever touched, and these
-/// frames would push an idle connection onto a third page.
+/// Answers one connection's request, read by the door
+/// ([`crate::http::door`]), or returns the WebSocket upgrade it asks for.
+/// The upgrade is returned, not served from here, so that the request's
+/// stack frames are gone while the connection loop runs: a thread keeps
+/// every stack page it ever touched, and these frames would push an idle
+/// connection onto a third page.
 #[inline(never)]
-pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) -> Option<Upgrade> {
-    let request = match Request::read_from(&mut stream) {
+pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
+    let Arrival {
+        stream,
+        key,
+        request,
+        slot,
+    } = arrival;
+    let readiness = &shared.conn_params.readiness;
+    let request = match request {
         Ok(r) => Ok(r),
         Err(ReadError::Io(e)) => {
             log::debug!("request not read: {e}");
@@ -145,13 +164,22 @@ pub fn handle(shared: &Arc<Shared>, mut stream: TcpStream) -> Option<Upgrade> {
     let request = match request {
         Ok(request) => request,
         Err(response) => {
+            readiness.deregister(&stream, key);
             refuse_unread(shared, stream, response);
             return None;
         }
     };
     match route(&request.method, &request.path) {
-        Ok(Route::Ws(ws)) => upgrade(shared, stream, request, ws),
+        Ok(Route::Ws(ws)) => match upgrade(shared, slot, request, ws) {
+            Ok(ready) => Some(Upgrade { stream, key, ready }),
+            Err(response) => {
+                readiness.deregister(&stream, key);
+                answer(shared, stream, response);
+                None
+            }
+        },
         routed => {
+            readiness.deregister(&stream, key);
             respond(shared, stream, &request, routed);
             None
         }
@@ -185,6 +213,9 @@ fn respond(shared: &Shared, stream: TcpStream, request: &Request, routed: Result
 
 fn answer(shared: &Shared, mut stream: TcpStream, response: Response) {
     shared.metrics.http_requests.fetch_add(1, Relaxed);
+    // The door read the request without blocking; the answer may block
+    // (briefly: see the timeout) on this connection's own thread.
+    let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(5)));
     let _ = stream.write_all(&response.to_bytes());
     let _ = stream.flush();
@@ -205,30 +236,23 @@ fn refuse_unread(shared: &Shared, stream: TcpStream, response: Response) {
     }
 }
 
-/// Checks an upgrade request and takes a connection slot for it; answers
-/// the request itself when either fails.
+/// Checks an upgrade request and takes a connection slot for it; the
+/// answer to give instead when either fails.
 #[inline(never)]
 fn upgrade(
     shared: &Arc<Shared>,
-    stream: TcpStream,
+    slot: IpSlot,
     request: Request,
     route: WsRoute,
-) -> Option<Upgrade> {
-    let key = match check_upgrade(shared, &request, &route) {
-        Ok(key) => key,
-        Err(response) => {
-            answer(shared, stream, response);
-            return None;
-        }
-    };
+) -> Result<Ready, Response> {
+    let key = check_upgrade(shared, &request, &route)?;
     let metrics = &shared.metrics;
     let max = shared.config.max_connections as u64;
     if metrics.connections_current.fetch_add(1, AcqRel) >= max {
         metrics.connections_current.fetch_sub(1, AcqRel);
         metrics.connections_rejected.fetch_add(1, Relaxed);
         log::warn!("refusing an upgrade: {max} connections is the limit");
-        answer(shared, stream, over_capacity());
-        return None;
+        return Err(over_capacity());
     }
     metrics.connections_total.fetch_add(1, Relaxed);
     let session: Box<dyn Handler> = match route {
@@ -242,9 +266,9 @@ fn upgrade(
             Box::new(session::hub::HubSession::new(shared.clone(), client_id))
         }
     };
-    Some(Upgrade {
+    Ok(Ready {
         id: shared.next_connection_id(),
-        stream,
+        _slot: slot,
         // Only the bytes read past the head live on with the connection.
         leftover: request.leftover,
         handshake: switching_protocols(&key),
@@ -256,29 +280,26 @@ fn upgrade(
 /// back its connection slot.
 #[inline(never)]
 pub fn serve_websocket(shared: &Shared, upgrade: Upgrade) {
-    let Upgrade {
+    let Upgrade { stream, key, ready } = upgrade;
+    let Ready {
         id,
-        stream,
+        _slot,
         leftover,
         handshake,
         session,
-    } = upgrade;
+    } = ready;
     let result = conn::serve(
         id,
         stream,
+        Some(key),
         leftover,
         handshake,
         session,
         &shared.conn_params,
     );
-    let metrics = &shared.metrics;
-    metrics.connections_current.fetch_sub(1, AcqRel);
-    if let Err(Refused::Thread(e, stream)) = result {
-        metrics.connections_rejected.fetch_add(1, Relaxed);
-        log::warn!("refusing an upgrade: the OS refused a reader thread: {e}");
-        if let Some(stream) = stream {
-            answer(shared, stream, over_capacity());
-        }
+    shared.metrics.connections_current.fetch_sub(1, AcqRel);
+    if let Err(e) = result {
+        log::debug!("connection {id} not started: {e}");
     }
 }
 

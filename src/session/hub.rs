@@ -214,6 +214,15 @@ impl Handler for HubSession {
         self.throttle.admit(conn);
     }
 
+    fn describe(&self) -> String {
+        let rooms: Vec<&str> = self.rooms.iter().map(String::as_str).collect();
+        format!(
+            "(client {} in rooms [{}])",
+            self.client_id,
+            rooms.join(", ")
+        )
+    }
+
     fn on_close(&mut self) {
         if let Some(mut streams) = self.streams.take() {
             streams.close();

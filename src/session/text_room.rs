@@ -69,6 +69,10 @@ impl Handler for TextRoom {
         self.throttle.admit(conn);
     }
 
+    fn describe(&self) -> String {
+        format!("({} in room {})", self.user, self.room)
+    }
+
     fn on_close(&mut self) {
         if let Some(id) = self.joined.take() {
             self.shared.broker.leave(&self.room, id, false);

@@ -1,27 +1,38 @@
-//! The connection thread: one per WebSocket, and the only writer on its
-//! socket.
+//! The connection thread: one per WebSocket. It reads the socket when the
+//! readiness thread says it is readable, runs the [`Handler`]'s callbacks,
+//! and drains its write gate ([`Outbox`]) when the socket is writable.
 //!
-//! It `select!`s over three sources: messages from the reader thread, its
-//! [`Outbox`] (what rooms, streams and tails send it, and server shutdown's
-//! 1001 close, see [`Registry`]) and heartbeat ticks
-//! (`crossbeam_channel::tick`, no extra thread), with the idle deadline as
-//! the select timeout. Everything ready at a wake-up is handled before one
-//! write, so a burst costs one syscall.
+//! It `select!`s over its [`Signal`] (readable, writable, frames queued by
+//! other threads, a close asked for by another thread such as server
+//! shutdown's 1001, see [`Registry`]) and heartbeat ticks
+//! (`crossbeam_channel::tick`, no extra thread), with the nearest deadline
+//! (idle, a stalled write, a close handshake) as the select timeout.
+//! Everything ready at a wake-up is handled before one write, so a burst
+//! costs one syscall.
+//!
+//! Reads are non-blocking: the reader returns what is complete and keeps
+//! partial frames, and the socket is re-armed (oneshot) when it would
+//! block. While frames wait in the gate's queue the connection stops
+//! reading, so a client that sends without reading is held back by TCP,
+//! not by memory. A queue that makes no progress for [`WRITE_TIMEOUT`]
+//! ends the connection.
 //!
 //! Closing follows RFC 6455: a close frame is written once and never
 //! followed by anything; a peer's close is answered with its own code (or
-//! 1002 for an invalid one); then the socket is shut down, which also ends
-//! the reader thread, which is joined before the thread returns.
+//! 1002 for an invalid one); then the socket is shut down. A slow consumer
+//! (its queue overflowed) leaves at once: the handler's `on_close` runs
+//! before anything else, the unsent backlog is dropped, and the socket is
+//! closed within [`SLOW_CLOSE_WAIT`].
 
 use crate::metrics::Metrics;
-use crate::threads::JoinHandle;
 use crate::ws::frame::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::ws::handler::Handler;
-use crate::ws::outbox::{Outbox, Outgoing};
-use crate::ws::reader::{self, Inbound};
+use crate::ws::outbox::{wake, Outbox, Signal, Written};
+use crate::ws::reader::{self, FrameReader, Inbound};
+use crate::ws::readiness::{Key, Readiness};
 use crate::ws::registry::Registry;
 use crossbeam_channel::{select, tick, Receiver};
-use std::io::{self, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::Relaxed;
@@ -29,22 +40,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
-/// How long a write may block on a client that does not read before the
-/// connection is given up.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long to wait for the peer's reply to our close frame.
+/// How long queued frames may wait without any of them being written
+/// before the connection is given up (a client that stopped reading).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the peer's reply to our close frame (and for our
+/// own close frame to be written).
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// Stack of the reader thread: tungstenite's parser needs little.
-const READER_STACK: usize = 64 * 1024;
-/// Inbound messages buffered between reader and connection thread; a full
-/// channel stops the reader, which pushes back on the client through TCP.
-const INBOUND_CAPACITY: usize = 8;
+/// How long a slow consumer's close may take before its socket is cut.
+pub const SLOW_CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Messages handled per wake-up before writing, so a flood from one side
 /// cannot starve the other.
 const BATCH: usize = 256;
+/// Own frames buffered before they are written mid-batch.
+const FLUSH_AT: usize = 64 * 1024;
 
 /// Settings of the engine, from the server's configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnParams {
     /// Heartbeat ping period.
     pub ping_interval: Duration,
@@ -58,16 +69,19 @@ pub struct ConnParams {
     pub registry: Arc<Registry>,
     /// The server's counters.
     pub metrics: Arc<Metrics>,
+    /// The readiness thread every socket waits on.
+    pub readiness: Arc<Readiness>,
 }
 
-/// Why an upgrade could not be served.
-#[derive(Debug)]
-pub enum Refused {
-    /// The OS refused to start the reader thread; the socket is handed
-    /// back (untouched) so the caller can answer 503.
-    Thread(io::Error, Option<TcpStream>),
-    /// Writing the handshake response failed.
-    Io(io::Error),
+impl std::fmt::Debug for ConnParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnParams")
+            .field("ping_interval", &self.ping_interval)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_queue_bytes", &self.max_queue_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a [`Handler`] can do with its connection during a callback.
@@ -110,10 +124,11 @@ impl Conn<'_> {
     }
 }
 
-/// Serves one upgraded connection to its end: starts the reader thread,
-/// writes `handshake` (the 101 response), then runs the loop on this thread.
-/// Fails before writing anything when the OS refuses the reader thread, so
-/// the caller can still answer 503.
+/// Serves one upgraded connection to its end on this thread: writes
+/// `handshake` (the 101 response) through the write gate, registers the
+/// socket with the readiness thread (or takes over its registration `key`
+/// there), then runs the loop. Fails, with nothing written, when the socket cannot be
+/// registered.
 ///
 /// Setting up and tearing down are out of line, so that only the loop's
 /// own frames lie beneath it: an idle connection thread keeps every stack
@@ -122,101 +137,150 @@ impl Conn<'_> {
 pub fn serve(
     id: u64,
     stream: TcpStream,
+    key: Option<Key>,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
     session: Box<dyn Handler>,
     params: &ConnParams,
-) -> Result<(), Refused> {
-    let (mut engine, reader) = start(id, stream, leftover, handshake, params)?;
+) -> io::Result<()> {
+    let mut engine = start(id, stream, key, leftover, handshake, params)?;
     let mut session = session;
     let outcome = catch_unwind(AssertUnwindSafe(|| engine.run(&mut *session)));
-    finish(engine, outcome.is_err(), session, reader);
+    finish(engine, outcome.is_err(), session);
     Ok(())
 }
 
-/// Starts the reader thread and writes the handshake.
+/// Registers the socket and writes the handshake.
 #[inline(never)]
 fn start(
     id: u64,
     stream: TcpStream,
+    key: Option<Key>,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
     params: &ConnParams,
-) -> Result<(Engine<'_>, JoinHandle<()>), Refused> {
-    let stream = Arc::new(stream);
-    let (in_tx, in_rx) = crossbeam_channel::bounded(INBOUND_CAPACITY);
-    let read_side = stream.clone();
-    let config = reader::config(params.max_message_bytes);
-    let reader = crate::threads::spawn(&format!("read-{id}"), READER_STACK, move || {
-        reader::run(read_side, leftover, config, in_tx)
-    });
-    let reader = match reader {
-        Ok(handle) => handle,
-        // The failed spawn dropped its closure and with it the other Arc.
-        Err(e) => return Err(Refused::Thread(e, Arc::try_unwrap(stream).ok())),
+) -> io::Result<Engine<'_>> {
+    let socket = Arc::new(stream);
+    let _ = socket.set_nodelay(true);
+    let (signal, wake_rx) = Signal::new();
+    let key = match key {
+        Some(key) => {
+            params.readiness.retarget(key, signal.clone());
+            key
+        }
+        None => {
+            socket.set_nonblocking(true)?;
+            params
+                .readiness
+                .register(&*socket, signal.clone(), false, false)?
+        }
     };
-    // Shut the socket on every way out, so the reader always ends.
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let written = (&*stream).write_all(&handshake);
+    let outbox = Outbox::for_socket(
+        id,
+        params.max_queue_bytes,
+        params.metrics.clone(),
+        socket.clone(),
+        signal.clone(),
+    );
+    params.registry.register(&outbox, &socket);
+    let leftover_empty = leftover.is_empty();
+    let reader = FrameReader::new(
+        SocketRead(socket.clone()),
+        leftover,
+        reader::config(params.max_message_bytes),
+    );
+    let written = outbox.write_own(&handshake, false);
     drop(handshake);
     if let Err(e) = written {
-        let _ = stream.shutdown(Shutdown::Both);
-        let _ = reader.join();
-        return Err(Refused::Io(e));
+        outbox.shut();
+        params.registry.deregister(id);
+        params.readiness.deregister(&*socket, key);
+        return Err(e);
     }
-    let (outbox, out_rx) = Outbox::new(id, params.max_queue_bytes, params.metrics.clone());
-    params.registry.register(&outbox, &stream);
-    let engine = Engine {
-        writer: FrameWriter::new(stream, params.metrics.clone()),
+    let now = Instant::now();
+    Ok(Engine {
+        socket,
+        key,
+        reader,
+        writer: FrameWriter::new(params.metrics.clone()),
         outbox,
-        out_rx,
-        in_rx,
+        signal,
+        wake_rx,
         params,
+        armed: (false, false),
+        // The leftover may hold whole frames; else the socket says when.
+        read_more: !leftover_empty,
+        reader_ended: false,
+        paused: false,
         close_sent: false,
-    };
-    Ok((engine, reader))
+        closing: None,
+        stalled_since: None,
+        session_closed: false,
+        held: false,
+        last_heard: now,
+    })
 }
 
 /// Ends the connection after its loop: a 1011 close if the loop panicked,
-/// the session's goodbye, then the socket and the reader thread.
+/// the session's goodbye, then the socket.
 #[inline(never)]
-fn finish(
-    mut engine: Engine<'_>,
-    panicked: bool,
-    mut session: Box<dyn Handler>,
-    reader: JoinHandle<()>,
-) {
+fn finish(mut engine: Engine<'_>, panicked: bool, mut session: Box<dyn Handler>) {
     let id = engine.outbox.id();
     if panicked {
         engine.params.metrics.panics.fetch_add(1, Relaxed);
         log::error!("connection {id}: a panic ended this connection");
-        let _ = engine.send_close(1011, "internal error");
+        engine.send_close(1011, "internal error");
+        let _ = engine.flush();
     }
     // The session is dropped (and leaves its rooms) before the socket goes.
-    let _ = catch_unwind(AssertUnwindSafe(|| session.on_close()));
+    if !engine.session_closed {
+        let _ = catch_unwind(AssertUnwindSafe(|| session.on_close()));
+    }
     drop(session);
     engine.outbox.shut();
-    engine.params.registry.deregister(id);
-    let Engine { writer, in_rx, .. } = engine;
-    let _ = writer.stream.shutdown(Shutdown::Both);
-    // The reader may be blocked handing us a message on the full inbound
-    // channel (a flooding client whose socket then failed): dropping the
-    // receiver fails that send, so the reader always ends.
-    drop(in_rx);
-    if reader.join().is_err() {
-        log::error!("connection {id}: the reader thread panicked");
+    let params = engine.params;
+    params.registry.deregister(id);
+    params.readiness.deregister(&*engine.socket, engine.key);
+    let _ = engine.socket.shutdown(Shutdown::Both);
+}
+
+/// Reads a shared socket.
+struct SocketRead(Arc<TcpStream>);
+
+impl Read for SocketRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.0).read(buf)
     }
 }
 
 /// The connection thread's state.
 struct Engine<'p> {
+    socket: Arc<TcpStream>,
+    key: Key,
+    reader: FrameReader<SocketRead>,
     writer: FrameWriter,
     outbox: Arc<Outbox>,
-    out_rx: Receiver<Outgoing>,
-    in_rx: Receiver<Inbound>,
+    signal: Arc<Signal>,
+    wake_rx: Receiver<()>,
     params: &'p ConnParams,
+    /// The interest (readable, writable) armed with the readiness thread.
+    armed: (bool, bool),
+    /// The reader may hold more than the socket shows: read without waiting.
+    read_more: bool,
+    /// The client's close, end or failure was read: nothing more to read.
+    reader_ended: bool,
+    /// Reading stopped because frames wait to be written.
+    paused: bool,
     close_sent: bool,
+    /// Closing: the deadline by which the connection ends regardless.
+    closing: Option<Instant>,
+    /// Since when queued frames have waited without progress.
+    stalled_since: Option<Instant>,
+    /// The handler's `on_close` already ran (a slow consumer's).
+    session_closed: bool,
+    /// This thread holds the gate (a callback is running).
+    held: bool,
+    last_heard: Instant,
 }
 
 /// How handling one event left the connection.
@@ -224,7 +288,9 @@ enum Flow {
     Continue,
     /// Send a close frame with this code and reason, wait for the reply, end.
     Close(u16, String),
-    /// The peer is gone, or the handshake is complete: end now.
+    /// The peer's close was answered: end once the answer is written.
+    Answered,
+    /// The peer is gone: end now.
     End,
 }
 
@@ -235,56 +301,163 @@ impl Engine<'_> {
     fn run(&mut self, session: &mut dyn Handler) {
         let mut flow = self.open(session);
         let ticker = tick(self.params.ping_interval);
-        let mut last_heard = Instant::now();
-        while let Flow::Continue = flow {
-            if let Err(e) = self.writer.flush() {
+        loop {
+            match std::mem::replace(&mut flow, Flow::Continue) {
+                Flow::Continue => {}
+                Flow::Close(code, reason) => self.begin_close(code, &reason, CLOSE_WAIT),
+                Flow::Answered => {
+                    self.reader_ended = true;
+                    self.begin_close(1000, "", CLOSE_WAIT);
+                }
+                Flow::End => return,
+            }
+            if let Err(e) = self.flush() {
                 return self.write_failed(e);
             }
-            let idle_left =
-                (last_heard + self.params.idle_timeout).saturating_duration_since(Instant::now());
-            flow = select! {
-                recv(self.in_rx) -> event => {
-                    last_heard = Instant::now();
-                    let mut flow = self.inbound(event.unwrap_or(Inbound::Gone), session);
-                    for _ in 0..BATCH {
-                        let Flow::Continue = flow else { break };
-                        match self.in_rx.try_recv() {
-                            Ok(event) => flow = self.inbound(event, session),
-                            Err(_) => break,
+            let backlog = self.outbox.queued_bytes() > 0;
+            let now = Instant::now();
+            if let Some(deadline) = self.closing {
+                if (self.reader_ended && !backlog) || now >= deadline {
+                    return;
+                }
+            }
+            if backlog {
+                let since = *self.stalled_since.get_or_insert(now);
+                if now - since >= WRITE_TIMEOUT {
+                    return self.stalled();
+                }
+            } else {
+                self.stalled_since = None;
+            }
+            if let Err(e) = self.arm(backlog) {
+                return self.write_failed(e);
+            }
+            let bits = if self.read_more {
+                self.signal.take() | wake::READABLE
+            } else {
+                let wait = self.next_deadline(now).saturating_duration_since(now);
+                select! {
+                    recv(self.wake_rx) -> _ => self.signal.take(),
+                    recv(ticker) -> _ => {
+                        if !self.close_sent {
+                            self.writer.frame(OP_PING, b"");
                         }
+                        continue;
                     }
-                    flow
-                }
-                recv(self.out_rx) -> item => match item {
-                    Ok(item) => self.outgoing(item),
-                    Err(_) => Flow::End,
-                },
-                recv(ticker) -> _ => {
-                    self.writer.frame(OP_PING, b"");
-                    Flow::Continue
-                }
-                default(idle_left) => {
-                    if last_heard.elapsed() >= self.params.idle_timeout {
-                        Flow::Close(1000, "idle timeout".into())
-                    } else {
-                        Flow::Continue
+                    default(wait) => {
+                        if self.closing.is_none()
+                            && self.last_heard.elapsed() >= self.params.idle_timeout
+                        {
+                            flow = Flow::Close(1000, "idle timeout".into());
+                        }
+                        continue;
                     }
                 }
             };
-            // Whatever else is queued goes out in the same write.
-            for _ in 0..BATCH {
-                let Flow::Continue = flow else { break };
-                match self.out_rx.try_recv() {
-                    Ok(item) => flow = self.outgoing(item),
-                    Err(_) => break,
+            if bits & (wake::READABLE | wake::WRITABLE) != 0 {
+                // Oneshot: the interest that fired is cleared.
+                self.armed = (false, false);
+            }
+            if bits & wake::CLOSE != 0 {
+                if let Some((code, reason, slow)) = self.outbox.take_close() {
+                    if slow {
+                        self.slow_consumer(session);
+                        continue;
+                    }
+                    flow = Flow::Close(code, reason);
+                }
+            }
+            if self.outbox.queued_bytes() > 0 {
+                match self.outbox.drain() {
+                    Ok((progress, written)) => {
+                        if progress {
+                            self.stalled_since = None;
+                        }
+                        if written == Written::All && self.paused {
+                            // The reader may hold frames it read before.
+                            self.paused = false;
+                            self.read_more = true;
+                        }
+                    }
+                    Err(e) => return self.write_failed(e),
+                }
+            }
+            if (bits & wake::READABLE != 0 || self.read_more) && matches!(flow, Flow::Continue) {
+                flow = self.read(session);
+            }
+        }
+    }
+
+    /// The earliest of the idle, stall and closing deadlines.
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let mut at = self.last_heard + self.params.idle_timeout;
+        if let Some(since) = self.stalled_since {
+            at = at.min(since + WRITE_TIMEOUT);
+        }
+        if let Some(deadline) = self.closing {
+            at = at.min(deadline);
+        }
+        at.max(now)
+    }
+
+    /// Arms the interest the connection needs now: readable unless the
+    /// reader ended or frames wait to be written (then the client is held
+    /// back), writable while frames wait.
+    fn arm(&mut self, backlog: bool) -> io::Result<()> {
+        let readable =
+            !self.reader_ended && !self.read_more && (!backlog || self.closing.is_some());
+        let want = (readable, backlog);
+        if want == self.armed || want == (false, false) {
+            return Ok(());
+        }
+        self.armed = want;
+        self.params
+            .readiness
+            .arm(&*self.socket, self.key, want.0, want.1)
+    }
+
+    /// Reads and handles what the client sent, up to a batch.
+    fn read(&mut self, session: &mut dyn Handler) -> Flow {
+        self.read_more = false;
+        if self.reader_ended {
+            return Flow::Continue;
+        }
+        self.hold();
+        for _ in 0..BATCH {
+            let Some(event) = self.reader.read() else {
+                return Flow::Continue;
+            };
+            self.last_heard = Instant::now();
+            let flow = if self.closing.is_some() {
+                self.while_closing(event)
+            } else {
+                self.inbound(event, session)
+            };
+            if !matches!(flow, Flow::Continue) {
+                return flow;
+            }
+            // Own frames, or others' queued behind the hold, are many:
+            // write them now rather than at the end of the batch.
+            if self.writer.buf.len() >= FLUSH_AT || self.outbox.queued_bytes() >= FLUSH_AT {
+                match self.flush() {
+                    Ok(Written::All) => self.hold(),
+                    // The client is not reading: stop reading it until the
+                    // queue drains.
+                    Ok(Written::Queued) => {
+                        self.paused = true;
+                        return Flow::Continue;
+                    }
+                    Err(_) => return Flow::End,
                 }
             }
         }
-        self.end(flow);
+        self.read_more = true;
+        Flow::Continue
     }
 
     #[inline(never)]
     fn open(&mut self, session: &mut dyn Handler) -> Flow {
+        self.hold();
         let mut close = None;
         session.on_open(&mut Conn {
             writer: &mut self.writer,
@@ -300,14 +473,71 @@ impl Engine<'_> {
         log::debug!("connection {}: write failed: {e}", self.outbox.id());
     }
 
+    #[cold]
     #[inline(never)]
-    fn end(&mut self, flow: Flow) {
-        if let Flow::Close(code, reason) = flow {
-            if self.send_close(code, &reason).is_ok() {
-                self.await_close_reply();
+    fn stalled(&self) {
+        log::info!(
+            "connection {}: nothing written for {} s with {} bytes queued; cut",
+            self.outbox.id(),
+            WRITE_TIMEOUT.as_secs(),
+            self.outbox.queued_bytes()
+        );
+    }
+
+    /// The queue overflowed: the handler lets go of everything at once
+    /// (its rooms see it leave), the backlog is dropped, and a 1008 close
+    /// follows whatever frame was partly written; the socket is cut if
+    /// that does not go within [`SLOW_CLOSE_WAIT`].
+    #[cold]
+    #[inline(never)]
+    fn slow_consumer(&mut self, session: &mut dyn Handler) {
+        let what = session.describe();
+        if !self.session_closed {
+            self.session_closed = true;
+            let _ = catch_unwind(AssertUnwindSafe(|| session.on_close()));
+        }
+        let queued = self.outbox.discard_backlog();
+        log::info!(
+            "connection {}{}{what}: slow consumer, {queued} bytes queued unread; closing with 1008",
+            self.outbox.id(),
+            if what.is_empty() { "" } else { " " },
+        );
+        self.writer.buf.clear();
+        self.writer.frames = 0;
+        self.begin_close(1008, "slow consumer", SLOW_CLOSE_WAIT);
+    }
+
+    /// Queues a close frame (once) and starts the closing deadline.
+    #[inline(never)]
+    fn begin_close(&mut self, code: u16, reason: &str, wait: Duration) {
+        if self.closing.is_none() {
+            self.closing = Some(Instant::now() + wait);
+        }
+        self.send_close(code, reason);
+    }
+
+    /// Queues a close frame, once; nothing is written after it.
+    fn send_close(&mut self, code: u16, reason: &str) {
+        self.outbox.refuse_more();
+        if self.close_sent {
+            return;
+        }
+        self.close_sent = true;
+        self.writer
+            .frame(OP_CLOSE, &frame::close_payload(code, reason));
+        self.params.metrics.close_sent(code);
+    }
+
+    /// What the client sends after our close: data is discarded, its close
+    /// or end finishes the handshake.
+    fn while_closing(&mut self, event: Inbound) -> Flow {
+        match event {
+            Inbound::Message(_) => Flow::Continue,
+            _ => {
+                self.reader_ended = true;
+                Flow::Continue
             }
         }
-        let _ = self.writer.flush();
     }
 
     fn inbound(&mut self, event: Inbound, session: &mut dyn Handler) -> Flow {
@@ -341,71 +571,58 @@ impl Engine<'_> {
                 let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
                 if !self.close_sent {
                     self.close_sent = true;
+                    self.outbox.refuse_more();
                     self.writer.frame(OP_CLOSE, &payload);
                     metrics.close_sent(code);
                 }
-                return Flow::End;
+                return Flow::Answered;
             }
             Inbound::Failed(code, reason) => {
+                self.reader_ended = true;
                 log::debug!("connection {}: {reason}", self.outbox.id());
                 return Flow::Close(code, reason);
             }
-            Inbound::Gone => return Flow::End,
+            Inbound::Gone => {
+                self.reader_ended = true;
+                return Flow::End;
+            }
         }
         close.map_or(Flow::Continue, |(c, r)| Flow::Close(c, r))
     }
 
-    #[inline(never)]
-    fn outgoing(&mut self, item: Outgoing) -> Flow {
-        match item {
-            Outgoing::Frame(frame) => {
-                self.writer.encoded(&frame);
-                self.outbox.drained(frame.len());
-                Flow::Continue
-            }
-            Outgoing::Close(code, reason) => Flow::Close(code, reason),
+    /// Holds the gate while callbacks run (see [`Outbox::hold`]).
+    fn hold(&mut self) {
+        if !self.held {
+            self.held = true;
+            self.outbox.hold();
         }
     }
 
-    /// Writes a close frame, once; nothing is written after it.
-    fn send_close(&mut self, code: u16, reason: &str) -> io::Result<()> {
-        if self.close_sent {
-            return Ok(());
+    /// Writes this thread's own frames through the gate, releasing it.
+    fn flush(&mut self) -> io::Result<Written> {
+        if !self.held && self.writer.buf.is_empty() {
+            return Ok(Written::All);
         }
-        self.close_sent = true;
-        self.writer
-            .frame(OP_CLOSE, &frame::close_payload(code, reason));
-        self.params.metrics.close_sent(code);
-        self.writer.flush()
-    }
-
-    /// Waits briefly for the peer to answer our close frame, discarding
-    /// data that was already in flight.
-    fn await_close_reply(&mut self) {
-        let deadline = Instant::now() + CLOSE_WAIT;
-        while let Ok(event) = self.in_rx.recv_deadline(deadline) {
-            match event {
-                Inbound::Message(_) => continue,
-                _ => return,
-            }
-        }
+        self.held = false;
+        self.writer.flush(&self.outbox)
     }
 }
 
-/// Buffers frames for one write per wake-up.
+/// Buffers the connection's own frames for one write per wake-up.
 struct FrameWriter {
-    stream: Arc<TcpStream>,
     buf: Vec<u8>,
     frames: u64,
+    /// The last frame in `buf` is the close frame: nothing may follow it.
+    ends_with_close: bool,
     metrics: Arc<Metrics>,
 }
 
 impl FrameWriter {
-    fn new(stream: Arc<TcpStream>, metrics: Arc<Metrics>) -> Self {
+    fn new(metrics: Arc<Metrics>) -> Self {
         FrameWriter {
-            stream,
             buf: Vec::new(),
             frames: 0,
+            ends_with_close: false,
             metrics,
         }
     }
@@ -413,19 +630,19 @@ impl FrameWriter {
     fn frame(&mut self, opcode: u8, payload: &[u8]) {
         frame::encode_into(opcode, payload, &mut self.buf);
         self.frames += 1;
+        self.ends_with_close = opcode == OP_CLOSE;
     }
 
     fn encoded(&mut self, frame: &[u8]) {
         self.buf.extend_from_slice(frame);
         self.frames += 1;
+        self.ends_with_close = false;
     }
 
     #[inline(never)]
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let result = (&*self.stream).write_all(&self.buf);
+    fn flush(&mut self, outbox: &Outbox) -> io::Result<Written> {
+        let result = outbox.write_own(&self.buf, self.ends_with_close);
+        self.ends_with_close = false;
         self.metrics.messages_out.fetch_add(self.frames, Relaxed);
         self.metrics
             .bytes_out

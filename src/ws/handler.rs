@@ -14,5 +14,12 @@ pub trait Handler: Send {
     /// A complete binary message arrived; ignored unless overridden.
     fn on_binary(&mut self, _conn: &mut Conn<'_>, _data: &[u8]) {}
     /// The connection ended, however it ended. Release what it held here.
+    /// Called once; for a slow consumer, as soon as its queue overflows,
+    /// before its socket is closed.
     fn on_close(&mut self) {}
+    /// Who this connection is, for log lines the engine writes about it
+    /// (e.g. `user bob in room general`); empty by default.
+    fn describe(&self) -> String {
+        String::new()
+    }
 }

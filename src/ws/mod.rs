@@ -1,22 +1,28 @@
-//! The connection engine: one thread per WebSocket, the only writer on its
-//! socket, plus a reader thread that only parses frames.
+//! The connection engine: one thread per WebSocket, woken by one shared
+//! readiness thread, writing through one write gate per socket.
 //!
 //! - [`handler`]: the callbacks the engine makes, which the sessions
 //!   implement.
 //! - [`frame`]: encoding server frames (pure, no I/O).
-//! - [`outbox`]: the bounded, byte-counted queue through which every other
-//!   thread (rooms, streams, tails) sends to a connection.
-//! - [`reader`]: the read half: a tungstenite `WebSocket` whose writes are
-//!   discarded, forwarding messages, pings and closes to the connection thread.
+//! - [`outbox`]: the write gate of a socket: any thread writes a frame
+//!   without blocking when nothing waits, else it is queued (bounded in
+//!   bytes) for the connection thread to drain.
+//! - [`reader`]: parsing client frames from a non-blocking source
+//!   (tungstenite, its automatic replies discarded).
+//! - [`readiness`]: the one thread that waits on every socket (`polling`,
+//!   oneshot) and wakes its owner.
 //! - [`conn`]: the connection thread's `select!` loop, heartbeats, idle
-//!   timeout and close handshakes.
+//!   timeout, slow consumers and close handshakes.
 //! - [`registry`]: every open connection, for server shutdown.
+//!
+//! The engine knows no session, room or stream, and nothing of HTTP.
 
 pub mod conn;
 pub mod frame;
 pub mod handler;
 pub mod outbox;
 pub mod reader;
+pub mod readiness;
 pub mod registry;
 
 pub use conn::{Conn, ConnParams};

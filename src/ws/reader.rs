@@ -1,23 +1,20 @@
-//! The read half of a connection. It runs on its own thread, parses frames
-//! with tungstenite and forwards what it reads to the connection thread.
+//! The read half of a connection: parses client frames with tungstenite
+//! from any non-blocking `Read` and says what they mean for the
+//! connection thread. It does no I/O of its own beyond that `Read`, so a
+//! fuzz target can drive it with random chunks and `WouldBlock`s at random
+//! splits (tungstenite keeps its state across `WouldBlock`).
 //!
-//! tungstenite writes automatic pong and close replies from inside `read()`.
-//! Here those writes go to [`ReadHalf`]'s `Write`, which discards them: the
-//! connection thread is the socket's only writer, so replies can never be
-//! interleaved with a frame it is writing, and it alone decides when the
-//! connection is closed. The reader ends when the socket is shut down (the
-//! connection thread does that as it finishes), at a close frame, or at an
-//! error, and tells the connection thread why.
+//! tungstenite writes automatic pong and close replies from inside
+//! `read()`. Here those writes go to [`Discard`], which drops them: the
+//! connection thread decides every reply and writes it through the
+//! connection's write gate, so replies never interleave with other frames.
 
-use crossbeam_channel::Sender;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::sync::Arc;
 use tungstenite::error::{Error, ProtocolError};
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
-/// What the reader forwards to the connection thread.
+/// What the reader found for the connection thread.
 #[derive(Debug)]
 pub enum Inbound {
     /// A text, binary, ping or pong message.
@@ -31,18 +28,18 @@ pub enum Inbound {
     Gone,
 }
 
-/// A socket's read side. Writes, which tungstenite makes only for its
-/// automatic replies, are discarded: see the module docs.
+/// A byte source whose writes (tungstenite's automatic replies) are
+/// discarded: see the module docs.
 #[derive(Debug)]
-pub struct ReadHalf(pub Arc<TcpStream>);
+pub struct Discard<R>(pub R);
 
-impl Read for ReadHalf {
+impl<R: Read> Read for Discard<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
+        self.0.read(buf)
     }
 }
 
-impl Write for ReadHalf {
+impl<R> Write for Discard<R> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         Ok(buf.len())
     }
@@ -68,30 +65,46 @@ pub fn config(max_message_bytes: usize) -> WebSocketConfig {
         .max_frame_size(Some(max_message_bytes))
 }
 
-/// Reads frames from `stream` until it ends, sending each to `tx`.
-/// `leftover` holds bytes read past the HTTP request head.
-pub fn run(
-    stream: Arc<TcpStream>,
-    leftover: Vec<u8>,
-    config: WebSocketConfig,
-    tx: Sender<Inbound>,
-) {
-    let mut ws =
-        WebSocket::from_partially_read(ReadHalf(stream), leftover, Role::Server, Some(config));
-    loop {
-        let event = match ws.read() {
-            Ok(Message::Close(frame)) => Inbound::Close(frame),
-            Ok(Message::Frame(_)) => continue,
-            Ok(message) => {
-                if tx.send(Inbound::Message(message)).is_err() {
-                    return;
-                }
-                continue;
-            }
-            Err(error) => classify(error),
-        };
-        let _ = tx.send(event);
-        return;
+/// Parses the client's frames from `R`.
+pub struct FrameReader<R> {
+    ws: WebSocket<Discard<R>>,
+    ended: bool,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// Reads from `source`, after `leftover` (bytes read past the request
+    /// head).
+    pub fn new(source: R, leftover: Vec<u8>, config: WebSocketConfig) -> Self {
+        FrameReader {
+            ws: WebSocket::from_partially_read(
+                Discard(source),
+                leftover,
+                Role::Server,
+                Some(config),
+            ),
+            ended: false,
+        }
+    }
+
+    /// The next thing the client said, or `None` when the source would
+    /// block (call again once it is readable). After a close, a failure or
+    /// the end, every call returns [`Inbound::Gone`].
+    pub fn read(&mut self) -> Option<Inbound> {
+        if self.ended {
+            return Some(Inbound::Gone);
+        }
+        loop {
+            let event = match self.ws.read() {
+                Ok(Message::Frame(_)) => continue,
+                Ok(Message::Close(frame)) => Inbound::Close(frame),
+                Ok(message) => return Some(Inbound::Message(message)),
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => classify(error),
+            };
+            self.ended = true;
+            return Some(event);
+        }
     }
 }
 
@@ -104,5 +117,98 @@ fn classify(error: Error) -> Inbound {
         Error::Protocol(e) => Inbound::Failed(1002, format!("protocol error: {e}")),
         Error::ConnectionClosed | Error::AlreadyClosed | Error::Io(_) => Inbound::Gone,
         other => Inbound::Failed(1002, format!("protocol error: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hands out `data` in chunks of the given sizes, with a `WouldBlock`
+    /// between every two.
+    struct Trickle {
+        data: Vec<u8>,
+        at: usize,
+        sizes: Vec<usize>,
+        blocked: bool,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.at == self.data.len() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.blocked = !self.blocked;
+            if self.blocked {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let size = self.sizes.pop().unwrap_or(1).max(1);
+            let n = size.min(buf.len()).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn masked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x80 | opcode];
+        assert!(payload.len() < 126);
+        out.push(0x80 | payload.len() as u8);
+        let mask = [1, 2, 3, 4];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    #[test]
+    fn messages_survive_every_split_and_would_block() {
+        let mut data = Vec::new();
+        for i in 0..20 {
+            data.extend(masked(0x1, format!("message {i}").as_bytes()));
+        }
+        data.extend(masked(0x8, &1000u16.to_be_bytes()));
+        for split in [1, 2, 3, 5, 7, 64] {
+            let source = Trickle {
+                data: data.clone(),
+                at: 0,
+                sizes: vec![split; 1000],
+                blocked: false,
+            };
+            let mut reader = FrameReader::new(source, Vec::new(), config(1 << 20));
+            let mut texts = Vec::new();
+            let mut blocked = 0;
+            loop {
+                match reader.read() {
+                    None => blocked += 1,
+                    Some(Inbound::Message(Message::Text(t))) => texts.push(t.to_string()),
+                    Some(Inbound::Close(f)) => {
+                        assert_eq!(f.map(|f| u16::from(f.code)), Some(1000));
+                        break;
+                    }
+                    Some(other) => panic!("split {split}: {other:?}"),
+                }
+                assert!(blocked < 100_000, "no progress");
+            }
+            let want: Vec<String> = (0..20).map(|i| format!("message {i}")).collect();
+            assert_eq!(texts, want, "split {split}");
+            assert!(matches!(reader.read(), Some(Inbound::Gone)));
+        }
+    }
+
+    #[test]
+    fn leftover_bytes_come_first() {
+        let frame = masked(0x1, b"early");
+        let source = Trickle {
+            data: Vec::new(),
+            at: 0,
+            sizes: Vec::new(),
+            blocked: false,
+        };
+        let mut reader = FrameReader::new(source, frame, config(1 << 20));
+        match reader.read() {
+            Some(Inbound::Message(Message::Text(t))) => assert_eq!(t.as_str(), "early"),
+            other => panic!("{other:?}"),
+        }
+        assert!(reader.read().is_none());
     }
 }

@@ -10,13 +10,13 @@ mod client_frame;
 
 use client_frame::client_frame;
 use serde_json::{json, Value};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use strand::http::request::{parse_head, MAX_HEAD_BYTES};
 use strand::names;
 use strand::session::request::{decode, parse, Request};
 use strand::wire::ErrorCode;
-use tungstenite::protocol::Role;
-use tungstenite::{Message, WebSocket};
+use strand::ws::reader::{FrameReader, Inbound};
+use tungstenite::Message;
 
 /// A small deterministic generator, seeded from the input.
 pub struct Rng(u64);
@@ -282,7 +282,9 @@ pub struct ChunkedSocket {
     data: Vec<u8>,
     at: usize,
     rng: Rng,
-    pub would_blocks: usize,
+    /// (bytes handed out, `WouldBlock`s returned), readable by the caller
+    /// while the reader owns the socket.
+    pub progress: std::rc::Rc<std::cell::Cell<(usize, usize)>>,
 }
 
 impl ChunkedSocket {
@@ -291,7 +293,7 @@ impl ChunkedSocket {
             data,
             at: 0,
             rng: Rng::new(seed),
-            would_blocks: 0,
+            progress: Default::default(),
         }
     }
 }
@@ -299,7 +301,8 @@ impl ChunkedSocket {
 impl Read for ChunkedSocket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.rng.below(4) == 0 {
-            self.would_blocks += 1;
+            let (at, blocks) = self.progress.get();
+            self.progress.set((at, blocks + 1));
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let left = self.data.len() - self.at;
@@ -311,16 +314,8 @@ impl Read for ChunkedSocket {
         let n = left.min(max).min(buf.len());
         buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
         self.at += n;
+        self.progress.set((self.at, self.progress.get().1));
         Ok(n)
-    }
-}
-
-impl Write for ChunkedSocket {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -333,27 +328,31 @@ pub enum Outcome {
     Failed(Vec<Message>, String),
 }
 
-/// Reads `bytes` with strand's read configuration through a
-/// [`ChunkedSocket`] until a close, an error or the end of the input.
+/// Reads `bytes` with the engine's own frame reader
+/// ([`strand::ws::reader::FrameReader`], strand's read configuration)
+/// through a [`ChunkedSocket`] until a close, an error or the end of the
+/// input.
 pub fn read_all(bytes: Vec<u8>, seed: u64) -> Outcome {
     let config = strand::ws::reader::config(FUZZ_MAX_MESSAGE);
     let total = bytes.len();
-    let mut ws =
-        WebSocket::from_raw_socket(ChunkedSocket::new(bytes, seed), Role::Server, Some(config));
+    let socket = ChunkedSocket::new(bytes, seed);
+    let progress = socket.progress.clone();
+    let mut reader = FrameReader::new(socket, Vec::new(), config);
     let mut messages = Vec::new();
     // Each read either makes progress or blocks; bounded by the input.
     for _ in 0..(total * 8 + 64) {
-        match ws.read() {
-            Ok(Message::Close(_)) => return Outcome::Closed(messages),
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-            Ok(m) => messages.push(m),
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                let sock = ws.get_ref();
-                if sock.at == sock.data.len() && sock.would_blocks > total * 4 + 64 {
+        match reader.read() {
+            Some(Inbound::Close(_)) => return Outcome::Closed(messages),
+            Some(Inbound::Message(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+            Some(Inbound::Message(m)) => messages.push(m),
+            Some(Inbound::Failed(_, reason)) => return Outcome::Failed(messages, reason),
+            Some(Inbound::Gone) => return Outcome::Failed(messages, "input ended".into()),
+            None => {
+                let (at, blocks) = progress.get();
+                if at == total && blocks > total * 4 + 64 {
                     return Outcome::Failed(messages, "input ended".into());
                 }
             }
-            Err(e) => return Outcome::Failed(messages, e.to_string()),
         }
     }
     panic!("the reader made no progress on {total} bytes");

@@ -279,26 +279,41 @@ impl Server {
         names
     }
 
-    /// The server's thread count once no connection thread ("conn",
-    /// "read-N") is left: the baseline for leak checks.
-    pub fn settled_threads(&self) -> usize {
-        self.wait_until("connection threads to end", || {
-            !self
-                .thread_names()
-                .iter()
-                .any(|n| n.starts_with("conn") || n.starts_with("read-"))
-        });
-        self.threads()
+    /// Threads parked in the connection thread cache (named "parked").
+    pub fn parked_threads(&self) -> usize {
+        self.thread_names()
+            .iter()
+            .filter(|n| *n == "parked")
+            .count()
     }
 
-    /// Waits for the server to have `n` threads; fails naming the threads.
+    /// Threads that are not parked in the thread cache.
+    pub fn live_threads(&self) -> usize {
+        self.thread_names()
+            .iter()
+            .filter(|n| *n != "parked")
+            .count()
+    }
+
+    /// The server's live thread count (parked cached threads not counted)
+    /// once no connection thread ("conn") is running: the baseline for leak
+    /// checks.
+    pub fn settled_threads(&self) -> usize {
+        self.wait_until("connection threads to end", || {
+            !self.thread_names().iter().any(|n| n.starts_with("conn"))
+        });
+        self.live_threads()
+    }
+
+    /// Waits for the server to have `n` live threads (parked cached threads
+    /// not counted); fails naming the threads.
     pub fn wait_threads(&self, n: usize) {
         let deadline = Instant::now() + WAIT;
-        while self.threads() != n {
+        while self.live_threads() != n {
             assert!(
                 Instant::now() < deadline,
-                "{} threads, not {n}: {:?}",
-                self.threads(),
+                "{} live threads, not {n}: {:?}",
+                self.live_threads(),
                 self.thread_names()
             );
             std::thread::sleep(Duration::from_millis(10));
