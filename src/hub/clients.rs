@@ -6,7 +6,7 @@
 //! socket; [`Outbox::send`] does not wait), so every client sees the
 //! joins and leaves of others in the order the registry saw them.
 
-use crate::hub::room::{push, Fanout};
+use crate::hub::member::{push, Fanout};
 use crate::hub::wire;
 use crate::ws::Outbox;
 use std::collections::HashMap;

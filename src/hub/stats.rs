@@ -1,7 +1,7 @@
 //! The hub's counters, rendered as Prometheus families for `/metrics`.
 //! Relaxed atomics; a fan-out adds its totals once, not once per member.
 
-use crate::hub::room::Fanout;
+use crate::hub::member::Fanout;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
