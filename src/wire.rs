@@ -32,6 +32,8 @@ pub enum ErrorCode {
     NotFound,
     /// The client sends faster than allowed.
     RateLimited,
+    /// The request needs Redis, which cannot be reached now.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -50,6 +52,7 @@ impl ErrorCode {
             ErrorCode::BadFile => "bad_file",
             ErrorCode::NotFound => "not_found",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }

@@ -139,6 +139,24 @@ pub fn text_said(user: &str, content: &str) -> String {
     format!("{user}: {content}")
 }
 
+/// Text rooms: what a member hears when its line could not be sent to the
+/// room (Redis cannot be reached).
+pub fn text_not_delivered() -> String {
+    "system: not delivered: the room is unavailable (Redis cannot be reached)".to_string()
+}
+
+/// Text rooms: what a member hears when it joined while Redis cannot be
+/// reached; it is in the room, and announced when Redis is back.
+pub fn text_unavailable(room: &str) -> String {
+    format!("system: {room} is unavailable (Redis cannot be reached); it will resume by itself")
+}
+
+/// Text rooms: what members hear when messages of the room were lost for
+/// them (they left the history before this server could fetch them).
+pub fn text_lost(room: &str) -> String {
+    format!("system: some messages of {room} could not be recovered")
+}
+
 /// Text rooms: a broadcast is `[broadcast] {message}`.
 pub fn text_broadcast(message: &str) -> String {
     format!("[broadcast] {message}")

@@ -8,6 +8,7 @@
 //! anything queued on the outbox afterwards. Streams and follows are
 //! delegated to [`Streams`].
 
+use crate::broker::Refusal;
 use crate::hub::room::{Dialect, Member, Since};
 use crate::hub::wire as hub_wire;
 use crate::names;
@@ -64,7 +65,11 @@ impl HubSession {
             "direct" => self.direct(message),
             "presence" => {
                 let room = room_name(message)?;
-                let members = self.shared.broker.presence(room);
+                let members = self
+                    .shared
+                    .broker
+                    .presence(room)
+                    .map_err(|r| refused(r, room))?;
                 conn.send_text(&hub_wire::presence(room, &members));
                 Ok(())
             }
@@ -94,7 +99,9 @@ impl HubSession {
             outbox: conn.outbox().clone(),
         };
         let broker = &self.shared.broker;
-        let joined = broker.join(room, member, since.as_ref());
+        let joined = broker
+            .join(room, member, since.as_ref())
+            .map_err(|r| refused(r, room))?;
         // Sent directly: ahead of the `room_join` and every live message,
         // which the join queued on the outbox.
         if let Some(recovered) = joined.recovered {
@@ -128,16 +135,15 @@ impl HubSession {
         let timestamp = timestamp_of(message);
         let broker = &self.shared.broker;
         match message.get("room_name") {
-            None | Some(Value::Null) => {
-                broker.global(&self.client_id, content, &timestamp);
-                Ok(())
-            }
+            None | Some(Value::Null) => broker
+                .global(&self.client_id, content, &timestamp)
+                .map_err(|r| refused(r, "")),
             Some(_) => {
                 let room = room_name(message)?;
-                let sent = self
-                    .conn
-                    .and_then(|id| broker.publish(room, id, content, &timestamp));
-                sent.map(|_| ()).ok_or_else(|| not_in_room(room))
+                let id = self.conn.ok_or_else(|| not_in_room(room))?;
+                broker
+                    .publish(room, id, content, &timestamp)
+                    .map_err(|r| refused(r, room))
             }
         }
     }
@@ -145,14 +151,10 @@ impl HubSession {
     fn direct(&mut self, message: &Value) -> Result<(), WireError> {
         let to = name_field(message, "to")?;
         let content = content_of(message)?;
-        if self.shared.broker.direct(to, &self.client_id, content) {
-            Ok(())
-        } else {
-            Err(WireError::new(
-                ErrorCode::UnknownClient,
-                format!("no client {to:?} is connected"),
-            ))
-        }
+        self.shared
+            .broker
+            .direct(to, &self.client_id, content)
+            .map_err(|r| refused(r, to))
     }
 }
 
@@ -218,6 +220,22 @@ fn since_of(message: &Value) -> Result<Option<Since>, WireError> {
     };
     Ok(Some(Since { seq, epoch }))
 }
+
+/// The error reply for a broker's refusal; `what` names the room (or the
+/// client, for `direct`).
+fn refused(refusal: Refusal, what: &str) -> WireError {
+    match refusal {
+        Refusal::NotInRoom => not_in_room(what),
+        Refusal::UnknownClient => WireError::new(
+            ErrorCode::UnknownClient,
+            format!("no client {what:?} is connected"),
+        ),
+        Refusal::Unavailable => WireError::new(ErrorCode::Unavailable, UNAVAILABLE),
+    }
+}
+
+/// What `unavailable` says.
+pub const UNAVAILABLE: &str = "rooms are unavailable: Redis cannot be reached; try again later";
 
 fn not_in_room(room: &str) -> WireError {
     WireError::new(

@@ -1,0 +1,619 @@
+//! One shared room as this instance sees it: its members here (an
+//! [`Audience`]), the joins and leaves of members here that are still on
+//! their way through Redis, and where the room's sequence stands here
+//! (its epoch and the last `seq` delivered), for gap repair.
+//!
+//! Every member, wherever it is, hears a room's events in the order Redis
+//! put them on the room's channel. So a member here is added to the
+//! audience when its own join notice comes back through the channel and
+//! its joiner has its answer (the `since` replay read in the same Lua
+//! script that published the notice): whatever was published before the
+//! notice is in the replay, whatever after reaches it live. A `leave_room`
+//! likewise keeps the leaver hearing the room until its own leave notice
+//! comes back, so it hears its own last message before its `room_leave`.
+//!
+//! A notice can be lost with a pub/sub connection; the subscriber then
+//! calls [`Room::repair`], which also settles the joins and leaves whose
+//! notices may have gone with it. Events arrive from the subscriber
+//! thread; joins and leaves from connection threads; all under one lock.
+//! Nothing here talks to Redis.
+
+use crate::broker::redis::event::{Notice, RoomEvent, Said};
+use crate::hub::audience::{Audience, Frames};
+use crate::hub::flusher::{Flush, Flusher};
+use crate::hub::member::{push, recovered, Dialect, Fanout, Joined, Member, Since};
+use crate::hub::stats::HubStats;
+use crate::hub::wire;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// What every room of this instance shares.
+#[derive(Debug)]
+pub struct RoomCtx {
+    /// This instance's id, to recognise its own members' notices.
+    pub instance: String,
+    /// `--room-window-ms`.
+    pub window: Duration,
+    /// Where deliveries are counted.
+    pub stats: Arc<HubStats>,
+    /// Where batches are scheduled.
+    pub flusher: Flusher,
+}
+
+/// What a join's Lua script answered.
+#[derive(Debug, Clone)]
+pub struct JoinAnswer {
+    /// The room's epoch.
+    pub epoch: String,
+    /// Its last `seq` when the join's notice was published.
+    pub last: u64,
+    /// The held messages after `since`, in order (empty without `since`).
+    pub held: Vec<(u64, Said)>,
+}
+
+/// What the subscriber must do after an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing: the event was delivered (or was a duplicate).
+    Done,
+    /// Messages after `seq` `after` of epoch `epoch` are missing: read them
+    /// from the history, [`Room::repair`], then hand the event in again.
+    Gap {
+        /// The last `seq` delivered here.
+        after: u64,
+        /// Its epoch.
+        epoch: String,
+    },
+}
+
+/// A room of this instance.
+#[derive(Debug)]
+pub struct Room {
+    name: String,
+    ctx: Arc<RoomCtx>,
+    state: Mutex<State>,
+    /// The subscriber holds this room's channel (and has repaired it
+    /// since its connection last came up).
+    subscribed: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    audience: Audience,
+    /// Members here whose join is on its way.
+    pending: HashMap<u64, Pending>,
+    /// Hub members here that left by `leave_room` and hear the room until
+    /// their own leave notice.
+    leavers: HashMap<u64, Member>,
+    /// Members here that joined while Redis was away: their join notice,
+    /// when it comes, is news to the others here too.
+    unheard: HashSet<u64>,
+    /// Members here added without waiting for their notice (it may have
+    /// been lost); if it comes after all, it is not delivered again.
+    settled: HashSet<u64>,
+    /// The epoch of the last message delivered here.
+    epoch: Option<String>,
+    /// The last `seq` delivered here, if known.
+    last_seq: Option<u64>,
+    /// Removed from the table: a joiner that finds this looks again.
+    dead: bool,
+}
+
+#[derive(Debug)]
+struct Pending {
+    member: Member,
+    /// The join's answer was handled (its last `seq`).
+    answered: Option<u64>,
+    /// Its own notice came back; what came after it waits here.
+    heard: Option<Vec<Frames>>,
+}
+
+impl Room {
+    /// An empty room called `name`.
+    pub fn new(name: &str, ctx: Arc<RoomCtx>) -> Room {
+        Room {
+            name: name.to_string(),
+            ctx,
+            state: Mutex::default(),
+            subscribed: AtomicBool::new(false),
+        }
+    }
+
+    /// The room's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn scheduler(self: &Arc<Self>) -> impl FnOnce(Instant) -> bool + '_ {
+        move |due| {
+            let room: Arc<dyn Flush> = self.clone();
+            self.ctx.flusher.schedule(room, due)
+        }
+    }
+
+    /// Whether the subscriber holds the channel now.
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+    }
+
+    /// Set by the subscriber.
+    pub fn set_subscribed(&self, yes: bool) {
+        self.subscribed.store(yes, Ordering::Release);
+    }
+
+    /// `conn`'s name and outbox if it is a member here (a leaver is not).
+    pub fn member(&self, conn: u64) -> Option<Member> {
+        self.lock().audience.get(conn).map(|j| j.member.clone())
+    }
+
+    /// Starts `member`'s join: it waits for its notice. `Err` answers a
+    /// connection that is already a member (nothing changes); `None` when
+    /// the room was retired meanwhile (look it up again).
+    pub fn begin_join(&self, member: Member, since: Option<&Since>) -> Option<Result<(), Joined>> {
+        let mut state = self.lock();
+        if state.dead {
+            return None;
+        }
+        if let Some(joiner) = state.audience.get(member.conn) {
+            let epoch = state.epoch.clone().unwrap_or_default();
+            let last = state.last_seq.unwrap_or(0);
+            let recovered = since.map(|s| {
+                s.epoch.as_deref().map_or(true, |e| e == epoch)
+                    && s.seq >= joiner.joined_after
+                    && s.seq <= last
+            });
+            return Some(Err(Joined {
+                epoch,
+                recovered,
+                replay: Vec::new(),
+                already: true,
+            }));
+        }
+        let conn = member.conn;
+        state.pending.insert(
+            conn,
+            Pending {
+                member,
+                answered: None,
+                heard: None,
+            },
+        );
+        Some(Ok(()))
+    }
+
+    /// A join that could not be carried out: forgotten.
+    pub fn abort_join(&self, conn: u64) {
+        self.lock().pending.remove(&conn);
+    }
+
+    /// Finishes a join with its script's `answer`: the joiner's recovery
+    /// and replay (returned to send directly, or queued behind what its
+    /// outbox still holds), then, once its notice is back, its
+    /// `room_join`. With `maybe_lost`, the subscriber's connection
+    /// was replaced while the join ran, so its notice may never come: the
+    /// member is added now.
+    pub fn finish_join(
+        self: &Arc<Self>,
+        conn: u64,
+        answer: JoinAnswer,
+        since: Option<&Since>,
+        maybe_lost: bool,
+    ) -> Joined {
+        let mut state = self.lock();
+        let mut joined = Joined {
+            epoch: answer.epoch.clone(),
+            ..Joined::default()
+        };
+        let Some(pending) = state.pending.get_mut(&conn) else {
+            return joined;
+        };
+        pending.answered = Some(answer.last);
+        let outbox = pending.member.outbox.clone();
+        if let Some(since) = since {
+            let oldest = answer.held.first().map(|(seq, _)| *seq);
+            let ok = recovered(since, &answer.epoch, answer.last, oldest);
+            let replay: Vec<Arc<str>> = answer
+                .held
+                .iter()
+                .map(|(seq, said)| self.render_json(said, *seq, &answer.epoch).into())
+                .collect();
+            if outbox.queued_bytes() > 0 {
+                // Frames queued for this connection are not written yet:
+                // a direct write would overtake them.
+                let mut fanout = push(
+                    &outbox,
+                    &wire::frame(&wire::recovery(&self.name, &answer.epoch, ok)),
+                );
+                for json in &replay {
+                    fanout.add(push(&outbox, &wire::frame(json)));
+                }
+                self.ctx.stats.count(fanout);
+            } else {
+                joined.recovered = Some(ok);
+                joined.replay = replay;
+            }
+        }
+        if state.last_seq.is_none() {
+            state.last_seq = Some(answer.last);
+            state.epoch = Some(answer.epoch);
+        }
+        let heard = state.pending.get(&conn).is_some_and(|p| p.heard.is_some());
+        if heard || maybe_lost {
+            self.settle(&mut state, conn, maybe_lost && !heard);
+        }
+        joined
+    }
+
+    /// Adds pending member `conn` to the audience. `synthesize`: its
+    /// notice was not heard (and may never be): everyone here hears it
+    /// now, and the real one is not delivered if it comes.
+    fn settle(self: &Arc<Self>, state: &mut State, conn: u64, synthesize: bool) {
+        let Some(pending) = state.pending.remove(&conn) else {
+            return;
+        };
+        let member = pending.member;
+        let joined_after = pending.answered.unwrap_or(0);
+        let notice = wire::join_notice(&member.name, &self.name);
+        let mut fanout = Fanout::default();
+        match pending.heard {
+            Some(after) => {
+                // The others heard the notice already; the joiner gets its
+                // own (a hub joiner) and what came after it, then the rest.
+                if member.dialect == Dialect::Json {
+                    fanout.add(Audience::send_one(&member.outbox, member.dialect, &notice));
+                }
+                for frames in &after {
+                    fanout.add(Audience::send_one(&member.outbox, member.dialect, frames));
+                }
+                state.audience.insert_quietly(member, joined_after);
+            }
+            None => {
+                if synthesize {
+                    state.settled.insert(member.conn);
+                }
+                fanout.add(
+                    state
+                        .audience
+                        .join(member, joined_after, notice, self.scheduler()),
+                );
+            }
+        }
+        self.ctx.stats.count(fanout);
+    }
+
+    /// Adds a text member while Redis cannot be reached: it hears the
+    /// room here at once and is announced once Redis is back.
+    pub fn join_offline(self: &Arc<Self>, member: Member) -> bool {
+        let mut state = self.lock();
+        if state.dead {
+            return false;
+        }
+        state.unheard.insert(member.conn);
+        let last = state.last_seq.unwrap_or(0);
+        state.audience.insert_quietly(member, last);
+        true
+    }
+
+    /// Removes connection `conn`. A `leave_room` (`tell_leaver`) keeps it
+    /// hearing the room until its leave notice comes back (or
+    /// [`Room::release_leaver`]). Returns its name and dialect, `None`
+    /// when it was not a member.
+    pub fn leave(&self, conn: u64, tell_leaver: bool) -> Option<(Arc<str>, Dialect)> {
+        let mut state = self.lock();
+        state.unheard.remove(&conn);
+        state.settled.remove(&conn);
+        let (member, fanout) = state.audience.remove(conn, None)?;
+        self.ctx.stats.count(fanout);
+        let named = (member.name.clone(), member.dialect);
+        if tell_leaver && member.dialect == Dialect::Json {
+            state.leavers.insert(conn, member);
+        }
+        Some(named)
+    }
+
+    /// A leaver whose notice will not come (Redis could not take the
+    /// leave, or the notice was lost): it gets its `room_leave` now.
+    pub fn release_leaver(&self, conn: u64) {
+        let mut state = self.lock();
+        if let Some(member) = state.leavers.remove(&conn) {
+            let farewell = wire::frame(&wire::room_leave(&member.name, &self.name));
+            self.ctx.stats.count(push(&member.outbox, &farewell));
+        }
+    }
+
+    /// The members here, for re-registering them: (conn, dialect, name,
+    /// whether their join was never announced).
+    pub fn snapshot(&self) -> Vec<(u64, Dialect, Arc<str>, bool)> {
+        let state = self.lock();
+        let members = state.audience.members().map(|j| {
+            let m = &j.member;
+            (
+                m.conn,
+                m.dialect,
+                m.name.clone(),
+                state.unheard.contains(&m.conn),
+            )
+        });
+        // A pending join is registered by its own script; listing it keeps
+        // a re-registration from removing it.
+        let pending = state.pending.values().map(|p| {
+            (
+                p.member.conn,
+                p.member.dialect,
+                p.member.name.clone(),
+                false,
+            )
+        });
+        members.chain(pending).collect()
+    }
+
+    /// Whether this instance has nothing in the room any more; then the
+    /// room is marked retired (the caller drops it from the table and
+    /// unsubscribes).
+    pub fn retire_if_empty(&self) -> bool {
+        let mut state = self.lock();
+        if state.audience.is_empty() && state.pending.is_empty() && state.leavers.is_empty() {
+            state.dead = true;
+        }
+        state.dead
+    }
+
+    /// Where delivery stands here: the epoch and last `seq` delivered.
+    pub fn position(&self) -> (Option<String>, Option<u64>) {
+        let state = self.lock();
+        (state.epoch.clone(), state.last_seq)
+    }
+
+    /// A `POST /broadcast` to everyone: the text members here hear it (hub
+    /// members hear it through the client registry). Returns how many.
+    pub fn broadcast_to_text(self: &Arc<Self>, message: &str) -> usize {
+        let mut state = self.lock();
+        let n = state.audience.text_members();
+        if n > 0 {
+            let frames = wire::broadcast_frames(&self.name, message, true, true);
+            let fanout = state
+                .audience
+                .deliver(frames, self.ctx.window, self.scheduler());
+            self.ctx.stats.count(fanout);
+        }
+        n
+    }
+
+    /// An event from the room's channel.
+    pub fn on_event(self: &Arc<Self>, event: &RoomEvent) -> Next {
+        let mut state = self.lock();
+        match event {
+            RoomEvent::Message { seq, epoch, said } => {
+                if state.epoch.as_deref() != Some(epoch.as_str()) {
+                    if state.epoch.is_some() {
+                        // The room's sequence restarted (its history expired or
+                        // Redis lost it): what came before may be lost.
+                        self.tell_lost(&mut state, epoch);
+                    }
+                    state.epoch = Some(epoch.clone());
+                    state.last_seq = None;
+                }
+                if let Some(last) = state.last_seq {
+                    if *seq <= last {
+                        return Next::Done;
+                    }
+                    if *seq > last + 1 {
+                        return Next::Gap {
+                            after: last,
+                            epoch: epoch.clone(),
+                        };
+                    }
+                }
+                self.deliver_message(&mut state, *seq, epoch, said);
+            }
+            RoomEvent::Notice(notice) => self.on_notice(&mut state, notice),
+        }
+        Next::Done
+    }
+
+    fn on_notice(self: &Arc<Self>, state: &mut State, notice: &Notice) {
+        let own = |who: &str| {
+            who.strip_prefix(self.ctx.instance.as_str())
+                .and_then(|rest| rest.strip_prefix(':'))
+                .and_then(|conn| conn.parse::<u64>().ok())
+        };
+        match notice {
+            Notice::Joined { name, who } => {
+                let frames = wire::join_notice(name, &self.name);
+                if let Some(conn) = own(who) {
+                    if let Some(pending) = state.pending.get_mut(&conn) {
+                        if pending.answered.is_some() {
+                            self.settle(state, conn, false);
+                        } else {
+                            // The others hear it now; the joiner, once
+                            // its answer is out, with what follows.
+                            self.to_everyone(state, frames, true);
+                            if let Some(pending) = state.pending.get_mut(&conn) {
+                                pending.heard = Some(Vec::new());
+                            }
+                        }
+                        return;
+                    }
+                    if state.settled.remove(&conn) {
+                        return;
+                    }
+                    if state.unheard.remove(&conn) {
+                        // Joined while Redis was away: the others here hear
+                        // of it now, in the order every instance does.
+                        if let Some((member, _)) = state.audience.remove(conn, None) {
+                            let after = state.last_seq.unwrap_or(0);
+                            let fanout =
+                                state.audience.join(member, after, frames, self.scheduler());
+                            self.ctx.stats.count(fanout);
+                        }
+                        return;
+                    }
+                    if state.audience.get(conn).is_some() {
+                        return;
+                    }
+                }
+                self.to_everyone(state, frames, true);
+            }
+            Notice::Left { name, who } => {
+                let frames = wire::leave_notice(name, &self.name);
+                if let Some(member) = own(who).and_then(|c| state.leavers.remove(&c)) {
+                    self.ctx.stats.count(Audience::send_one(
+                        &member.outbox,
+                        member.dialect,
+                        &frames,
+                    ));
+                }
+                self.to_everyone(state, frames, true);
+            }
+            Notice::Broadcast { message } => {
+                let frames = wire::broadcast_frames(
+                    &self.name,
+                    message,
+                    false,
+                    state.audience.text_members() > 0,
+                );
+                self.to_everyone(state, frames, false);
+            }
+        }
+    }
+
+    /// Queues `frames` to the audience (as a notice when `notice`), to the
+    /// leavers, and to the joiners waiting for their answer.
+    fn to_everyone(self: &Arc<Self>, state: &mut State, frames: Frames, notice: bool) {
+        let mut fanout = Fanout::default();
+        for member in state.leavers.values() {
+            fanout.add(Audience::send_one(&member.outbox, member.dialect, &frames));
+        }
+        for pending in state.pending.values_mut() {
+            if let Some(after) = pending.heard.as_mut() {
+                after.push(frames.clone());
+            }
+        }
+        fanout.add(if notice {
+            state.audience.notice(frames, self.scheduler())
+        } else {
+            state
+                .audience
+                .deliver(frames, self.ctx.window, self.scheduler())
+        });
+        self.ctx.stats.count(fanout);
+    }
+
+    fn render_json(&self, said: &Said, seq: u64, epoch: &str) -> String {
+        wire::room_message(
+            &said.name,
+            &said.content,
+            &self.name,
+            seq,
+            epoch,
+            &said.timestamp,
+        )
+    }
+
+    fn deliver_message(self: &Arc<Self>, state: &mut State, seq: u64, epoch: &str, said: &Said) {
+        state.last_seq = Some(seq);
+        let frames = Frames {
+            json: Some(wire::frame(&self.render_json(said, seq, epoch))),
+            text: Some(wire::frame(&wire::text_said(&said.name, &said.content))),
+        };
+        self.to_everyone(state, frames, false);
+    }
+
+    /// Tells everyone here that messages may have been lost, and that the
+    /// room's epoch is now `epoch`.
+    fn tell_lost(self: &Arc<Self>, state: &mut State, epoch: &str) {
+        let frames = Frames {
+            json: Some(wire::frame(&wire::recovery(&self.name, epoch, false))),
+            text: Some(wire::frame(&wire::text_lost(&self.name))),
+        };
+        self.to_everyone(state, frames, false);
+    }
+
+    /// Repairs delivery here from the history: after a gap (`until`: the
+    /// `seq` that arrived too early) or after the subscriber's connection
+    /// was replaced (`until` None). `meta` is the room's epoch and last
+    /// `seq` in Redis (`None`: Redis has no sequence for it any more),
+    /// `held` the history the repair script read for this room's
+    /// position. Delivers what was missed in order, says
+    /// `recovered:false` where some of it is gone; after a new
+    /// connection, also settles the joins and leaves whose notices may
+    /// have been lost with the old one.
+    pub fn repair(
+        self: &Arc<Self>,
+        meta: Option<(String, u64)>,
+        held: &[(u64, Said)],
+        until: Option<u64>,
+    ) {
+        let mut state = self.lock();
+        match meta {
+            // The next message's new epoch tells everyone of the loss.
+            None => state.last_seq = None,
+            Some((epoch, top)) => {
+                let end = until.map_or(top, |seq| seq.saturating_sub(1));
+                match (state.epoch.clone(), state.last_seq) {
+                    (Some(here), Some(last)) if here == epoch => {
+                        let missing: Vec<&(u64, Said)> = held
+                            .iter()
+                            .filter(|(seq, _)| *seq > last && *seq <= end)
+                            .collect();
+                        let complete =
+                            end <= last || missing.first().is_some_and(|(seq, _)| *seq == last + 1);
+                        if !complete {
+                            self.tell_lost(&mut state, &epoch);
+                        }
+                        for (seq, said) in missing {
+                            self.deliver_message(&mut state, *seq, &epoch, said);
+                        }
+                        state.last_seq = Some(end.max(last));
+                    }
+                    (Some(here), _) => {
+                        if here != epoch {
+                            self.tell_lost(&mut state, &epoch);
+                        }
+                        state.epoch = Some(epoch.clone());
+                        for (seq, said) in held.iter().filter(|(seq, _)| *seq <= end) {
+                            self.deliver_message(&mut state, *seq, &epoch, said);
+                        }
+                        state.last_seq = Some(end);
+                    }
+                    // Nothing delivered here yet: every member here joined
+                    // after `top` was read by its own join.
+                    (None, _) => {
+                        state.epoch = Some(epoch);
+                        state.last_seq = Some(end);
+                    }
+                }
+            }
+        }
+        if until.is_some() {
+            return;
+        }
+        let answered: Vec<(u64, bool)> = state
+            .pending
+            .iter()
+            .filter(|(_, p)| p.answered.is_some())
+            .map(|(conn, p)| (*conn, p.heard.is_none()))
+            .collect();
+        for (conn, unheard) in answered {
+            self.settle(&mut state, conn, unheard);
+        }
+        let leavers: Vec<u64> = state.leavers.keys().copied().collect();
+        drop(state);
+        for conn in leavers {
+            self.release_leaver(conn);
+        }
+    }
+}
+
+impl Flush for Room {
+    fn flush(&self) {
+        let fanout = self.lock().audience.flush();
+        self.ctx.stats.count(fanout);
+    }
+}
