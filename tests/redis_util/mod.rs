@@ -120,3 +120,111 @@ pub fn wait_broker(server: &Server, broker: &str) {
         server.get_json("/healthz").1["broker"] == broker
     });
 }
+
+/// A TCP proxy in front of Redis whose connections can be made to go
+/// silent: they stay open, and nothing passes either way (as after a
+/// failover behind a proxy). Connections made later pass again.
+pub struct Proxy {
+    pub port: u16,
+    /// Connections made so far.
+    made: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Connections up to this one are silent.
+    frozen: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    /// Proxies a free port to `redis`.
+    pub fn start(redis: &Redis) -> Proxy {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let target = format!("127.0.0.1:{}", redis.port);
+        let frozen = Arc::new(AtomicU64::new(0));
+        let made = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s, m) = (frozen.clone(), stop.clone(), made.clone());
+        std::thread::spawn(move || {
+            let mut generation = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                generation += 1;
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let (f, s, mine) = (f.clone(), s.clone(), generation);
+                    from.set_read_timeout(Some(Duration::from_millis(100)))
+                        .unwrap();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16384];
+                        while !s.load(Ordering::Relaxed) {
+                            match from.read(&mut buf) {
+                                Ok(0) => break,
+                                // Frozen: swallowed, so the other side hears nothing.
+                                Ok(_) if mine <= f.load(Ordering::Relaxed) => {}
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(e)
+                                    if e.kind() == std::io::ErrorKind::WouldBlock
+                                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+                m.store(generation, Ordering::Relaxed);
+            }
+        });
+        Proxy {
+            port,
+            made,
+            frozen,
+            stop,
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT` of the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Every connection made so far goes silent.
+    pub fn freeze(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.frozen.store(self.made.load(Relaxed), Relaxed);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Starts a strand instance with `--redis URL` and `args` (no defaults
+/// added) and waits until its broker is healthy.
+pub fn instance_on(url: &str, args: &[&str]) -> Server {
+    let mut all = vec!["--redis", url];
+    all.extend_from_slice(args);
+    let server = Server::start(&all);
+    wait_broker(&server, "redis");
+    server
+}

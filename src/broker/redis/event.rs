@@ -6,7 +6,8 @@
 //! [`Said`] (the same text the history stream keeps under `d`, with the
 //! entry ID `SEQ-0`); every other room event is a JSON [`Notice`]. The
 //! channel for every hub client and each instance's control channel carry
-//! JSON [`Event`]s. Names are validated before they get here and hold only
+//! JSON [`Event`]s, each after the ID it has in that channel's capped log
+//! stream (`ID JSON`; a [`Event::Wake`] is not logged and has no ID). Names are validated before they get here and hold only
 //! `A-Z a-z 0-9 _ . -`, so the Lua scripts may build notices by
 //! concatenation.
 
@@ -140,6 +141,53 @@ impl Event {
     }
 }
 
+/// The ID of an entry in a log stream (`MS-SEQ`), in order.
+pub type LogId = (u64, u64);
+
+/// Parses a stream entry ID.
+pub fn log_id(id: &str) -> Option<LogId> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Parses an event from the channel for every hub client or a control
+/// channel: its log ID (none for a [`Event::Wake`]) and the event.
+pub fn decode_logged(payload: &[u8]) -> Option<(Option<LogId>, Event)> {
+    if payload.first() == Some(&b'{') {
+        return Event::decode(payload).map(|e| (None, e));
+    }
+    let space = payload.iter().position(|b| *b == b' ')?;
+    let id = log_id(std::str::from_utf8(&payload[..space]).ok()?)?;
+    Some((Some(id), Event::decode(&payload[space + 1..])?))
+}
+
+/// The events of an `XRANGE` answer on a log stream, in order.
+pub fn logged_entries(value: &redis::Value) -> Vec<(LogId, Event)> {
+    fields_of(value, b"e")
+        .into_iter()
+        .filter_map(|(id, body)| Some((log_id(&id)?, Event::decode(&body)?)))
+        .collect()
+}
+
+/// (entry ID, value of `field`) of each entry of an `XRANGE` answer.
+fn fields_of(value: &redis::Value, field: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let redis::Value::Array(items) = value else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let redis::Value::Array(pair) = item else {
+                return None;
+            };
+            let id: String = redis::from_redis_value(pair.first()?).ok()?;
+            let fields: Vec<Vec<u8>> = redis::from_redis_value(pair.get(1)?).ok()?;
+            let at = fields.iter().position(|f| f == field)?;
+            Some((id, fields.get(at + 1)?.clone()))
+        })
+        .collect()
+}
+
 impl Notice {
     /// The JSON text.
     pub fn encode(&self) -> String {
@@ -176,20 +224,9 @@ impl RoomEvent {
 /// The messages of an `XRANGE` answer on a history stream, in order, as
 /// (`seq`, what was said); entries that do not parse are skipped.
 pub fn entries(value: &redis::Value) -> Vec<(u64, Said)> {
-    let redis::Value::Array(items) = value else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|item| {
-            let redis::Value::Array(pair) = item else {
-                return None;
-            };
-            let id: String = redis::from_redis_value(pair.first()?).ok()?;
-            let fields: Vec<Vec<u8>> = redis::from_redis_value(pair.get(1)?).ok()?;
-            let at = fields.iter().position(|f| f == b"d")?;
-            Some((seq_of_entry_id(&id)?, Said::decode(fields.get(at + 1)?)?))
-        })
+    fields_of(value, b"d")
+        .into_iter()
+        .filter_map(|(id, body)| Some((seq_of_entry_id(&id)?, Said::decode(&body)?)))
         .collect()
 }
 
@@ -262,5 +299,11 @@ mod tests {
             Some(Event::UserLeft { id: "z".into() })
         );
         assert_eq!(seq_of_entry_id("12-0"), Some(12));
+        assert_eq!(
+            decode_logged(br#"17-2 {"k":"uj","id":"a"}"#),
+            Some((Some((17, 2)), Event::UserJoined { id: "a".into() }))
+        );
+        assert_eq!(decode_logged(br#"{"k":"w"}"#), Some((None, Event::Wake)));
+        assert!(log_id("3-1") < log_id("10-0"));
     }
 }

@@ -13,6 +13,8 @@
 //! | `P:inst:I:who` | hash | instance I's members: `CONN|ROOM` → dialect and name |
 //! | `P:inst:I:clients` | set | instance I's hub clients |
 //! | `P:inst:I:reaped` | string | I was declared dead and its clients announced gone |
+//! | `P:log:all` | stream | the last ~1,000 events for every hub client |
+//! | `P:inst:I:inbox` | stream | the last ~1,000 events for instance I |
 //! | `P:ch:room:R` | channel | room R's events |
 //! | `P:ch:all` | channel | events for every hub client |
 //! | `P:ch:inst:I` | channel | instance I's control messages |
@@ -81,6 +83,16 @@ impl Keys {
     /// This instance's hub clients.
     pub fn own_clients(&self) -> String {
         format!("{}:inst:{}:clients", self.prefix, self.instance)
+    }
+
+    /// The log of events for every hub client.
+    pub fn all_log(&self) -> String {
+        format!("{}:log:all", self.prefix)
+    }
+
+    /// The log of this instance's events.
+    pub fn own_inbox(&self) -> String {
+        format!("{}:inst:{}:inbox", self.prefix, self.instance)
     }
 
     /// Room `room`'s channel.

@@ -135,42 +135,72 @@ impl Pool {
 
     /// Runs `f` on a pooled connection. A connection that fails is
     /// dropped, not returned; a failed connect marks Redis unreachable.
+    /// When `f` only reads (`retry`), a connection that turns out to be
+    /// dead (Redis restarted since it was last used) is replaced and `f`
+    /// tried once more; a write is not repeated, since it may have been
+    /// carried out.
     pub fn with<T>(
         &self,
         health: &Health,
-        f: impl FnOnce(&mut Connection) -> RedisResult<T>,
+        retry: bool,
+        mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> RedisResult<T> {
-        let mut con = self.take(health)?;
-        let result = f(&mut con);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match &result {
-            Err(e) if !e.is_unrecoverable_error() && e.kind() != redis::ErrorKind::IoError => {
-                state.idle.push(con)
+        let (mut con, reused) = self.take(health)?;
+        let mut result = f(&mut con);
+        if let Err(e) = &result {
+            if retry && reused && broken(e) {
+                self.give_back(con, false);
+                let (fresh, _) = self.take_new(health)?;
+                con = fresh;
+                result = f(&mut con);
             }
-            Err(_) => state.open -= 1,
-            Ok(_) => state.idle.push(con),
         }
-        self.freed.notify_one();
+        let keep = match &result {
+            Ok(_) => true,
+            Err(e) => !broken(e),
+        };
+        self.give_back(con, keep);
         result
     }
 
-    fn take(&self, health: &Health) -> RedisResult<Connection> {
+    fn give_back(&self, con: Connection, keep: bool) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if keep {
+            state.idle.push(con);
+        } else {
+            state.open -= 1;
+        }
+        self.freed.notify_one();
+    }
+
+    /// A new connection, counted as open.
+    fn take_new(&self, health: &Health) -> RedisResult<(Connection, bool)> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.open += 1;
+        drop(state);
+        let connected = self.link.connect("query");
+        health.set_reachable(connected.is_ok());
+        match connected {
+            Ok(con) => Ok((con, false)),
+            Err(e) => {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.open -= 1;
+                self.freed.notify_one();
+                Err(e)
+            }
+        }
+    }
+
+    /// An idle connection (reused: true) or a new one.
+    fn take(&self, health: &Health) -> RedisResult<(Connection, bool)> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(con) = state.idle.pop() {
-                return Ok(con);
+                return Ok((con, true));
             }
             if state.open < Self::MAX {
-                state.open += 1;
                 drop(state);
-                let connected = self.link.connect("query");
-                health.set_reachable(connected.is_ok());
-                if connected.is_err() {
-                    let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                    state.open -= 1;
-                    self.freed.notify_one();
-                }
-                return connected;
+                return self.take_new(health);
             }
             let (next, timeout) = self
                 .freed
@@ -193,4 +223,10 @@ impl Pool {
         state.idle.clear();
         state.open -= n;
     }
+}
+
+/// Whether `e` means the connection is no good (rather than a command
+/// that failed on a good one).
+fn broken(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
 }

@@ -183,13 +183,15 @@ impl RedisBroker {
         }
     }
 
-    /// Runs a question on a pooled connection; a failure is `unavailable`.
+    /// Runs `f` on a pooled connection (tried twice if it only reads);
+    /// a failure is `unavailable`.
     fn ask<T>(
         &self,
-        f: impl FnOnce(&mut redis::Connection) -> RedisResult<T>,
+        reads_only: bool,
+        f: impl FnMut(&mut redis::Connection) -> RedisResult<T>,
     ) -> Result<T, Refusal> {
         self.refuse_unless_reachable()?;
-        self.pool.with(&self.health, f).map_err(|e| {
+        self.pool.with(&self.health, reads_only, f).map_err(|e| {
             log::warn!("redis: {e}");
             self.health.unavailable.fetch_add(1, Relaxed);
             Refusal::Unavailable
@@ -216,7 +218,7 @@ impl RedisBroker {
     /// Wakes the subscriber to take its requests now.
     fn wake(&self) {
         let channel = self.keys.own_channel();
-        let _ = self.pool.with(&self.health, |c| {
+        let _ = self.pool.with(&self.health, false, |c| {
             redis::cmd("PUBLISH")
                 .arg(&channel)
                 .arg(Event::Wake.encode())
@@ -457,7 +459,7 @@ impl Broker for RedisBroker {
                     &[k.who(room), k.instances()],
                     &[k.room_channel(room), notice.encode()],
                 );
-                self.ask(|c| script_query(c, s, &cmd))?
+                self.ask(false, |c| script_query(c, s, &cmd))?
             }
             None => {
                 let event = Event::BroadcastAll {
@@ -466,9 +468,9 @@ impl Broker for RedisBroker {
                 let cmd = evalsha(
                     &s.broadcast_all,
                     &[k.clients(), k.rooms(), k.instances()],
-                    &[k.prefix().to_string(), k.all_channel(), event.encode()],
+                    &[k.prefix().to_string(), event.encode()],
                 );
-                self.ask(|c| script_query(c, s, &cmd))?
+                self.ask(false, |c| script_query(c, s, &cmd))?
             }
         };
         self.stats.broadcasts.fetch_add(1, Relaxed);
@@ -489,7 +491,7 @@ impl Broker for RedisBroker {
             &[self.keys.who(room), self.keys.instances()],
             &[],
         );
-        let mut names: Vec<String> = self.ask(|c| script_query(c, &self.scripts, &cmd))?;
+        let mut names: Vec<String> = self.ask(true, |c| script_query(c, &self.scripts, &cmd))?;
         names.sort_unstable();
         names.dedup();
         Ok(names)
@@ -501,7 +503,7 @@ impl Broker for RedisBroker {
             &[self.keys.who(room), self.keys.instances()],
             &[],
         );
-        let n: i64 = self.ask(|c| script_query(c, &self.scripts, &cmd))?;
+        let n: i64 = self.ask(true, |c| script_query(c, &self.scripts, &cmd))?;
         Ok(n.max(0) as usize)
     }
 
@@ -511,7 +513,8 @@ impl Broker for RedisBroker {
             &[self.keys.rooms(), self.keys.instances()],
             &[self.keys.prefix().to_string()],
         );
-        let flat: Vec<(String, usize)> = self.ask(|c| script_query(c, &self.scripts, &cmd))?;
+        let flat: Vec<(String, usize)> =
+            self.ask(true, |c| script_query(c, &self.scripts, &cmd))?;
         let mut rooms = flat;
         rooms.sort();
         Ok(rooms)
@@ -587,7 +590,7 @@ impl Broker for RedisBroker {
                 self.keys.instance().to_string(),
             ],
         );
-        let unregistered = self.pool.with(&self.health, |c| {
+        let unregistered = self.pool.with(&self.health, true, |c| {
             script_query::<i64>(c, &self.scripts, &bye)
         });
         if let Err(e) = unregistered {

@@ -268,12 +268,11 @@ impl Publisher {
                     said.encode(),
                 ],
             ),
-            Op::Global { said, .. } => {
-                let mut cmd = redis::cmd("PUBLISH");
-                cmd.arg(k.all_channel())
-                    .arg(Event::Global(said.clone()).encode());
-                cmd
-            }
+            Op::Global { said, .. } => evalsha(
+                &s.global,
+                &[],
+                &[k.prefix().to_string(), Event::Global(said.clone()).encode()],
+            ),
             Op::Direct {
                 to, from, content, ..
             } => {
@@ -328,17 +327,12 @@ impl Publisher {
             Op::Connect { id, conn, .. } => evalsha(
                 &s.connect,
                 &[k.clients(), k.own_clients()],
-                &[
-                    id.clone(),
-                    k.holder(*conn),
-                    k.all_channel(),
-                    k.prefix().to_string(),
-                ],
+                &[id.clone(), k.holder(*conn), k.prefix().to_string()],
             ),
             Op::Disconnect { id, conn } => evalsha(
                 &s.disconnect,
                 &[k.clients(), k.own_clients()],
-                &[id.clone(), k.holder(*conn), k.all_channel()],
+                &[id.clone(), k.holder(*conn), k.prefix().to_string()],
             ),
             Op::Stop => redis::cmd("PING"),
             Op::Resync { announce_all, .. } => {

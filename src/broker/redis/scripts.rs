@@ -28,6 +28,20 @@ local function alive(instances, inst, now)
   end
   return a
 end
+-- An event for every hub client, or for one instance: kept in a capped log
+-- (so a subscriber that reconnects reads what it missed) and published
+-- with its log ID.
+local function logged(stream, channel, body)
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', 1000, '*', 'e', body)
+  redis.call('EXPIRE', stream, 86400)
+  redis.call('PUBLISH', channel, id .. ' ' .. body)
+end
+local function all_event(prefix, body)
+  logged(prefix .. ':log:all', prefix .. ':ch:all', body)
+end
+local function inst_event(prefix, inst, body)
+  logged(prefix .. ':inst:' .. inst .. ':inbox', prefix .. ':ch:inst:' .. inst, body)
+end
 local function inst_of(holder)
   return string.match(holder, '^([^:]+):')
 end
@@ -61,10 +75,10 @@ local function reap(prefix, d)
     local h = redis.call('HGET', clients, id)
     if h and inst_of(h) == d then
       redis.call('HDEL', clients, id)
-      redis.call('PUBLISH', prefix .. ':ch:all', '{"k":"ul","id":"' .. id .. '"}')
+      all_event(prefix, '{"k":"ul","id":"' .. id .. '"}')
     end
   end
-  redis.call('DEL', who_key, ck)
+  redis.call('DEL', who_key, ck, prefix .. ':inst:' .. d .. ':inbox')
   redis.call('ZREM', prefix .. ':instances', d)
 end
 "#;
@@ -163,7 +177,7 @@ return n
 "#;
 
 /// A `POST /broadcast` to everyone. KEYS: clients, rooms, instances. ARGV:
-/// prefix, channel, event. Returns hub clients plus text members reached.
+/// prefix, event. Returns hub clients plus text members reached.
 const BROADCAST_ALL: &str = r#"
 local now = now_ms()
 local n = 0
@@ -178,39 +192,44 @@ for _, room in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     end
   end
 end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+all_event(ARGV[1], ARGV[2])
 return n
 "#;
 
+/// A message to every hub client. ARGV: prefix, event.
+const GLOBAL: &str = r#"
+all_event(ARGV[1], ARGV[2])
+return 1
+"#;
+
 /// A hub client connects. KEYS: clients, own clients. ARGV: id, holder,
-/// channel for everyone, prefix. Announces it, and tells the instance
-/// holding an older connection with the id to close it (4001).
+/// prefix. Announces it, and tells the instance holding an older
+/// connection with the id to close it (4001).
 const CONNECT: &str = r#"
-local id, holder, prefix = ARGV[1], ARGV[2], ARGV[4]
+local id, holder, prefix = ARGV[1], ARGV[2], ARGV[3]
 local old = redis.call('HGET', KEYS[1], id)
 redis.call('HSET', KEYS[1], id, holder)
 redis.call('SADD', KEYS[2], id)
-redis.call('PUBLISH', ARGV[3], '{"k":"uj","id":"' .. id .. '"}')
+all_event(prefix, '{"k":"uj","id":"' .. id .. '"}')
 if old and old ~= holder then
   local inst, conn = string.match(old, '^([^:]+):(%d+)$')
   if inst then
     if inst ~= inst_of(holder) then
       redis.call('SREM', prefix .. ':inst:' .. inst .. ':clients', id)
     end
-    redis.call('PUBLISH', prefix .. ':ch:inst:' .. inst,
-      '{"k":"r","id":"' .. id .. '","conn":' .. conn .. '}')
+    inst_event(prefix, inst, '{"k":"r","id":"' .. id .. '","conn":' .. conn .. '}')
   end
 end
 return 1
 "#;
 
 /// A hub client disconnects. KEYS: clients, own clients. ARGV: id, holder,
-/// channel for everyone. Announces it only while it held the id.
+/// prefix. Announces it only while it held the id.
 const DISCONNECT: &str = r#"
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('PUBLISH', ARGV[3], '{"k":"ul","id":"' .. ARGV[1] .. '"}')
+all_event(ARGV[3], '{"k":"ul","id":"' .. ARGV[1] .. '"}')
 return 1
 "#;
 
@@ -221,7 +240,7 @@ local h = redis.call('HGET', KEYS[1], ARGV[1])
 if not h then return 0 end
 local inst = inst_of(h)
 if not inst or not alive(KEYS[2], inst, now_ms()) then return 0 end
-redis.call('PUBLISH', ARGV[2] .. ':ch:inst:' .. inst, ARGV[3])
+inst_event(ARGV[2], inst, ARGV[3])
 return 1
 "#;
 
@@ -280,6 +299,7 @@ local new = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), inst)
 local tomb = redis.call('EXISTS', prefix .. ':inst:' .. inst .. ':reaped')
 redis.call('EXPIRE', prefix .. ':inst:' .. inst .. ':who', keep)
 redis.call('EXPIRE', prefix .. ':inst:' .. inst .. ':clients', keep)
+redis.call('EXPIRE', prefix .. ':inst:' .. inst .. ':inbox', keep)
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 for _, d in ipairs(dead) do
   reap(prefix, d)
@@ -342,7 +362,7 @@ for _ = 1, nc do
     redis.call('HSET', clients, id, mine)
     redis.call('SADD', ck, id)
     if (not h) and (all or flag == '1') then
-      redis.call('PUBLISH', prefix .. ':ch:all', '{"k":"uj","id":"' .. id .. '"}')
+      all_event(prefix, '{"k":"uj","id":"' .. id .. '"}')
     end
   end
 end
@@ -352,7 +372,7 @@ for _, id in ipairs(redis.call('SMEMBERS', ck)) do
     local h = redis.call('HGET', clients, id)
     if h and inst_of(h) == inst then
       redis.call('HDEL', clients, id)
-      redis.call('PUBLISH', prefix .. ':ch:all', '{"k":"ul","id":"' .. id .. '"}')
+      all_event(prefix, '{"k":"ul","id":"' .. id .. '"}')
     end
   end
 end
@@ -383,6 +403,8 @@ pub struct Scripts {
     pub broadcast_room: Script,
     /// See [`BROADCAST_ALL`].
     pub broadcast_all: Script,
+    /// See [`GLOBAL`].
+    pub global: Script,
     /// See [`CONNECT`].
     pub connect: Script,
     /// See [`DISCONNECT`].
@@ -414,6 +436,7 @@ impl Scripts {
             repair: s(REPAIR),
             broadcast_room: s(BROADCAST_ROOM),
             broadcast_all: s(BROADCAST_ALL),
+            global: s(GLOBAL),
             connect: s(CONNECT),
             disconnect: s(DISCONNECT),
             direct: s(DIRECT),
@@ -427,9 +450,10 @@ impl Scripts {
     }
 
     /// Every script, to load them on a new connection.
-    pub fn all(&self) -> [&Script; 15] {
+    pub fn all(&self) -> [&Script; 16] {
         [
             &self.publish,
+            &self.global,
             &self.join,
             &self.leave,
             &self.repair,

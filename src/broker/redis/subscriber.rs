@@ -15,7 +15,9 @@
 //! [`PROBE_GRACE`] is replaced (such connections exist after a failover).
 //! Reconnects back off from nothing to [`MAX_BACKOFF`].
 
-use crate::broker::redis::event::{entries, Event, RoomEvent, Said};
+use crate::broker::redis::event::{
+    decode_logged, entries, log_id, logged_entries, Event, LogId, RoomEvent, Said,
+};
 use crate::broker::redis::keys::Keys;
 use crate::broker::redis::link::{Health, Link};
 use crate::broker::redis::local::Local;
@@ -64,11 +66,23 @@ pub struct Subscriber {
     pub stats: Arc<HubStats>,
 }
 
+/// Where this instance stands in the logs of the channel for every hub
+/// client and of its own control channel: events up to these IDs were
+/// delivered; after a reconnect, the rest is read from the logs.
+#[derive(Debug, Default)]
+struct Logs {
+    all: Option<LogId>,
+    inbox: Option<LogId>,
+}
+
 /// Why a connection's life ended.
 enum End {
-    /// Every request sender is gone: the broker is stopping.
+    /// The broker is stopping.
     Stop,
-    /// The connection failed or went silent.
+    /// No connection could be made (the next attempt backs off).
+    Failed,
+    /// The connection worked, then failed or went silent (the next
+    /// attempt is made at once).
     Lost,
 }
 
@@ -76,19 +90,22 @@ impl Subscriber {
     /// Runs until every request sender is dropped.
     pub fn run(self, requests: Receiver<Request>) {
         let mut channels: HashSet<String> = HashSet::new();
+        let mut logs = Logs::default();
         let mut backoff = Duration::ZERO;
         loop {
-            let started = Instant::now();
-            if let End::Stop = self.serve(&requests, &mut channels) {
-                return;
+            match self.serve(&requests, &mut channels, &mut logs) {
+                End::Stop => return,
+                End::Lost => backoff = Duration::ZERO,
+                End::Failed => {}
             }
             self.health.set_subscribed(false);
+            // Healthy again only after a heartbeat has found (or put)
+            // this instance's registration in place: Redis may be a new
+            // one, empty.
+            self.health.set_registered(false);
             self.health.generation.fetch_add(1, Relaxed);
             for room in self.local.rooms() {
                 room.set_subscribed(false);
-            }
-            if started.elapsed() > Duration::from_secs(5) {
-                backoff = Duration::ZERO;
             }
             // Wait before the next attempt, still taking requests.
             let until = Instant::now() + backoff;
@@ -104,6 +121,7 @@ impl Subscriber {
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
             }
+            // Attempts that fail back off: 50 ms, doubling, to MAX_BACKOFF.
             backoff = (backoff * 2).clamp(Duration::from_millis(50), MAX_BACKOFF);
         }
     }
@@ -125,7 +143,12 @@ impl Subscriber {
     }
 
     /// One connection's life: subscribe, repair, deliver.
-    fn serve(&self, requests: &Receiver<Request>, channels: &mut HashSet<String>) -> End {
+    fn serve(
+        &self,
+        requests: &Receiver<Request>,
+        channels: &mut HashSet<String>,
+        logs: &mut Logs,
+    ) -> End {
         let connected = self
             .link
             .connect("pubsub")
@@ -135,7 +158,7 @@ impl Subscriber {
             Ok(pair) => pair,
             Err(e) => {
                 log::debug!("redis: subscriber cannot connect: {e}");
-                return End::Lost;
+                return End::Failed;
             }
         };
         let mut waiting = Vec::new();
@@ -159,14 +182,23 @@ impl Subscriber {
             .and_then(|_| pubsub.subscribe(&all));
         if let Err(e) = subscribed {
             log::warn!("redis: cannot subscribe: {e}");
-            return End::Lost;
+            return End::Failed;
         }
         for room in self.local.rooms() {
             if let Err(e) = self.repair(&mut repair, &room, None) {
                 log::warn!("redis: cannot repair room {}: {e}", room.name());
-                return End::Lost;
+                return End::Failed;
             }
             room.set_subscribed(true);
+        }
+        for (key, last) in [
+            (self.keys.all_log(), &mut logs.all),
+            (self.keys.own_inbox(), &mut logs.inbox),
+        ] {
+            if let Err(e) = self.catch_up(&mut repair, &key, last) {
+                log::warn!("redis: cannot read {key}: {e}");
+                return End::Failed;
+            }
         }
         for done in waiting {
             let _ = done.send(());
@@ -215,7 +247,9 @@ impl Subscriber {
                     let channel = msg.get_channel_name().to_string();
                     let mut retired = Vec::new();
                     let payload = msg.get_payload_bytes();
-                    if let Err(e) = self.dispatch(&mut repair, &channel, payload, &mut retired) {
+                    let dispatched =
+                        self.dispatch(&mut repair, &channel, payload, logs, &mut retired);
+                    if let Err(e) = dispatched {
                         log::warn!("redis: cannot repair a gap: {e}");
                         return End::Lost;
                     }
@@ -263,6 +297,7 @@ impl Subscriber {
         repair: &mut Connection,
         channel: &str,
         payload: &[u8],
+        logs: &mut Logs,
         retired: &mut Vec<String>,
     ) -> RedisResult<()> {
         if let Some(name) = self.keys.room_of_channel(channel) {
@@ -286,9 +321,26 @@ impl Subscriber {
             }
             return Ok(());
         }
-        let Some(event) = Event::decode(payload) else {
+        let Some((id, event)) = decode_logged(payload) else {
             return Ok(());
         };
+        if let Some(id) = id {
+            let last = if channel == self.keys.own_channel() {
+                &mut logs.inbox
+            } else {
+                &mut logs.all
+            };
+            if last.is_some_and(|last| id <= last) {
+                return Ok(()); // read from the log already
+            }
+            *last = Some(id);
+        }
+        self.deliver(event);
+        Ok(())
+    }
+
+    /// Delivers an event for hub clients here.
+    fn deliver(&self, event: Event) {
         let clients = &self.local.clients;
         match event {
             Event::UserJoined { id } => {
@@ -326,6 +378,49 @@ impl Subscriber {
                 }
             }
             Event::Wake => {}
+        }
+    }
+
+    /// Delivers what the log `key` holds after `last`; the first time,
+    /// only notes where the log ends.
+    fn catch_up(
+        &self,
+        con: &mut Connection,
+        key: &str,
+        last: &mut Option<LogId>,
+    ) -> RedisResult<()> {
+        match *last {
+            Some((ms, seq)) => {
+                let value: Value = redis::cmd("XRANGE")
+                    .arg(key)
+                    .arg(format!("({ms}-{seq}"))
+                    .arg("+")
+                    .query(con)?;
+                for (id, event) in logged_entries(&value) {
+                    *last = Some(id);
+                    self.deliver(event);
+                }
+            }
+            None => {
+                let value: Value = redis::cmd("XREVRANGE")
+                    .arg(key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query(con)?;
+                let newest = match &value {
+                    Value::Array(items) => items.first().and_then(|item| match item {
+                        Value::Array(pair) => pair
+                            .first()
+                            .and_then(|id| redis::from_redis_value::<String>(id).ok())
+                            .and_then(|id| log_id(&id)),
+                        _ => None,
+                    }),
+                    _ => None,
+                };
+                *last = Some(newest.unwrap_or((0, 0)));
+            }
         }
         Ok(())
     }
