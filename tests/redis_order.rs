@@ -198,3 +198,83 @@ fn a_silent_pubsub_connection_is_replaced_and_the_gap_told() {
     assert_eq!(next_of_type(&mut m, "message")["seq"], 12);
     assert_eq!(behind.metric("strand_redis_connects_total"), 2.0);
 }
+
+#[test]
+fn concurrent_joins_on_two_instances_make_one_order_of_notices() {
+    const N: usize = 48;
+    let redis = Redis::start();
+    let servers = [instance(&redis, &[]), instance(&redis, &[])];
+    // Half text members, half hub members, spread over both instances,
+    // all joining at once.
+    let members: Vec<(String, Ws)> = std::thread::scope(|s| {
+        let joining: Vec<_> = (0..N)
+            .map(|i| {
+                let server = &servers[i % 2];
+                s.spawn(move || {
+                    let name = format!("u{i}");
+                    let ws = if i % 4 < 2 {
+                        server.ws(&format!("/ws/r/{name}"))
+                    } else {
+                        let mut ws = hub(server, &name);
+                        send_json(&mut ws, json!({"type": "join_room", "room_name": "r"}));
+                        ws
+                    };
+                    (name, ws)
+                })
+            })
+            .collect();
+        joining.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    servers[0].wait_until("everyone in the room", || {
+        servers[0].get_json("/rooms/r/count").1["online"] == N as u64
+    });
+    // A message after every join: what each member heard before it is
+    // every join notice it will ever hear.
+    let mut members = members;
+    send_json(
+        &mut members[2].1,
+        json!({"type": "message", "room_name": "r", "content": "end"}),
+    );
+    let heard: Vec<Vec<String>> = members
+        .iter_mut()
+        .map(|(_, ws)| {
+            let mut joins = Vec::new();
+            loop {
+                let text = match ws.read().unwrap() {
+                    tungstenite::Message::Text(t) => t.to_string(),
+                    _ => continue,
+                };
+                if let Some(line) = text.strip_prefix("system: ") {
+                    joins.push(line.split(' ').next().unwrap().to_string());
+                } else if text.ends_with(": end") {
+                    break;
+                } else if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                    match v["type"].as_str() {
+                        Some("room_join") => joins.push(v["client_id"].as_str().unwrap().into()),
+                        Some("message") => break,
+                        _ => {}
+                    }
+                }
+            }
+            joins
+        })
+        .collect();
+    // Of any two members, exactly one heard the other join (the earlier
+    // one heard the later); a hub member also heard its own.
+    for i in 0..N {
+        for j in (i + 1)..N {
+            let i_heard_j = heard[i].contains(&members[j].0);
+            let j_heard_i = heard[j].contains(&members[i].0);
+            assert!(
+                i_heard_j != j_heard_i,
+                "u{i} and u{j}: {i_heard_j} {j_heard_i}"
+            );
+        }
+        let own = heard[i].iter().filter(|n| **n == members[i].0).count();
+        assert_eq!(
+            own,
+            usize::from(i % 4 >= 2),
+            "u{i} hears its own join once if a hub member"
+        );
+    }
+}

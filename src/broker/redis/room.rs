@@ -277,6 +277,7 @@ impl Room {
                 if synthesize {
                     state.settled.insert(member.conn);
                 }
+                fanout.add(Self::to_bystanders(state, &notice));
                 fanout.add(
                     state
                         .audience
@@ -448,8 +449,13 @@ impl Room {
                         // of it now, in the order every instance does.
                         if let Some((member, _)) = state.audience.remove(conn, None) {
                             let after = state.last_seq.unwrap_or(0);
-                            let fanout =
-                                state.audience.join(member, after, frames, self.scheduler());
+                            let mut fanout = Self::to_bystanders(state, &frames);
+                            fanout.add(state.audience.join(
+                                member,
+                                after,
+                                frames,
+                                self.scheduler(),
+                            ));
                             self.ctx.stats.count(fanout);
                         }
                         return;
@@ -486,15 +492,7 @@ impl Room {
     /// Queues `frames` to the audience (as a notice when `notice`), to the
     /// leavers, and to the joiners waiting for their answer.
     fn to_everyone(self: &Arc<Self>, state: &mut State, frames: Frames, notice: bool) {
-        let mut fanout = Fanout::default();
-        for member in state.leavers.values() {
-            fanout.add(Audience::send_one(&member.outbox, member.dialect, &frames));
-        }
-        for pending in state.pending.values_mut() {
-            if let Some(after) = pending.heard.as_mut() {
-                after.push(frames.clone());
-            }
-        }
+        let mut fanout = Self::to_bystanders(state, &frames);
         fanout.add(if notice {
             state.audience.notice(frames, self.scheduler())
         } else {
@@ -503,6 +501,22 @@ impl Room {
                 .deliver(frames, self.ctx.window, self.scheduler())
         });
         self.ctx.stats.count(fanout);
+    }
+
+    /// Queues `frames` to those who hear the room without being in its
+    /// audience: the leavers, and the joiners that heard their own notice
+    /// and wait for their answer.
+    fn to_bystanders(state: &mut State, frames: &Frames) -> Fanout {
+        let mut fanout = Fanout::default();
+        for member in state.leavers.values() {
+            fanout.add(Audience::send_one(&member.outbox, member.dialect, frames));
+        }
+        for pending in state.pending.values_mut() {
+            if let Some(after) = pending.heard.as_mut() {
+                after.push(frames.clone());
+            }
+        }
+        fanout
     }
 
     fn render_json(&self, said: &Said, seq: u64, epoch: &str) -> String {
