@@ -10,7 +10,9 @@
 #           (--spread-url), the publisher on the first
 # and records deliveries/s, latency p50/p99, lost, and the CPU time that
 # Redis and the strand processes used during the bench, over its wall
-# time. Prints the medians as a Markdown table.
+# time. Prints the medians as a Markdown table. Then measures Redis's
+# memory: MEMORY USAGE of a room's keys after 100 messages of 64 bytes,
+# and of the presence entries of 200 members (MEM_MEMBERS).
 #
 # Run it alone: flock /tmp/strand-heavy.lock docs/bench-scaling.sh
 # Knobs (environment): RUNS (5), SUBS (1000), MSGS (500), RATE (100).
@@ -131,6 +133,26 @@ echo "|---|---:|---:|---:|"
 for key in deliveries_per_s p50_ms p99_ms lost formation_s strand_cpu_pct redis_cpu_pct; do
     printf "| %s | %.2f | %.2f | %.2f |\n" "$key" "$(median local $key)" "$(median redis1 $key)" "$(median redis2 $key)"
 done
+
+# Memory: rooms with 100 messages of 64 bytes, then members.
+start_strand m --redis "$REDIS"
+for r in 0 1 2 3 4; do
+    "$BIN" bench fanout --url "ws://$ADDR_m" --subscribers 1 --messages 100 --size 64 \
+        --rate 0 --grace 1 --room "mem$r" -q >/dev/null
+done
+usage() { redis-cli -p "$RPORT" MEMORY USAGE "$1" SAMPLES 0; }
+echo
+echo "Redis memory (MEMORY USAGE, bytes):"
+echo "- a room's history after 100 messages of 64 bytes: $(usage strand:room:mem0:hist) (stream), $(usage strand:room:mem0:meta) (meta hash)"
+MEMBERS=${MEM_MEMBERS:-200}
+"$BIN" bench hold --url "ws://$ADDR_m/ws/memroom/holder" --clients "$MEMBERS" --duration 6 -q >/dev/null &
+HOLD=$!
+until curl -s "http://$ADDR_m/rooms/memroom/count" | grep -q "\"online\":$MEMBERS"; do sleep 0.1; done
+INST=$(grep -o 'instance [0-9a-f]*' "$WORK/m.log" | awk '{print $2}')
+echo "- $MEMBERS text members of one room: $(usage strand:room:memroom:who) (the room's presence hash), $(usage "strand:inst:$INST:who") (the instance's own list)"
+wait "$HOLD"
+stop_pids "$PID_m"
+
 echo
 echo "raw values:"
 sort "$WORK/values"

@@ -25,6 +25,7 @@ use crate::hub::flusher::{Flusher, FlusherThread};
 use crate::hub::member::{Dialect, Joined, Member, Since};
 use crate::hub::stats::HubStats;
 use crate::hub::wire;
+use crate::threads::JoinHandle;
 use crate::ws::Outbox;
 use crossbeam_channel::Sender;
 use redis::RedisResult;
@@ -32,7 +33,6 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub mod beat;
@@ -133,18 +133,16 @@ impl RedisBroker {
             ops: ops.clone(),
             ttl: config.presence_ttl,
         };
+        // Lean threads under SCHED_BATCH (see `crate::threads`): the
+        // subscriber's fan-out is not preempted by every thread it wakes.
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new()
-                .name(name.into())
-                .stack_size(256 * 1024)
-                .spawn(f)
-                .map_err(|e| {
-                    redis::RedisError::from((
-                        redis::ErrorKind::ClientError,
-                        "cannot start a thread",
-                        e.to_string(),
-                    ))
-                })
+            crate::threads::spawn(name, 256 * 1024, f).map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::ClientError,
+                    "cannot start a thread",
+                    e.to_string(),
+                ))
+            })
         };
         let threads = Threads {
             publisher: Some(spawn(
