@@ -1,11 +1,12 @@
 //! The broker: the one interface through which every room operation,
 //! broadcast, direct message, notification and presence question passes.
 //! Handlers (the sessions and the HTTP room API) only ever see
-//! `dyn Broker`, so a broker shared between instances (Redis, a later
-//! issue) replaces [`local::LocalBroker`] without touching them.
+//! `dyn Broker`: [`local::LocalBroker`] serves the rooms of this process,
+//! [`redis::RedisBroker`] the rooms shared by every instance on one Redis.
 //!
 //! A broker owns delivery, not sockets: it queues frames on connections'
-//! [`Outbox`]es and must never block on a client.
+//! [`Outbox`]es and must never block on a client. It must not reach up:
+//! no session, HTTP or accept loop here.
 
 use crate::config::Config;
 use crate::hub::room::{Joined, Member, Since};

@@ -79,6 +79,15 @@ impl Flusher {
         }
     }
 
+    /// A callback scheduling `room`'s flush, for an audience that batches
+    /// (see [`crate::hub::audience`]).
+    pub fn scheduler<'a, R: Flush + 'static>(
+        &'a self,
+        room: &'a Arc<R>,
+    ) -> impl FnOnce(Instant) -> bool + 'a {
+        move |due| self.schedule(room.clone(), due)
+    }
+
     /// Schedules a flush of `room` at `due`; false when the caller must
     /// flush now.
     pub fn schedule(&self, room: Arc<dyn Flush>, due: Instant) -> bool {

@@ -100,6 +100,28 @@ pub fn recovered(since: &Since, epoch: &str, last: u64, oldest: Option<u64>) -> 
     same_epoch && complete
 }
 
+impl Joined {
+    /// The answer to a `join_room` from a connection that is already a
+    /// member, receiving the room live since `seq` `joined_after`, in a
+    /// room whose last `seq` is `last` in `epoch`: nothing is replayed
+    /// (it would arrive out of order with what is already queued), and
+    /// `recovered` says whether the live messages cover everything after
+    /// `since`.
+    pub fn already(since: Option<&Since>, epoch: &str, joined_after: u64, last: u64) -> Joined {
+        let recovered = since.map(|s| {
+            s.epoch.as_deref().map_or(true, |e| e == epoch)
+                && s.seq >= joined_after
+                && s.seq <= last
+        });
+        Joined {
+            epoch: epoch.to_string(),
+            recovered,
+            replay: Vec::new(),
+            already: true,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

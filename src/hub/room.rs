@@ -98,10 +98,7 @@ impl Room {
 
     /// A callback that schedules this room's batch on the flusher.
     fn scheduler(self: &Arc<Self>) -> impl FnOnce(Instant) -> bool + '_ {
-        move |due| {
-            let room: Arc<dyn Flush> = self.clone();
-            self.ctx.flusher.schedule(room, due)
-        }
+        self.ctx.flusher.scheduler(self)
     }
 
     /// Adds `member`, answering `since` from the history, and announces it
@@ -116,20 +113,7 @@ impl Room {
         }
         let last = state.next_seq - 1;
         if let Some(joiner) = state.audience.get(member.conn) {
-            // Already receiving this room live since `joined_after`: nothing
-            // to replay without reordering, so only say whether that covers
-            // what the client asks for.
-            let recovered = since.map(|s| {
-                s.epoch.as_deref().map_or(true, |e| e == epoch)
-                    && s.seq >= joiner.joined_after
-                    && s.seq <= last
-            });
-            return Some(Joined {
-                epoch: epoch.to_string(),
-                recovered,
-                replay: Vec::new(),
-                already: true,
-            });
+            return Some(Joined::already(since, epoch, joiner.joined_after, last));
         }
         let mut joined = Joined {
             epoch: epoch.to_string(),

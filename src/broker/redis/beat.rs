@@ -10,15 +10,11 @@
 //! dead one's clients leave presence, and are announced gone, within `T`
 //! of its last sign of life.
 
-use crate::broker::redis::keys::Keys;
-use crate::broker::redis::link::{Health, Link};
-use crate::broker::redis::local::Local;
+use crate::broker::redis::parts::Parts;
 use crate::broker::redis::publisher::Op;
-use crate::broker::redis::scripts::Scripts;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redis::Connection;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How long an instance's keys outlive its last beat when nobody reaps it.
@@ -26,16 +22,8 @@ pub const KEEP: Duration = Duration::from_secs(24 * 3600);
 
 /// What the heartbeat thread works with.
 pub struct Beat {
-    /// Opens its connection.
-    pub link: Link,
-    /// Names.
-    pub keys: Keys,
-    /// The scripts.
-    pub scripts: Arc<Scripts>,
-    /// What it learns about Redis.
-    pub health: Arc<Health>,
-    /// What this instance holds.
-    pub local: Arc<Local>,
+    /// The broker's shared pieces.
+    pub parts: Parts,
     /// The publisher's queue, for re-registration.
     pub ops: Sender<Op>,
     /// `--redis-presence-ttl`.
@@ -53,8 +41,8 @@ impl Beat {
         let mut con: Option<Connection> = None;
         loop {
             if con.is_none() {
-                let connected = self.link.connect("beat");
-                self.health.set_reachable(connected.is_ok());
+                let connected = self.parts.link.connect("beat");
+                self.parts.health.set_reachable(connected.is_ok());
                 con = connected.ok();
             }
             if let Some(c) = con.as_mut() {
@@ -63,7 +51,7 @@ impl Beat {
                 }
             }
             if con.is_none() {
-                self.health.set_registered(false);
+                self.parts.health.set_registered(false);
             }
             match stop.recv_timeout(self.every()) {
                 Err(RecvTimeoutError::Timeout) => {}
@@ -76,12 +64,13 @@ impl Beat {
     fn beat(&self, con: &mut Connection) -> bool {
         let alive_for = (self.ttl * 3 / 4).as_millis() as u64;
         let beat: redis::RedisResult<(i64, i64, i64)> = self
+            .parts
             .scripts
             .beat
-            .key(self.keys.instances())
-            .arg(self.keys.instance())
+            .key(self.parts.keys.instances())
+            .arg(self.parts.keys.instance())
             .arg(alive_for)
-            .arg(self.keys.prefix())
+            .arg(self.parts.keys.prefix())
             .arg(KEEP.as_secs())
             .invoke(con);
         let (new, reaped_me, reaped) = match beat {
@@ -95,9 +84,9 @@ impl Beat {
             log::info!(
                 "redis: {reaped} instance(s) stopped beating; their clients were announced gone"
             );
-            self.health.reaped.fetch_add(reaped as u64, Relaxed);
+            self.parts.health.reaped.fetch_add(reaped as u64, Relaxed);
         }
-        if new == 1 || self.local.take_dirty() {
+        if new == 1 || self.parts.local.take_dirty() {
             if new == 1 && reaped_me == 1 {
                 log::warn!(
                     "redis: this instance was taken for dead; registering its clients again"
@@ -113,11 +102,11 @@ impl Beat {
                     .recv_timeout(Duration::from_secs(10))
                     .unwrap_or(false);
             if !ok {
-                self.local.mark_dirty();
+                self.parts.local.mark_dirty();
                 return true;
             }
         }
-        self.health.set_registered(true);
+        self.parts.health.set_registered(true);
         true
     }
 }

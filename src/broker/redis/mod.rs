@@ -30,7 +30,6 @@ use crate::ws::Outbox;
 use crossbeam_channel::Sender;
 use redis::RedisResult;
 use serde_json::Value;
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,6 +39,7 @@ pub mod event;
 pub mod keys;
 pub mod link;
 pub mod local;
+pub mod parts;
 pub mod publisher;
 pub mod room;
 pub mod scripts;
@@ -49,6 +49,7 @@ use event::{Event, Notice, Said};
 use keys::Keys;
 use link::{Health, Link, Pool};
 use local::Local;
+use parts::Parts;
 use publisher::{evalsha, Op, Publisher, Reply};
 use room::{Room, RoomCtx};
 use scripts::Scripts;
@@ -107,29 +108,23 @@ impl RedisBroker {
             config.prefix,
             config.presence_ttl
         );
-        let publisher = Publisher {
+        let parts = Parts {
             link: link.clone(),
             keys: keys.clone(),
             scripts: scripts.clone(),
             health: health.clone(),
             local: local.clone(),
             stats: stats.clone(),
+        };
+        let publisher = Publisher {
+            parts: parts.clone(),
             keep,
         };
         let subscriber = Subscriber {
-            link: link.clone(),
-            keys: keys.clone(),
-            scripts: scripts.clone(),
-            health: health.clone(),
-            local: local.clone(),
-            stats: stats.clone(),
+            parts: parts.clone(),
         };
         let beat = beat::Beat {
-            link: link.clone(),
-            keys: keys.clone(),
-            scripts: scripts.clone(),
-            health: health.clone(),
-            local: local.clone(),
+            parts,
             ops: ops.clone(),
             ttl: config.presence_ttl,
         };
@@ -194,6 +189,20 @@ impl RedisBroker {
             self.health.unavailable.fetch_add(1, Relaxed);
             Refusal::Unavailable
         })
+    }
+
+    /// Queues the op a hub client here (`from`) asks for; its late
+    /// failure is answered on the client's outbox.
+    fn queue_from(&self, from: &str, op: impl FnOnce(Reply) -> Op) -> Result<(), Refusal> {
+        self.refuse_unless_reachable()?;
+        let Some((_, outbox)) = self.local.clients.get(from) else {
+            return Ok(()); // it is disconnecting
+        };
+        let reply = Reply {
+            outbox,
+            dialect: Dialect::Json,
+        };
+        self.ops.send(op(reply)).map_err(|_| Refusal::Unavailable)
     }
 
     /// Makes sure the subscriber holds `room`'s channel, waking it.
@@ -409,39 +418,21 @@ impl Broker for RedisBroker {
     }
 
     fn global(&self, from: &str, content: &str, timestamp: &Value) -> Result<(), Refusal> {
-        self.refuse_unless_reachable()?;
-        let Some((_, outbox)) = self.local.clients.get(from) else {
-            return Ok(());
+        let said = Said {
+            name: from.to_string(),
+            content: content.to_string(),
+            timestamp: timestamp.clone(),
         };
-        let op = Op::Global {
-            said: Said {
-                name: from.to_string(),
-                content: content.to_string(),
-                timestamp: timestamp.clone(),
-            },
-            reply: Reply {
-                outbox,
-                dialect: Dialect::Json,
-            },
-        };
-        self.ops.send(op).map_err(|_| Refusal::Unavailable)
+        self.queue_from(from, |reply| Op::Global { said, reply })
     }
 
     fn direct(&self, to: &str, from: &str, content: &str) -> Result<(), Refusal> {
-        self.refuse_unless_reachable()?;
-        let Some((_, outbox)) = self.local.clients.get(from) else {
-            return Ok(());
-        };
-        let op = Op::Direct {
+        self.queue_from(from, |reply| Op::Direct {
             to: to.to_string(),
             from: from.to_string(),
             content: content.to_string(),
-            reply: Reply {
-                outbox,
-                dialect: Dialect::Json,
-            },
-        };
-        self.ops.send(op).map_err(|_| Refusal::Unavailable)
+            reply,
+        })
     }
 
     fn broadcast(&self, room: Option<&str>, message: &str) -> Result<usize, Refusal> {
@@ -530,10 +521,7 @@ impl Broker for RedisBroker {
         let h = &self.health;
         let mut out = String::new();
         let mut family = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            crate::metrics::family(&mut out, name, kind, help, value)
         };
         family(
             "strand_redis_up",

@@ -14,13 +14,9 @@
 //! `welcome` is followed by anything).
 
 use crate::broker::redis::event::{entries, Event, Said};
-use crate::broker::redis::keys::Keys;
-use crate::broker::redis::link::{Health, Link};
-use crate::broker::redis::local::Local;
+use crate::broker::redis::parts::Parts;
 use crate::broker::redis::room::JoinAnswer;
-use crate::broker::redis::scripts::Scripts;
 use crate::hub::member::Dialect;
-use crate::hub::stats::HubStats;
 use crate::hub::wire as hub_wire;
 use crate::wire::{ErrorCode, WireError};
 use crate::ws::Outbox;
@@ -141,18 +137,8 @@ pub enum Op {
 
 /// What the publisher thread works with.
 pub struct Publisher {
-    /// Opens its connection.
-    pub link: Link,
-    /// Names.
-    pub keys: Keys,
-    /// The scripts.
-    pub scripts: Arc<Scripts>,
-    /// What it learns about Redis.
-    pub health: Arc<Health>,
-    /// What this instance holds.
-    pub local: Arc<Local>,
-    /// Counters.
-    pub stats: Arc<HubStats>,
+    /// The broker's shared pieces.
+    pub parts: Parts,
     /// `--room-history`.
     pub keep: usize,
 }
@@ -193,13 +179,13 @@ impl Publisher {
     }
 
     fn connect(&self) -> Option<Connection> {
-        let connected = self.link.connect("publish").and_then(|mut c| {
-            for script in self.scripts.all() {
+        let connected = self.parts.link.connect("publish").and_then(|mut c| {
+            for script in self.parts.scripts.all() {
                 script.load(&mut c)?;
             }
             Ok(c)
         });
-        self.health.set_reachable(connected.is_ok());
+        self.parts.health.set_reachable(connected.is_ok());
         match connected {
             Ok(c) => Some(c),
             Err(e) => {
@@ -234,7 +220,7 @@ impl Publisher {
         if !again.is_empty() {
             // The scripts were flushed (SCRIPT FLUSH, or a restarted
             // Redis behind a proxy): load them and try those once more.
-            for script in self.scripts.all() {
+            for script in self.parts.scripts.all() {
                 script.load(con)?;
             }
             for op in again {
@@ -253,8 +239,8 @@ impl Publisher {
 
     /// The one command that carries out `op`.
     fn command(&self, op: &Op) -> Cmd {
-        let k = &self.keys;
-        let s = &self.scripts;
+        let k = &self.parts.keys;
+        let s = &self.parts.scripts;
         let ttl = HISTORY_TTL.as_secs();
         match op {
             Op::Publish { room, said, .. } => evalsha(
@@ -336,7 +322,7 @@ impl Publisher {
             ),
             Op::Stop => redis::cmd("PING"),
             Op::Resync { announce_all, .. } => {
-                let snapshot = self.local.snapshot();
+                let snapshot = self.parts.local.snapshot();
                 let mut args = vec![
                     k.prefix().to_string(),
                     k.instance().to_string(),
@@ -367,14 +353,14 @@ impl Publisher {
         }
         match op {
             Op::Publish { .. } => {
-                self.stats.room_messages.fetch_add(1, Relaxed);
+                self.parts.stats.room_messages.fetch_add(1, Relaxed);
             }
             Op::Global { .. } => {
-                self.stats.global_messages.fetch_add(1, Relaxed);
+                self.parts.stats.global_messages.fetch_add(1, Relaxed);
             }
             Op::Direct { to, reply, .. } => {
                 if matches!(value, Value::Int(1)) {
-                    self.stats.direct_messages.fetch_add(1, Relaxed);
+                    self.parts.stats.direct_messages.fetch_add(1, Relaxed);
                 } else {
                     let error = WireError::new(
                         ErrorCode::UnknownClient,
@@ -396,8 +382,8 @@ impl Publisher {
                         if let Ok(id) = redis::from_redis_value::<String>(&id) {
                             // Another instance holds the id now: ours is
                             // the older connection.
-                            if let Some((conn, _)) = self.local.clients.get(&id) {
-                                self.local.clients.replace(&id, conn);
+                            if let Some((conn, _)) = self.parts.local.clients.get(&id) {
+                                self.parts.local.clients.replace(&id, conn);
                             }
                         }
                     }
@@ -409,7 +395,7 @@ impl Publisher {
 
     /// `op` could not be carried out: its requester hears so.
     fn failed(&self, op: Op) {
-        self.health.unavailable.fetch_add(1, Relaxed);
+        self.parts.health.unavailable.fetch_add(1, Relaxed);
         match op {
             Op::Publish { reply, .. } => reply.unavailable("message"),
             Op::Global { reply, .. } => reply.unavailable("message"),
@@ -421,19 +407,19 @@ impl Publisher {
                 ))));
             }
             Op::Leave { room, conn } => {
-                if let Some(room) = self.local.room(&room) {
+                if let Some(room) = self.parts.local.room(&room) {
                     room.release_leaver(conn);
                 }
-                self.local.mark_dirty();
+                self.parts.local.mark_dirty();
             }
             Op::Connect { id, done, .. } => {
-                self.local.unannounced(&id);
+                self.parts.local.unannounced(&id);
                 let _ = done.send(false);
             }
-            Op::Disconnect { .. } => self.local.mark_dirty(),
+            Op::Disconnect { .. } => self.parts.local.mark_dirty(),
             Op::Stop => {}
             Op::Resync { done, .. } => {
-                self.local.mark_dirty();
+                self.parts.local.mark_dirty();
                 let _ = done.send(false);
             }
         }

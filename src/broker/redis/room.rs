@@ -130,11 +130,9 @@ impl Room {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A callback that schedules this room's batch on the flusher.
     fn scheduler(self: &Arc<Self>) -> impl FnOnce(Instant) -> bool + '_ {
-        move |due| {
-            let room: Arc<dyn Flush> = self.clone();
-            self.ctx.flusher.schedule(room, due)
-        }
+        self.ctx.flusher.scheduler(self)
     }
 
     /// Whether the subscriber holds the channel now.
@@ -163,17 +161,12 @@ impl Room {
         if let Some(joiner) = state.audience.get(member.conn) {
             let epoch = state.epoch.clone().unwrap_or_default();
             let last = state.last_seq.unwrap_or(0);
-            let recovered = since.map(|s| {
-                s.epoch.as_deref().map_or(true, |e| e == epoch)
-                    && s.seq >= joiner.joined_after
-                    && s.seq <= last
-            });
-            return Some(Err(Joined {
-                epoch,
-                recovered,
-                replay: Vec::new(),
-                already: true,
-            }));
+            return Some(Err(Joined::already(
+                since,
+                &epoch,
+                joiner.joined_after,
+                last,
+            )));
         }
         let conn = member.conn;
         state.pending.insert(

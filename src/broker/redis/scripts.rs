@@ -45,6 +45,19 @@ end
 local function inst_of(holder)
   return string.match(holder, '^([^:]+):')
 end
+-- Members of a room's WHO hash on live instances; with TEXT, text members
+-- only.
+local function count_alive(instances, who_key, now, text)
+  local n = 0
+  local who = redis.call('HGETALL', who_key)
+  for i = 1, #who, 2 do
+    if (not text or string.sub(who[i + 1], 1, 1) == 't')
+        and alive(instances, inst_of(who[i]), now) then
+      n = n + 1
+    end
+  end
+  return n
+end
 local function room_notice(prefix, room, kind, name, who)
   redis.call('PUBLISH', prefix .. ':ch:room:' .. room,
     '{"k":"' .. kind .. '","n":"' .. name .. '","w":"' .. who .. '"}')
@@ -166,12 +179,7 @@ return {epoch, top, entries}
 /// A `POST /broadcast` to a room. KEYS: who, instances. ARGV: channel,
 /// notice. Returns the members reached.
 const BROADCAST_ROOM: &str = r#"
-local now = now_ms()
-local n = 0
-local who = redis.call('HGETALL', KEYS[1])
-for i = 1, #who, 2 do
-  if alive(KEYS[2], inst_of(who[i]), now) then n = n + 1 end
-end
+local n = count_alive(KEYS[2], KEYS[1], now_ms(), false)
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return n
 "#;
@@ -185,12 +193,7 @@ for _, h in ipairs(redis.call('HVALS', KEYS[1])) do
   if alive(KEYS[3], inst_of(h), now) then n = n + 1 end
 end
 for _, room in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local who = redis.call('HGETALL', ARGV[1] .. ':room:' .. room .. ':who')
-  for i = 1, #who, 2 do
-    if string.sub(who[i + 1], 1, 1) == 't' and alive(KEYS[3], inst_of(who[i]), now) then
-      n = n + 1
-    end
-  end
+  n = n + count_alive(KEYS[3], ARGV[1] .. ':room:' .. room .. ':who', now, true)
 end
 all_event(ARGV[1], ARGV[2])
 return n
@@ -259,13 +262,7 @@ return out
 
 /// A room's count. KEYS: who, instances.
 const COUNT: &str = r#"
-local now = now_ms()
-local n = 0
-local who = redis.call('HGETALL', KEYS[1])
-for i = 1, #who, 2 do
-  if alive(KEYS[2], inst_of(who[i]), now) then n = n + 1 end
-end
-return n
+return count_alive(KEYS[2], KEYS[1], now_ms(), false)
 "#;
 
 /// Every room with live members. KEYS: rooms, instances. ARGV: prefix.
@@ -274,11 +271,7 @@ const ROOMS: &str = r#"
 local now = now_ms()
 local out = {}
 for _, room in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local n = 0
-  local who = redis.call('HGETALL', ARGV[1] .. ':room:' .. room .. ':who')
-  for i = 1, #who, 2 do
-    if alive(KEYS[2], inst_of(who[i]), now) then n = n + 1 end
-  end
+  local n = count_alive(KEYS[2], ARGV[1] .. ':room:' .. room .. ':who', now, false)
   if n > 0 then
     table.insert(out, room)
     table.insert(out, n)

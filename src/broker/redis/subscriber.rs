@@ -18,12 +18,8 @@
 use crate::broker::redis::event::{
     decode_logged, entries, log_id, logged_entries, Event, LogId, RoomEvent, Said,
 };
-use crate::broker::redis::keys::Keys;
-use crate::broker::redis::link::{Health, Link};
-use crate::broker::redis::local::Local;
+use crate::broker::redis::parts::Parts;
 use crate::broker::redis::room::{Next, Room};
-use crate::broker::redis::scripts::Scripts;
-use crate::hub::stats::HubStats;
 use crate::hub::wire;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use redis::{Connection, RedisResult, Value};
@@ -52,18 +48,8 @@ pub enum Request {
 
 /// What the subscriber thread works with.
 pub struct Subscriber {
-    /// Opens its connections.
-    pub link: Link,
-    /// Names.
-    pub keys: Keys,
-    /// The scripts.
-    pub scripts: Arc<Scripts>,
-    /// What it learns about Redis.
-    pub health: Arc<Health>,
-    /// What this instance holds.
-    pub local: Arc<Local>,
-    /// Counters.
-    pub stats: Arc<HubStats>,
+    /// The broker's shared pieces.
+    pub parts: Parts,
 }
 
 /// Where this instance stands in the logs of the channel for every hub
@@ -98,13 +84,13 @@ impl Subscriber {
                 End::Lost => backoff = Duration::ZERO,
                 End::Failed => {}
             }
-            self.health.set_subscribed(false);
+            self.parts.health.set_subscribed(false);
             // Healthy again only after a heartbeat has found (or put)
             // this instance's registration in place: Redis may be a new
             // one, empty.
-            self.health.set_registered(false);
-            self.health.generation.fetch_add(1, Relaxed);
-            for room in self.local.rooms() {
+            self.parts.health.set_registered(false);
+            self.parts.health.generation.fetch_add(1, Relaxed);
+            for room in self.parts.local.rooms() {
                 room.set_subscribed(false);
             }
             // Wait before the next attempt, still taking requests.
@@ -131,11 +117,11 @@ impl Subscriber {
         match request {
             // Its `done` is dropped: the joiner gives up at once.
             Request::Subscribe(room, _) => {
-                channels.insert(self.keys.room_channel(room.name()));
+                channels.insert(self.parts.keys.room_channel(room.name()));
             }
             Request::Unsubscribe(name) => {
-                if self.local.room(&name).is_none() {
-                    channels.remove(&self.keys.room_channel(&name));
+                if self.parts.local.room(&name).is_none() {
+                    channels.remove(&self.parts.keys.room_channel(&name));
                 }
             }
             Request::Stop => {}
@@ -150,10 +136,11 @@ impl Subscriber {
         logs: &mut Logs,
     ) -> End {
         let connected = self
+            .parts
             .link
             .connect("pubsub")
-            .and_then(|p| Ok((p, self.link.connect("repair")?)));
-        self.health.set_reachable(connected.is_ok());
+            .and_then(|p| Ok((p, self.parts.link.connect("repair")?)));
+        self.parts.health.set_reachable(connected.is_ok());
         let (mut con, mut repair) = match connected {
             Ok(pair) => pair,
             Err(e) => {
@@ -165,7 +152,7 @@ impl Subscriber {
         loop {
             match requests.try_recv() {
                 Ok(Request::Subscribe(room, done)) => {
-                    channels.insert(self.keys.room_channel(room.name()));
+                    channels.insert(self.parts.keys.room_channel(room.name()));
                     waiting.extend(done);
                 }
                 Ok(Request::Stop) => return End::Stop,
@@ -175,7 +162,8 @@ impl Subscriber {
             }
         }
         let mut pubsub = con.as_pubsub();
-        let mut all: Vec<String> = vec![self.keys.all_channel(), self.keys.own_channel()];
+        let mut all: Vec<String> =
+            vec![self.parts.keys.all_channel(), self.parts.keys.own_channel()];
         all.extend(channels.iter().cloned());
         let subscribed = pubsub
             .set_read_timeout(Some(PROBE_EVERY))
@@ -184,7 +172,7 @@ impl Subscriber {
             log::warn!("redis: cannot subscribe: {e}");
             return End::Failed;
         }
-        for room in self.local.rooms() {
+        for room in self.parts.local.rooms() {
             if let Err(e) = self.repair(&mut repair, &room, None) {
                 log::warn!("redis: cannot repair room {}: {e}", room.name());
                 return End::Failed;
@@ -192,8 +180,8 @@ impl Subscriber {
             room.set_subscribed(true);
         }
         for (key, last) in [
-            (self.keys.all_log(), &mut logs.all),
-            (self.keys.own_inbox(), &mut logs.inbox),
+            (self.parts.keys.all_log(), &mut logs.all),
+            (self.parts.keys.own_inbox(), &mut logs.inbox),
         ] {
             if let Err(e) = self.catch_up(&mut repair, &key, last) {
                 log::warn!("redis: cannot read {key}: {e}");
@@ -203,8 +191,8 @@ impl Subscriber {
         for done in waiting {
             let _ = done.send(());
         }
-        self.health.set_subscribed(true);
-        self.health.reconnects.fetch_add(1, Relaxed);
+        self.parts.health.set_subscribed(true);
+        self.parts.health.reconnects.fetch_add(1, Relaxed);
         log::info!("redis: subscribed to {} channel(s)", all.len());
 
         let mut heard = Instant::now();
@@ -213,7 +201,7 @@ impl Subscriber {
             loop {
                 match requests.try_recv() {
                     Ok(Request::Subscribe(room, done)) => {
-                        let channel = self.keys.room_channel(room.name());
+                        let channel = self.parts.keys.room_channel(room.name());
                         if !channels.contains(&channel) {
                             if let Err(e) = pubsub.subscribe(&channel) {
                                 log::warn!("redis: cannot subscribe: {e}");
@@ -227,8 +215,8 @@ impl Subscriber {
                         }
                     }
                     Ok(Request::Unsubscribe(name)) => {
-                        let channel = self.keys.room_channel(&name);
-                        if self.local.room(&name).is_none() && channels.remove(&channel) {
+                        let channel = self.parts.keys.room_channel(&name);
+                        if self.parts.local.room(&name).is_none() && channels.remove(&channel) {
                             if let Err(e) = pubsub.unsubscribe(&channel) {
                                 log::warn!("redis: cannot unsubscribe: {e}");
                                 return End::Lost;
@@ -254,8 +242,8 @@ impl Subscriber {
                         return End::Lost;
                     }
                     for name in retired {
-                        let channel = self.keys.room_channel(&name);
-                        if self.local.room(&name).is_none() && channels.remove(&channel) {
+                        let channel = self.parts.keys.room_channel(&name);
+                        if self.parts.local.room(&name).is_none() && channels.remove(&channel) {
                             if let Err(e) = pubsub.unsubscribe(&channel) {
                                 log::warn!("redis: cannot unsubscribe: {e}");
                                 return End::Lost;
@@ -271,7 +259,7 @@ impl Subscriber {
                         }
                     } else if heard.elapsed() >= PROBE_EVERY {
                         let probe = redis::cmd("PUBLISH")
-                            .arg(self.keys.own_channel())
+                            .arg(self.parts.keys.own_channel())
                             .arg(Event::Wake.encode())
                             .exec(&mut repair);
                         if let Err(e) = probe {
@@ -300,8 +288,8 @@ impl Subscriber {
         logs: &mut Logs,
         retired: &mut Vec<String>,
     ) -> RedisResult<()> {
-        if let Some(name) = self.keys.room_of_channel(channel) {
-            let Some(room) = self.local.room(name) else {
+        if let Some(name) = self.parts.keys.room_of_channel(channel) {
+            let Some(room) = self.parts.local.room(name) else {
                 return Ok(());
             };
             let Some(event) = RoomEvent::decode(payload) else {
@@ -312,11 +300,11 @@ impl Subscriber {
                 let RoomEvent::Message { seq, .. } = &event else {
                     return Ok(());
                 };
-                self.health.repairs.fetch_add(1, Relaxed);
+                self.parts.health.repairs.fetch_add(1, Relaxed);
                 self.repair(repair, &room, Some(*seq))?;
                 room.on_event(&event);
             }
-            if self.local.retire(&room) {
+            if self.parts.local.retire(&room) {
                 retired.push(room.name().to_string());
             }
             return Ok(());
@@ -325,7 +313,7 @@ impl Subscriber {
             return Ok(());
         };
         if let Some(id) = id {
-            let last = if channel == self.keys.own_channel() {
+            let last = if channel == self.parts.keys.own_channel() {
                 &mut logs.inbox
             } else {
                 &mut logs.all
@@ -341,15 +329,15 @@ impl Subscriber {
 
     /// Delivers an event for hub clients here.
     fn deliver(&self, event: Event) {
-        let clients = &self.local.clients;
+        let clients = &self.parts.local.clients;
         match event {
             Event::UserJoined { id } => {
                 let frame = wire::frame(&wire::user_joined(&id));
-                self.stats.count(clients.send_others(&id, &frame));
+                self.parts.stats.count(clients.send_others(&id, &frame));
             }
             Event::UserLeft { id } => {
                 let frame = wire::frame(&wire::user_left(&id));
-                self.stats.count(clients.send_others(&id, &frame));
+                self.parts.stats.count(clients.send_others(&id, &frame));
             }
             Event::Global(Said {
                 name,
@@ -357,24 +345,24 @@ impl Subscriber {
                 timestamp,
             }) => {
                 let frame = wire::frame(&wire::global_message(&name, &content, &timestamp));
-                self.stats.count(clients.send_all(&frame).1);
+                self.parts.stats.count(clients.send_all(&frame).1);
             }
             Event::BroadcastAll { message } => {
                 let frame = wire::frame(&wire::broadcast(None, &message));
-                self.stats.count(clients.send_all(&frame).1);
-                for room in self.local.rooms() {
+                self.parts.stats.count(clients.send_all(&frame).1);
+                for room in self.parts.local.rooms() {
                     room.broadcast_to_text(&message);
                 }
             }
             Event::Direct { to, from, content } => {
                 let frame = wire::frame(&wire::direct(&from, &content));
                 if let Some(fanout) = clients.send_to(&to, &frame) {
-                    self.stats.count(fanout);
+                    self.parts.stats.count(fanout);
                 }
             }
             Event::Replace { id, conn } => {
                 if clients.replace(&id, conn) {
-                    self.stats.replacements.fetch_add(1, Relaxed);
+                    self.parts.stats.replacements.fetch_add(1, Relaxed);
                 }
             }
             Event::Wake => {}
@@ -434,8 +422,9 @@ impl Subscriber {
         until: Option<u64>,
     ) -> RedisResult<()> {
         let (epoch, last) = room.position();
-        let k = &self.keys;
+        let k = &self.parts.keys;
         let value: Value = self
+            .parts
             .scripts
             .repair
             .key(k.meta(room.name()))
