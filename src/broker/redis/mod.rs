@@ -36,6 +36,7 @@ use std::time::Duration;
 
 pub mod beat;
 pub mod event;
+pub mod inflight;
 pub mod keys;
 pub mod link;
 pub mod local;
@@ -46,6 +47,7 @@ pub mod scripts;
 pub mod subscriber;
 
 use event::{Event, Notice, Said};
+use inflight::InFlight;
 use keys::Keys;
 use link::{Health, Link, Pool};
 use local::Local;
@@ -61,6 +63,7 @@ const WAIT: Duration = Duration::from_secs(5);
 /// Rooms, clients and presence shared through Redis.
 pub struct RedisBroker {
     keys: Keys,
+    inflight: Arc<InFlight>,
     scripts: Arc<Scripts>,
     health: Arc<Health>,
     local: Arc<Local>,
@@ -115,7 +118,9 @@ impl RedisBroker {
             health: health.clone(),
             local: local.clone(),
             stats: stats.clone(),
+            inflight: Arc::new(InFlight::default()),
         };
+        let inflight = parts.inflight.clone();
         let publisher = Publisher {
             parts: parts.clone(),
             keep,
@@ -156,6 +161,7 @@ impl RedisBroker {
         };
         Ok(RedisBroker {
             keys,
+            inflight,
             scripts,
             health,
             local,
@@ -191,18 +197,42 @@ impl RedisBroker {
         })
     }
 
-    /// Queues the op a hub client here (`from`) asks for; its late
-    /// failure is answered on the client's outbox.
-    fn queue_from(&self, from: &str, op: impl FnOnce(Reply) -> Op) -> Result<(), Refusal> {
-        self.refuse_unless_reachable()?;
-        let Some((_, outbox)) = self.local.clients.get(from) else {
+    /// Queues the op a hub client here (`from`) asks for, carrying
+    /// `content`; its late failure is answered on the client's outbox.
+    fn queue_from(
+        &self,
+        from: &str,
+        content: &str,
+        op: impl FnOnce(Reply) -> Op,
+    ) -> Result<(), Refusal> {
+        let Some((conn, outbox)) = self.local.clients.get(from) else {
             return Ok(()); // it is disconnecting
         };
-        let reply = Reply {
+        self.queue(op(Reply {
+            conn,
             outbox,
             dialect: Dialect::Json,
+            bytes: content.len() + 64,
+        }))
+    }
+
+    /// Queues a message-carrying op for the publisher, once its
+    /// connection has room for it (see [`inflight`]).
+    fn queue(&self, op: Op) -> Result<(), Refusal> {
+        self.refuse_unless_reachable()?;
+        let (Op::Publish { reply, .. } | Op::Global { reply, .. } | Op::Direct { reply, .. }) = &op
+        else {
+            return self.ops.send(op).map_err(|_| Refusal::Unavailable);
         };
-        self.ops.send(op(reply)).map_err(|_| Refusal::Unavailable)
+        let (conn, bytes) = (reply.conn, reply.bytes);
+        if !self.inflight.acquire(conn, bytes, WAIT) {
+            self.health.unavailable.fetch_add(1, Relaxed);
+            return Err(Refusal::Unavailable);
+        }
+        self.ops.send(op).map_err(|_| {
+            self.inflight.release(conn, bytes);
+            Refusal::Unavailable
+        })
     }
 
     /// Makes sure the subscriber holds `room`'s channel, waking it.
@@ -401,8 +431,7 @@ impl Broker for RedisBroker {
             .room(name)
             .and_then(|room| room.member(conn))
             .ok_or(Refusal::NotInRoom)?;
-        self.refuse_unless_reachable()?;
-        let op = Op::Publish {
+        self.queue(Op::Publish {
             room: name.to_string(),
             said: Said {
                 name: member.name.to_string(),
@@ -410,11 +439,12 @@ impl Broker for RedisBroker {
                 timestamp: timestamp.clone(),
             },
             reply: Reply {
+                conn,
                 outbox: member.outbox,
                 dialect: member.dialect,
+                bytes: content.len() + 64,
             },
-        };
-        self.ops.send(op).map_err(|_| Refusal::Unavailable)
+        })
     }
 
     fn global(&self, from: &str, content: &str, timestamp: &Value) -> Result<(), Refusal> {
@@ -423,11 +453,11 @@ impl Broker for RedisBroker {
             content: content.to_string(),
             timestamp: timestamp.clone(),
         };
-        self.queue_from(from, |reply| Op::Global { said, reply })
+        self.queue_from(from, content, |reply| Op::Global { said, reply })
     }
 
     fn direct(&self, to: &str, from: &str, content: &str) -> Result<(), Refusal> {
-        self.queue_from(from, |reply| Op::Direct {
+        self.queue_from(from, content, |reply| Op::Direct {
             to: to.to_string(),
             from: from.to_string(),
             content: content.to_string(),

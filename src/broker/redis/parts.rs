@@ -1,6 +1,7 @@
 //! The pieces every thread of the Redis broker works with, handed to each
 //! (they are shared: cloning is cheap).
 
+use crate::broker::redis::inflight::InFlight;
 use crate::broker::redis::keys::Keys;
 use crate::broker::redis::link::{Health, Link};
 use crate::broker::redis::local::Local;
@@ -23,4 +24,6 @@ pub struct Parts {
     pub local: Arc<Local>,
     /// The hub's counters.
     pub stats: Arc<HubStats>,
+    /// What each connection has queued for the publisher.
+    pub inflight: Arc<InFlight>,
 }

@@ -35,10 +35,15 @@ pub const HISTORY_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Where a request's late failure is answered.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The requester's connection.
+    pub conn: u64,
     /// The requester's outbox.
     pub outbox: Arc<Outbox>,
     /// How to say it.
     pub dialect: Dialect,
+    /// The bytes the request counts against its connection (see
+    /// [`crate::broker::redis::inflight`]).
+    pub bytes: usize,
 }
 
 impl Reply {
@@ -351,6 +356,7 @@ impl Publisher {
             log::warn!("redis: a script failed: {e:?}");
             return self.failed(op);
         }
+        self.done_with(&op);
         match op {
             Op::Publish { .. } => {
                 self.parts.stats.room_messages.fetch_add(1, Relaxed);
@@ -393,9 +399,18 @@ impl Publisher {
         }
     }
 
+    /// `op`'s bytes no longer count against its connection.
+    fn done_with(&self, op: &Op) {
+        if let Op::Publish { reply, .. } | Op::Global { reply, .. } | Op::Direct { reply, .. } = op
+        {
+            self.parts.inflight.release(reply.conn, reply.bytes);
+        }
+    }
+
     /// `op` could not be carried out: its requester hears so.
     fn failed(&self, op: Op) {
         self.parts.health.unavailable.fetch_add(1, Relaxed);
+        self.done_with(&op);
         match op {
             Op::Publish { reply, .. } => reply.unavailable("message"),
             Op::Global { reply, .. } => reply.unavailable("message"),
