@@ -57,6 +57,8 @@ pub mod notices;
 pub mod room;
 pub mod rooms;
 pub mod stats;
+#[cfg(test)]
+pub mod testing;
 pub mod wire;
 
 /// A fresh epoch: the start time in milliseconds and 32 random bits, so two

@@ -239,8 +239,8 @@ impl Flush for Room {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
-    use crate::ws::{Outbox, Outgoing};
+    use crate::hub::testing::{member, texts};
+    use crate::ws::Outgoing;
     use crossbeam_channel::Receiver;
     use serde_json::json;
 
@@ -264,37 +264,6 @@ mod tests {
 
     fn room(keep: usize) -> Arc<Room> {
         room_with(keep, Flusher::immediate())
-    }
-
-    fn member(conn: u64, name: &str, dialect: Dialect) -> (Member, Receiver<Outgoing>) {
-        let (outbox, rx) = Outbox::new(conn, 1 << 20, Arc::new(Metrics::default()));
-        let m = Member {
-            conn,
-            name: name.into(),
-            dialect,
-            outbox,
-        };
-        (m, rx)
-    }
-
-    /// Every text frame queued so far (buffers may hold several).
-    fn texts(rx: &Receiver<Outgoing>) -> Vec<String> {
-        let mut out = Vec::new();
-        for item in rx.try_iter() {
-            match item {
-                Outgoing::Frame(buf) => {
-                    let mut at = 0;
-                    while at < buf.len() {
-                        let n = (buf[at + 1] & 0x7f) as usize;
-                        assert!(n < 126, "short frames only in these tests");
-                        out.push(String::from_utf8(buf[at + 2..at + 2 + n].to_vec()).unwrap());
-                        at += 2 + n;
-                    }
-                }
-                Outgoing::Close(c, _) => out.push(format!("close {c}")),
-            }
-        }
-        out
     }
 
     fn since(seq: u64, epoch: Option<&str>) -> Since {
