@@ -286,3 +286,28 @@ fn system_notifications_come_from_the_clients_own_instance() {
         .count();
     assert!((2..=3).contains(&heard), "{heard} notifications");
 }
+
+#[test]
+fn a_text_member_that_talks_at_once_is_heard() {
+    let redis = Redis::start();
+    let (one, two) = (instance(&redis, &[]), instance(&redis, &[]));
+    let mut a = hub(&one, "a");
+    join(&mut a, "a", "r");
+    // No waiting for the join to be announced: the lines follow the
+    // handshake at once.
+    let mut t = two.ws("/ws/r/tom");
+    for i in 0..20 {
+        t.send(Message::text(format!("line {i}"))).unwrap();
+    }
+    for i in 0..20 {
+        let v = next_of_type(&mut a, "message");
+        assert_eq!(v["content"], format!("line {i}"));
+    }
+    for i in 0..20 {
+        assert_eq!(
+            next_text(&mut t),
+            format!("tom: line {i}"),
+            "no `not delivered`"
+        );
+    }
+}

@@ -101,6 +101,15 @@ struct State {
     dead: bool,
 }
 
+impl State {
+    /// Pending member `conn` if its join was answered (it is joined, its
+    /// notice on its way), with the last `seq` before it joined.
+    fn answered(&self, conn: u64) -> Option<(&Pending, u64)> {
+        let pending = self.pending.get(&conn)?;
+        pending.answered.map(|after| (pending, after))
+    }
+}
+
 #[derive(Debug)]
 struct Pending {
     member: Member,
@@ -145,9 +154,15 @@ impl Room {
         self.subscribed.store(yes, Ordering::Release);
     }
 
-    /// `conn`'s name and outbox if it is a member here (a leaver is not).
+    /// `conn`'s name and outbox if it is a member here: in the audience,
+    /// or joined (its join answered) with its notice still on its way. A
+    /// leaver is not.
     pub fn member(&self, conn: u64) -> Option<Member> {
-        self.lock().audience.get(conn).map(|j| j.member.clone())
+        let state = self.lock();
+        match state.audience.get(conn) {
+            Some(joiner) => Some(joiner.member.clone()),
+            None => state.answered(conn).map(|(p, _)| p.member.clone()),
+        }
     }
 
     /// Starts `member`'s join: it waits for its notice. `Err` answers a
@@ -158,15 +173,14 @@ impl Room {
         if state.dead {
             return None;
         }
-        if let Some(joiner) = state.audience.get(member.conn) {
+        let joined_after = match state.audience.get(member.conn) {
+            Some(joiner) => Some(joiner.joined_after),
+            None => state.answered(member.conn).map(|(_, after)| after),
+        };
+        if let Some(joined_after) = joined_after {
             let epoch = state.epoch.clone().unwrap_or_default();
             let last = state.last_seq.unwrap_or(0);
-            return Some(Err(Joined::already(
-                since,
-                &epoch,
-                joiner.joined_after,
-                last,
-            )));
+            return Some(Err(Joined::already(since, &epoch, joined_after, last)));
         }
         let conn = member.conn;
         state.pending.insert(
@@ -302,8 +316,18 @@ impl Room {
         let mut state = self.lock();
         state.unheard.remove(&conn);
         state.settled.remove(&conn);
-        let (member, fanout) = state.audience.remove(conn, None)?;
-        self.ctx.stats.count(fanout);
+        let member = match state.audience.remove(conn, None) {
+            Some((member, fanout)) => {
+                self.ctx.stats.count(fanout);
+                member
+            }
+            // Joined, its notice still on its way: as a leaver it hears
+            // its notice (its room_join) and then its leave.
+            None => {
+                state.answered(conn)?;
+                state.pending.remove(&conn)?.member
+            }
+        };
         let named = (member.name.clone(), member.dialect);
         if tell_leaver && member.dialect == Dialect::Json {
             state.leavers.insert(conn, member);
@@ -760,6 +784,29 @@ mod tests {
         }));
         room.on_event(&message(2, "E"));
         assert_eq!(kinds(&a), ["message 1", "room_leave a"]);
+        assert!(room.retire_if_empty());
+    }
+
+    #[test]
+    fn a_joiner_may_send_and_leave_before_its_notice_is_back() {
+        let room = room();
+        let (a, a_rx) = member(1, "a", Dialect::Json);
+        room.begin_join(a, None).unwrap().unwrap();
+        room.finish_join(1, answer(0), None, false);
+        assert!(room.member(1).is_some(), "joined once answered");
+        assert!(room
+            .begin_join(member(1, "a", Dialect::Json).0, None)
+            .unwrap()
+            .is_err());
+        room.leave(1, true).unwrap();
+        assert!(room.member(1).is_none());
+        room.on_event(&joined("a", 1));
+        room.on_event(&message(1, "E"));
+        room.on_event(&RoomEvent::Notice(Notice::Left {
+            name: "a".into(),
+            who: format!("{ME}:1"),
+        }));
+        assert_eq!(kinds(&a_rx), ["room_join a", "message 1", "room_leave a"]);
         assert!(room.retire_if_empty());
     }
 
