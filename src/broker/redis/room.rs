@@ -102,6 +102,20 @@ struct State {
 }
 
 impl State {
+    /// Whether anyone here who hears the room speaks `dialect`.
+    fn speaks(&self, dialect: Dialect) -> bool {
+        let text = self.audience.text_members();
+        let in_audience = match dialect {
+            Dialect::Text => text > 0,
+            Dialect::Json => self.audience.len() > text || !self.leavers.is_empty(),
+        };
+        in_audience
+            || self
+                .pending
+                .values()
+                .any(|p| p.heard.is_some() && p.member.dialect == dialect)
+    }
+
     /// Pending member `conn` if its join was answered (it is joined, its
     /// notice on its way), with the last `seq` before it joined.
     fn answered(&self, conn: u64) -> Option<(&Pending, u64)> {
@@ -549,9 +563,14 @@ impl Room {
 
     fn deliver_message(self: &Arc<Self>, state: &mut State, seq: u64, epoch: &str, said: &Said) {
         state.last_seq = Some(seq);
+        // Encoded once per dialect, and only for a dialect someone speaks.
         let frames = Frames {
-            json: Some(wire::frame(&self.render_json(said, seq, epoch))),
-            text: Some(wire::frame(&wire::text_said(&said.name, &said.content))),
+            json: state
+                .speaks(Dialect::Json)
+                .then(|| wire::frame(&self.render_json(said, seq, epoch))),
+            text: state
+                .speaks(Dialect::Text)
+                .then(|| wire::frame(&wire::text_said(&said.name, &said.content))),
         };
         self.to_everyone(state, frames, false);
     }
