@@ -103,11 +103,11 @@ impl Drop for Redis {
     }
 }
 
-/// Starts a strand instance on `redis` with a 2 s presence TTL and
-/// `args`, and waits until it reports the broker healthy.
+/// Starts a strand instance on `redis` with `args`, and waits until it
+/// reports the broker healthy.
 pub fn instance(redis: &Redis, args: &[&str]) -> Server {
     let url = redis.url();
-    let mut all = vec!["--redis", url.as_str(), "--redis-presence-ttl", "2"];
+    let mut all = vec!["--redis", url.as_str()];
     all.extend_from_slice(args);
     let server = Server::start(&all);
     wait_broker(&server, "redis");

@@ -5,10 +5,12 @@
 //! away).
 //!
 //! With `--redis-presence-ttl T`, an instance beats every `T/8` (at most
-//! every second) and counts as alive until `3T/4` after its last beat: a
+//! every second) and counts as alive until `T/2` after its last beat: a
 //! live instance reaps a dead one at its first beat after that, so the
-//! dead one's clients leave presence, and are announced gone, within `T`
-//! of its last sign of life.
+//! dead one's clients leave presence, and are announced gone, within
+//! `5T/8` of its last sign of life (within `T` with room to spare for a
+//! loaded host), while a live instance would have to miss four beats in a
+//! row to be taken for dead.
 
 use crate::broker::redis::parts::Parts;
 use crate::broker::redis::publisher::Op;
@@ -62,7 +64,7 @@ impl Beat {
 
     /// One beat; false when the connection failed.
     fn beat(&self, con: &mut Connection) -> bool {
-        let alive_for = (self.ttl * 3 / 4).as_millis() as u64;
+        let alive_for = (self.ttl / 2).as_millis() as u64;
         let beat: redis::RedisResult<(i64, i64, i64)> = self
             .parts
             .scripts
