@@ -73,7 +73,10 @@ fn an_instance_starts_without_redis_and_resumes_when_it_comes() {
     let mut redis = Redis::start();
     redis.stop();
     let url = redis.url();
-    let server = Server::start(&["--redis", &url]);
+    let tail = tempfile::tempdir().unwrap();
+    std::fs::write(tail.path().join("app.log"), "one\ntwo\n").unwrap();
+    let tail_dir = tail.path().to_str().unwrap();
+    let server = Server::start(&["--redis", &url, "--tail-dir", tail_dir]);
     let (status, health) = server.get_json("/healthz");
     assert_eq!(status, 200);
     assert_eq!(
@@ -94,7 +97,14 @@ fn an_instance_starts_without_redis_and_resumes_when_it_comes() {
     }
     let (status, _) = server.get_json("/rooms");
     assert_eq!(status, 503);
-    // Echo and streams do not need Redis.
+    // Echo, streams and following do not need Redis.
+    send_json(
+        &mut a,
+        json!({"type": "follow", "file": "app.log", "from": "start"}),
+    );
+    assert_eq!(next_json(&mut a)["type"], "following");
+    assert_eq!(next_json(&mut a)["payload"], "one");
+    assert_eq!(next_json(&mut a)["payload"], "two");
     send_json(&mut a, json!({"type": "echo", "x": 1}));
     assert_eq!(next_json(&mut a)["original"]["x"], 1);
     send_json(&mut a, json!({"type": "start", "interval_ms": 10}));
