@@ -13,6 +13,12 @@
 //!   and re-registers what Redis lost.
 //! - [`local`], [`room`]: what this instance holds: its clients, and each
 //!   room's members here with their joins and leaves in flight.
+//! - [`inflight`]: the bound on what each connection has queued for Redis.
+//! - [`parts`]: the pieces the three threads share.
+//!
+//! Like every broker it is called through [`Broker`] and knows no
+//! session, HTTP or accept loop; it reaches clients only through their
+//! outboxes.
 //!
 //! Every room event reaches every member, here too, through the room's
 //! channel, so all members everywhere hear one order. What this instance
@@ -62,13 +68,8 @@ const WAIT: Duration = Duration::from_secs(5);
 
 /// Rooms, clients and presence shared through Redis.
 pub struct RedisBroker {
-    keys: Keys,
-    inflight: Arc<InFlight>,
-    scripts: Arc<Scripts>,
-    health: Arc<Health>,
-    local: Arc<Local>,
+    parts: Parts,
     pool: Pool,
-    stats: Arc<HubStats>,
     ops: Sender<Op>,
     requests: Sender<Request>,
     threads: Mutex<Threads>,
@@ -120,7 +121,6 @@ impl RedisBroker {
             stats: stats.clone(),
             inflight: Arc::new(InFlight::default()),
         };
-        let inflight = parts.inflight.clone();
         let publisher = Publisher {
             parts: parts.clone(),
             keep,
@@ -129,7 +129,7 @@ impl RedisBroker {
             parts: parts.clone(),
         };
         let beat = beat::Beat {
-            parts,
+            parts: parts.clone(),
             ops: ops.clone(),
             ttl: config.presence_ttl,
         };
@@ -160,13 +160,8 @@ impl RedisBroker {
             flusher: Some(flusher_thread),
         };
         Ok(RedisBroker {
-            keys,
-            inflight,
-            scripts,
-            health,
-            local,
+            parts,
             pool: Pool::new(link),
-            stats,
             ops,
             requests,
             threads: Mutex::new(threads),
@@ -174,10 +169,10 @@ impl RedisBroker {
     }
 
     fn refuse_unless_reachable(&self) -> Result<(), Refusal> {
-        if self.health.reachable() {
+        if self.parts.health.reachable() {
             Ok(())
         } else {
-            self.health.unavailable.fetch_add(1, Relaxed);
+            self.parts.health.unavailable.fetch_add(1, Relaxed);
             Err(Refusal::Unavailable)
         }
     }
@@ -190,11 +185,13 @@ impl RedisBroker {
         f: impl FnMut(&mut redis::Connection) -> RedisResult<T>,
     ) -> Result<T, Refusal> {
         self.refuse_unless_reachable()?;
-        self.pool.with(&self.health, reads_only, f).map_err(|e| {
-            log::warn!("redis: {e}");
-            self.health.unavailable.fetch_add(1, Relaxed);
-            Refusal::Unavailable
-        })
+        self.pool
+            .with(&self.parts.health, reads_only, f)
+            .map_err(|e| {
+                log::warn!("redis: {e}");
+                self.parts.health.unavailable.fetch_add(1, Relaxed);
+                Refusal::Unavailable
+            })
     }
 
     /// Queues the op a hub client here (`from`) asks for, carrying
@@ -205,7 +202,7 @@ impl RedisBroker {
         content: &str,
         op: impl FnOnce(Reply) -> Op,
     ) -> Result<(), Refusal> {
-        let Some((conn, outbox)) = self.local.clients.get(from) else {
+        let Some((conn, outbox)) = self.parts.local.clients.get(from) else {
             return Ok(()); // it is disconnecting
         };
         self.queue(op(Reply {
@@ -225,12 +222,12 @@ impl RedisBroker {
             return self.ops.send(op).map_err(|_| Refusal::Unavailable);
         };
         let (conn, bytes) = (reply.conn, reply.bytes);
-        if !self.inflight.acquire(conn, bytes, WAIT) {
-            self.health.unavailable.fetch_add(1, Relaxed);
+        if !self.parts.inflight.acquire(conn, bytes, WAIT) {
+            self.parts.health.unavailable.fetch_add(1, Relaxed);
             return Err(Refusal::Unavailable);
         }
         self.ops.send(op).map_err(|_| {
-            self.inflight.release(conn, bytes);
+            self.parts.inflight.release(conn, bytes);
             Refusal::Unavailable
         })
     }
@@ -254,8 +251,8 @@ impl RedisBroker {
 
     /// Wakes the subscriber to take its requests now.
     fn wake(&self) {
-        let channel = self.keys.own_channel();
-        let _ = self.pool.with(&self.health, false, |c| {
+        let channel = self.parts.keys.own_channel();
+        let _ = self.pool.with(&self.parts.health, false, |c| {
             redis::cmd("PUBLISH")
                 .arg(&channel)
                 .arg(Event::Wake.encode())
@@ -265,7 +262,7 @@ impl RedisBroker {
 
     /// Drops `room` if nothing of it is left here, and lets its channel go.
     fn retire(&self, room: &Arc<Room>) {
-        if self.local.retire(room) {
+        if self.parts.local.retire(room) {
             let _ = self
                 .requests
                 .send(Request::Unsubscribe(room.name().to_string()));
@@ -278,7 +275,7 @@ impl RedisBroker {
     fn join_offline(&self, name: &str, member: Member) -> Joined {
         let outbox = member.outbox.clone();
         loop {
-            let (room, created) = self.local.room_or_new(name);
+            let (room, created) = self.parts.local.room_or_new(name);
             if created {
                 let _ = self.requests.send(Request::Subscribe(room.clone(), None));
             }
@@ -286,7 +283,7 @@ impl RedisBroker {
                 break;
             }
         }
-        self.local.mark_dirty();
+        self.parts.local.mark_dirty();
         outbox.send_text(&wire::text_unavailable(name));
         Joined::default()
     }
@@ -299,7 +296,7 @@ impl RedisBroker {
     ) -> Result<Joined, Refusal> {
         self.refuse_unless_reachable()?;
         let room = loop {
-            let (room, _) = self.local.room_or_new(name);
+            let (room, _) = self.parts.local.room_or_new(name);
             match room.begin_join(member.clone(), since) {
                 None => continue,
                 Some(Err(already)) => return Ok(already),
@@ -309,13 +306,13 @@ impl RedisBroker {
         let give_up = |room: &Arc<Room>| {
             room.abort_join(member.conn);
             self.retire(room);
-            self.health.unavailable.fetch_add(1, Relaxed);
+            self.parts.health.unavailable.fetch_add(1, Relaxed);
             Err(Refusal::Unavailable)
         };
         if !self.subscribe(&room) {
             return give_up(&room);
         }
-        let generation = self.health.generation.load(Relaxed);
+        let generation = self.parts.health.generation.load(Relaxed);
         let (done, answer) = crossbeam_channel::bounded(1);
         let op = Op::Join {
             room: name.to_string(),
@@ -330,8 +327,8 @@ impl RedisBroker {
         }
         match answer.recv_timeout(WAIT) {
             Ok(Ok(answer)) => {
-                let maybe_lost =
-                    self.health.generation.load(Relaxed) != generation && room.is_subscribed();
+                let maybe_lost = self.parts.health.generation.load(Relaxed) != generation
+                    && room.is_subscribed();
                 Ok(room.finish_join(member.conn, answer, since, maybe_lost))
             }
             _ => give_up(&room),
@@ -341,7 +338,7 @@ impl RedisBroker {
 
 impl Broker for RedisBroker {
     fn name(&self) -> &'static str {
-        if self.health.healthy() {
+        if self.parts.health.healthy() {
             "redis"
         } else {
             "redis-down"
@@ -349,15 +346,15 @@ impl Broker for RedisBroker {
     }
 
     fn healthy(&self) -> bool {
-        self.health.healthy()
+        self.parts.health.healthy()
     }
 
     fn connect(&self, client_id: &str, conn: u64, outbox: Arc<Outbox>) {
-        if self.local.clients.register(client_id, conn, outbox) {
-            self.stats.replacements.fetch_add(1, Relaxed);
+        if self.parts.local.clients.register(client_id, conn, outbox) {
+            self.parts.stats.replacements.fetch_add(1, Relaxed);
         }
-        if !self.health.reachable() {
-            self.local.unannounced(client_id);
+        if !self.parts.health.reachable() {
+            self.parts.local.unannounced(client_id);
             return;
         }
         let (done, answer) = crossbeam_channel::bounded(1);
@@ -368,16 +365,16 @@ impl Broker for RedisBroker {
         };
         let registered = self.ops.send(op).is_ok() && answer.recv_timeout(WAIT).unwrap_or(false);
         if !registered {
-            self.local.unannounced(client_id);
+            self.parts.local.unannounced(client_id);
         }
     }
 
     fn disconnect(&self, client_id: &str, conn: u64) {
-        if !self.local.clients.unregister(client_id, conn) {
+        if !self.parts.local.clients.unregister(client_id, conn) {
             return;
         }
-        self.local.forget(client_id);
-        if !self.health.reachable()
+        self.parts.local.forget(client_id);
+        if !self.parts.health.reachable()
             || self
                 .ops
                 .send(Op::Disconnect {
@@ -386,7 +383,7 @@ impl Broker for RedisBroker {
                 })
                 .is_err()
         {
-            self.local.mark_dirty();
+            self.parts.local.mark_dirty();
         }
     }
 
@@ -401,7 +398,7 @@ impl Broker for RedisBroker {
     }
 
     fn leave(&self, name: &str, conn: u64, tell_leaver: bool) -> bool {
-        let Some(room) = self.local.room(name) else {
+        let Some(room) = self.parts.local.room(name) else {
             return false;
         };
         if room.leave(conn, tell_leaver).is_none() {
@@ -411,9 +408,9 @@ impl Broker for RedisBroker {
             room: name.to_string(),
             conn,
         };
-        if !self.health.reachable() || self.ops.send(op).is_err() {
+        if !self.parts.health.reachable() || self.ops.send(op).is_err() {
             room.release_leaver(conn);
-            self.local.mark_dirty();
+            self.parts.local.mark_dirty();
         }
         self.retire(&room);
         true
@@ -427,6 +424,7 @@ impl Broker for RedisBroker {
         timestamp: &Value,
     ) -> Result<(), Refusal> {
         let member = self
+            .parts
             .local
             .room(name)
             .and_then(|room| room.member(conn))
@@ -466,8 +464,8 @@ impl Broker for RedisBroker {
     }
 
     fn broadcast(&self, room: Option<&str>, message: &str) -> Result<usize, Refusal> {
-        let k = &self.keys;
-        let s = &self.scripts;
+        let k = &self.parts.keys;
+        let s = &self.parts.scripts;
         let reached: i64 = match room {
             Some(room) => {
                 let notice = Notice::Broadcast {
@@ -492,25 +490,26 @@ impl Broker for RedisBroker {
                 self.ask(false, |c| script_query(c, s, &cmd))?
             }
         };
-        self.stats.broadcasts.fetch_add(1, Relaxed);
+        self.parts.stats.broadcasts.fetch_add(1, Relaxed);
         Ok(reached.max(0) as usize)
     }
 
     fn notify(&self, message: &str) -> usize {
         let frame = wire::frame(&wire::notification(message, crate::wire::unix_millis()));
-        let (reached, fanout) = self.local.clients.send_all(&frame);
-        self.stats.notifications.fetch_add(1, Relaxed);
-        self.stats.count(fanout);
+        let (reached, fanout) = self.parts.local.clients.send_all(&frame);
+        self.parts.stats.notifications.fetch_add(1, Relaxed);
+        self.parts.stats.count(fanout);
         reached
     }
 
     fn presence(&self, room: &str) -> Result<Vec<String>, Refusal> {
         let cmd = evalsha(
-            &self.scripts.presence,
-            &[self.keys.who(room), self.keys.instances()],
+            &self.parts.scripts.presence,
+            &[self.parts.keys.who(room), self.parts.keys.instances()],
             &[],
         );
-        let mut names: Vec<String> = self.ask(true, |c| script_query(c, &self.scripts, &cmd))?;
+        let mut names: Vec<String> =
+            self.ask(true, |c| script_query(c, &self.parts.scripts, &cmd))?;
         names.sort_unstable();
         names.dedup();
         Ok(names)
@@ -518,37 +517,37 @@ impl Broker for RedisBroker {
 
     fn online(&self, room: &str) -> Result<usize, Refusal> {
         let cmd = evalsha(
-            &self.scripts.count,
-            &[self.keys.who(room), self.keys.instances()],
+            &self.parts.scripts.count,
+            &[self.parts.keys.who(room), self.parts.keys.instances()],
             &[],
         );
-        let n: i64 = self.ask(true, |c| script_query(c, &self.scripts, &cmd))?;
+        let n: i64 = self.ask(true, |c| script_query(c, &self.parts.scripts, &cmd))?;
         Ok(n.max(0) as usize)
     }
 
     fn rooms(&self) -> Result<Vec<(String, usize)>, Refusal> {
         let cmd = evalsha(
-            &self.scripts.rooms,
-            &[self.keys.rooms(), self.keys.instances()],
-            &[self.keys.prefix().to_string()],
+            &self.parts.scripts.rooms,
+            &[self.parts.keys.rooms(), self.parts.keys.instances()],
+            &[self.parts.keys.prefix().to_string()],
         );
         let flat: Vec<(String, usize)> =
-            self.ask(true, |c| script_query(c, &self.scripts, &cmd))?;
+            self.ask(true, |c| script_query(c, &self.parts.scripts, &cmd))?;
         let mut rooms = flat;
         rooms.sort();
         Ok(rooms)
     }
 
     fn local_rooms(&self) -> usize {
-        self.local.room_count()
+        self.parts.local.room_count()
     }
 
     fn clients(&self) -> usize {
-        self.local.clients.len()
+        self.parts.local.clients.len()
     }
 
     fn metrics_text(&self) -> String {
-        let h = &self.health;
+        let h = &self.parts.health;
         let mut out = String::new();
         let mut family = |name: &str, kind: &str, help: &str, value: u64| {
             crate::metrics::family(&mut out, name, kind, help, value)
@@ -599,15 +598,15 @@ impl Broker for RedisBroker {
             join(thread, "redis-publish");
         }
         let bye = evalsha(
-            &self.scripts.bye,
+            &self.parts.scripts.bye,
             &[],
             &[
-                self.keys.prefix().to_string(),
-                self.keys.instance().to_string(),
+                self.parts.keys.prefix().to_string(),
+                self.parts.keys.instance().to_string(),
             ],
         );
-        let unregistered = self.pool.with(&self.health, true, |c| {
-            script_query::<i64>(c, &self.scripts, &bye)
+        let unregistered = self.pool.with(&self.parts.health, true, |c| {
+            script_query::<i64>(c, &self.parts.scripts, &bye)
         });
         if let Err(e) = unregistered {
             log::warn!("redis: could not unregister this instance: {e}");
