@@ -11,8 +11,9 @@
 //!   what arrives, and repairs gaps from the rooms' history.
 //! - [`beat`]: the thread that keeps this instance alive, reaps dead ones
 //!   and re-registers what Redis lost.
-//! - [`local`], [`room`]: what this instance holds: its clients, and each
-//!   room's members here with their joins and leaves in flight.
+//! - [`local`], [`room`], [`sequence`]: what this instance holds: its
+//!   clients, each room's members here with their joins and leaves in
+//!   flight, and where each room's sequence stands here.
 //! - [`inflight`]: the bound on what each connection has queued for Redis.
 //! - [`parts`]: the pieces the three threads share.
 //!
@@ -50,6 +51,7 @@ pub mod parts;
 pub mod publisher;
 pub mod room;
 pub mod scripts;
+pub mod sequence;
 pub mod subscriber;
 
 use event::{Event, Notice, Said};

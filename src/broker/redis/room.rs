@@ -19,6 +19,7 @@
 //! Nothing here talks to Redis.
 
 use crate::broker::redis::event::{Notice, RoomEvent, Said};
+use crate::broker::redis::sequence::{Arrival, Sequence};
 use crate::hub::audience::{Audience, Frames};
 use crate::hub::flusher::{Flush, Flusher};
 use crate::hub::member::{push, recovered, Dialect, Fanout, Joined, Member, Since};
@@ -93,10 +94,8 @@ struct State {
     /// Members here added without waiting for their notice (it may have
     /// been lost); if it comes after all, it is not delivered again.
     settled: HashSet<u64>,
-    /// The epoch of the last message delivered here.
-    epoch: Option<String>,
-    /// The last `seq` delivered here, if known.
-    last_seq: Option<u64>,
+    /// Where the room's sequence stands here.
+    sequence: Sequence,
     /// Removed from the table: a joiner that finds this looks again.
     dead: bool,
 }
@@ -192,8 +191,8 @@ impl Room {
             None => state.answered(member.conn).map(|(_, after)| after),
         };
         if let Some(joined_after) = joined_after {
-            let epoch = state.epoch.clone().unwrap_or_default();
-            let last = state.last_seq.unwrap_or(0);
+            let epoch = state.sequence.epoch().unwrap_or_default().to_string();
+            let last = state.sequence.last().unwrap_or(0);
             return Some(Err(Joined::already(since, &epoch, joined_after, last)));
         }
         let conn = member.conn;
@@ -260,10 +259,7 @@ impl Room {
                 joined.replay = replay;
             }
         }
-        if state.last_seq.is_none() {
-            state.last_seq = Some(answer.last);
-            state.epoch = Some(answer.epoch);
-        }
+        state.sequence.start(&answer.epoch, answer.last);
         let heard = state.pending.get(&conn).is_some_and(|p| p.heard.is_some());
         if heard || maybe_lost {
             self.settle(&mut state, conn, maybe_lost && !heard);
@@ -317,7 +313,7 @@ impl Room {
             return false;
         }
         state.unheard.insert(member.conn);
-        let last = state.last_seq.unwrap_or(0);
+        let last = state.sequence.last().unwrap_or(0);
         state.audience.insert_quietly(member, last);
         true
     }
@@ -398,8 +394,7 @@ impl Room {
 
     /// Where delivery stands here: the epoch and last `seq` delivered.
     pub fn position(&self) -> (Option<String>, Option<u64>) {
-        let state = self.lock();
-        (state.epoch.clone(), state.last_seq)
+        self.lock().sequence.position()
     }
 
     /// A `POST /broadcast` to everyone: the text members here hear it (hub
@@ -421,29 +416,21 @@ impl Room {
     pub fn on_event(self: &Arc<Self>, event: &RoomEvent) -> Next {
         let mut state = self.lock();
         match event {
-            RoomEvent::Message { seq, epoch, said } => {
-                if state.epoch.as_deref() != Some(epoch.as_str()) {
-                    if state.epoch.is_some() {
-                        // The room's sequence restarted (its history expired or
-                        // Redis lost it): what came before may be lost.
+            RoomEvent::Message { seq, epoch, said } => match state.sequence.arrive(*seq, epoch) {
+                Arrival::Duplicate => {}
+                Arrival::Gap { after } => {
+                    return Next::Gap {
+                        after,
+                        epoch: epoch.clone(),
+                    }
+                }
+                Arrival::Deliver { lost } => {
+                    if lost {
                         self.tell_lost(&mut state, epoch);
                     }
-                    state.epoch = Some(epoch.clone());
-                    state.last_seq = None;
+                    self.deliver_message(&mut state, *seq, epoch, said);
                 }
-                if let Some(last) = state.last_seq {
-                    if *seq <= last {
-                        return Next::Done;
-                    }
-                    if *seq > last + 1 {
-                        return Next::Gap {
-                            after: last,
-                            epoch: epoch.clone(),
-                        };
-                    }
-                }
-                self.deliver_message(&mut state, *seq, epoch, said);
-            }
+            },
             RoomEvent::Notice(notice) => self.on_notice(&mut state, notice),
         }
         Next::Done
@@ -479,7 +466,7 @@ impl Room {
                         // Joined while Redis was away: the others here hear
                         // of it now, in the order every instance does.
                         if let Some((member, _)) = state.audience.remove(conn, None) {
-                            let after = state.last_seq.unwrap_or(0);
+                            let after = state.sequence.last().unwrap_or(0);
                             let mut fanout = Self::to_bystanders(state, &frames);
                             fanout.add(state.audience.join(
                                 member,
@@ -562,7 +549,7 @@ impl Room {
     }
 
     fn deliver_message(self: &Arc<Self>, state: &mut State, seq: u64, epoch: &str, said: &Said) {
-        state.last_seq = Some(seq);
+        state.sequence.delivered(seq);
         // Encoded once per dialect, and only for a dialect someone speaks.
         let frames = Frames {
             json: state
@@ -601,45 +588,14 @@ impl Room {
         until: Option<u64>,
     ) {
         let mut state = self.lock();
-        match meta {
-            // The next message's new epoch tells everyone of the loss.
-            None => state.last_seq = None,
-            Some((epoch, top)) => {
-                let end = until.map_or(top, |seq| seq.saturating_sub(1));
-                match (state.epoch.clone(), state.last_seq) {
-                    (Some(here), Some(last)) if here == epoch => {
-                        let missing: Vec<&(u64, Said)> = held
-                            .iter()
-                            .filter(|(seq, _)| *seq > last && *seq <= end)
-                            .collect();
-                        let complete =
-                            end <= last || missing.first().is_some_and(|(seq, _)| *seq == last + 1);
-                        if !complete {
-                            self.tell_lost(&mut state, &epoch);
-                        }
-                        for (seq, said) in missing {
-                            self.deliver_message(&mut state, *seq, &epoch, said);
-                        }
-                        state.last_seq = Some(end.max(last));
-                    }
-                    (Some(here), _) => {
-                        if here != epoch {
-                            self.tell_lost(&mut state, &epoch);
-                        }
-                        state.epoch = Some(epoch.clone());
-                        for (seq, said) in held.iter().filter(|(seq, _)| *seq <= end) {
-                            self.deliver_message(&mut state, *seq, &epoch, said);
-                        }
-                        state.last_seq = Some(end);
-                    }
-                    // Nothing delivered here yet: every member here joined
-                    // after `top` was read by its own join.
-                    (None, _) => {
-                        state.epoch = Some(epoch);
-                        state.last_seq = Some(end);
-                    }
-                }
+        if let Some(repair) = state.sequence.repair(meta, held, until) {
+            if repair.lost {
+                self.tell_lost(&mut state, &repair.epoch);
             }
+            for (seq, said) in repair.deliver {
+                self.deliver_message(&mut state, *seq, &repair.epoch, said);
+            }
+            state.sequence.delivered(repair.end);
         }
         if until.is_some() {
             return;
@@ -876,6 +832,24 @@ mod tests {
                 "recovery false",
                 "message 6"
             ]
+        );
+    }
+
+    #[test]
+    fn a_room_restarted_in_redis_goes_on_from_its_new_first_message() {
+        let room = room();
+        let a = join(&room, 1, "a", false);
+        for seq in 1..=5 {
+            room.on_event(&message(seq, "E"));
+        }
+        let _ = texts(&a);
+        // Redis came back empty; another instance sent 1 and 2 meanwhile.
+        let held = vec![(1, said("x", "m1")), (2, said("x", "m2"))];
+        room.repair(Some(("F".into(), 2)), &held, None);
+        room.on_event(&message(3, "F"));
+        assert_eq!(
+            kinds(&a),
+            ["recovery false", "message 1", "message 2", "message 3"]
         );
     }
 
