@@ -252,9 +252,29 @@ pub struct ServeArgs {
     )]
     pub max_messages_per_second: u32,
 
-    /// Share rooms with every instance on this Redis (not built yet).
+    /// Share rooms, history, broadcasts, direct messages and presence with
+    /// every instance on this Redis (`redis://[:password@]host[:port][/db]`).
     #[arg(long, env = "STRAND_REDIS", value_name = "URL")]
     pub redis: Option<String>,
+
+    /// Prefix of every Redis key and channel, so deployments can share one Redis.
+    #[arg(
+        long,
+        env = "STRAND_REDIS_PREFIX",
+        default_value = "strand",
+        value_name = "P"
+    )]
+    pub redis_prefix: String,
+
+    /// Seconds within which a vanished instance's clients leave presence
+    /// (and are announced as gone) on every other instance.
+    #[arg(
+        long,
+        env = "STRAND_REDIS_PRESENCE_TTL",
+        default_value_t = 60.0,
+        value_name = "SECS"
+    )]
+    pub redis_presence_ttl: f64,
 
     /// error, warn, info, debug or trace.
     #[arg(

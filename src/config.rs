@@ -53,18 +53,52 @@ pub struct Config {
     pub thread_cache: usize,
     /// How long a parked connection thread waits before it exits.
     pub thread_cache_idle: Duration,
+    /// The shared broker, if instances share one Redis.
+    pub redis: Option<RedisConfig>,
+}
+
+/// `--redis` and its companions.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// The Redis URL.
+    pub url: String,
+    /// Prefix of every key and channel.
+    pub prefix: String,
+    /// How long a vanished instance's clients stay in presence.
+    pub presence_ttl: Duration,
+}
+
+impl RedisConfig {
+    /// Validates the Redis flags of `args`; `None` without `--redis`.
+    fn from_args(args: &ServeArgs) -> Result<Option<RedisConfig>, String> {
+        let Some(url) = args.redis.as_deref().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(|e| format!("--redis {url:?}: {e}"))?;
+        let prefix = &args.redis_prefix;
+        if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "--redis-prefix {prefix:?}: use a non-empty prefix without spaces"
+            ));
+        }
+        let ttl = args.redis_presence_ttl;
+        if !(ttl.is_finite() && ttl >= 1.0) {
+            return Err(format!(
+                "--redis-presence-ttl must be at least 1 second, got {ttl}"
+            ));
+        }
+        Ok(Some(RedisConfig {
+            url: url.to_string(),
+            prefix: prefix.clone(),
+            presence_ttl: Duration::from_secs_f64(ttl),
+        }))
+    }
 }
 
 impl Config {
     /// Validates `args`; `max_connections` is the resolved ceiling.
     pub fn from_args(args: &ServeArgs, max_connections: usize) -> Result<Config, String> {
-        if args.redis.is_some() {
-            return Err(
-                "--redis: the Redis broker is not built into this version of strand yet; \
-                        run without --redis for the in-process hub"
-                    .into(),
-            );
-        }
         let secs = |name: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(Duration::from_secs_f64(v))
@@ -117,6 +151,7 @@ impl Config {
             max_message_bytes: args.max_message_bytes,
             admin_token: args.admin_token.clone().filter(|s| !s.is_empty()),
             max_messages_per_second: args.max_messages_per_second,
+            redis: RedisConfig::from_args(args)?,
         })
     }
 

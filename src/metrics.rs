@@ -210,6 +210,15 @@ impl Metrics {
     }
 }
 
+/// Appends one Prometheus family of one sample (`kind` is `counter` or
+/// `gauge`) to `out`.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
 /// The number of threads of this process, from `/proc/self/status`.
 pub fn process_threads() -> u64 {
     std::fs::read_to_string("/proc/self/status")

@@ -96,19 +96,20 @@ impl Shared {
     /// The body of `GET /healthz`.
     pub fn health(&self) -> serde_json::Value {
         serde_json::json!({
-            "status": "ok",
+            "status": if self.broker.healthy() { "ok" } else { "degraded" },
             "connections": self.metrics.connections_current.load(Ordering::Relaxed),
             "uptime_s": self.uptime_s(),
-            "broker": "local",
+            "broker": self.broker.name(),
         })
     }
 
     /// The body of `GET /metrics`.
     pub fn metrics_text(&self) -> String {
         let mut extra = self.hub_stats.render(Gauges {
-            rooms: self.broker.rooms().len(),
+            rooms: self.broker.local_rooms(),
             hub_clients: self.broker.clients(),
         });
+        extra.push_str(&self.broker.metrics_text());
         extra.push_str(&self.tails.metrics_text());
         extra.push_str(&self.spools.metrics_text());
         extra.push_str(&self.thread_cache.render());

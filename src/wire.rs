@@ -32,7 +32,8 @@ pub enum ErrorCode {
     NotFound,
     /// The client sends faster than allowed.
     RateLimited,
-    /// The server cannot do this now (the OS refused a thread or a process).
+    /// The server cannot do this now: the request needs Redis, which cannot
+    /// be reached, or the OS refused a thread or a process.
     Unavailable,
 }
 

@@ -1,5 +1,6 @@
 //! `strand bench` end to end: each scenario at a tiny size against a real
 //! strand (and echo against a minimal echo server), read back from `--json`.
+mod redis_util;
 mod support;
 
 use serde_json::Value;
@@ -181,6 +182,35 @@ fn fanout_delivers_every_message_to_every_subscriber() {
     assert_eq!(j["sent"], 20);
     assert_eq!(j["latency_us"]["count"], 80);
     assert_all_delivered(&j, 80);
+}
+
+#[test]
+fn fanout_spreads_subscribers_over_instances_sharing_one_redis() {
+    let redis = redis_util::Redis::start();
+    let one = redis_util::instance(&redis, &[]);
+    let two = redis_util::instance(&redis, &[]);
+    let spread = two.url("");
+    let j = bench_at(
+        "fanout",
+        &one.url(""),
+        &[
+            "--subscribers",
+            "6",
+            "--messages",
+            "20",
+            "--rate",
+            "1000",
+            "--spread-url",
+            &spread,
+        ],
+    );
+    assert_eq!(j["servers"], 2);
+    assert_eq!(j["connected"], 6);
+    assert_eq!(j["join_notices"]["received"], 15, "{j}");
+    assert_all_delivered(&j, 120);
+    one.wait_until("every subscriber gone from the room", || {
+        two.get_json("/rooms").1["rooms"] == serde_json::json!([])
+    });
 }
 
 #[test]

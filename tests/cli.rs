@@ -1,5 +1,5 @@
 //! The command line: help, environment variables (the flag wins), and
-//! refusing flags whose feature is not built rather than ignoring them.
+//! refusing bad values with a clear message rather than ignoring them.
 mod support;
 
 use std::process::Command;
@@ -30,20 +30,30 @@ fn help_lists_subcommands_flags_and_their_environment_variables() {
 }
 
 #[test]
-fn a_flag_whose_feature_is_not_built_refuses_to_start() {
-    let out = strand(&[
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--redis",
-        "redis://127.0.0.1:6379",
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--redis") && err.contains("not built"),
-        "{err}"
-    );
+fn bad_redis_flags_refuse_to_start_and_say_why() {
+    for (args, needle) in [
+        (&["--redis", "http://127.0.0.1:6379"][..], "--redis"),
+        (
+            &["--redis", "redis://127.0.0.1:1", "--redis-prefix", "a b"],
+            "--redis-prefix",
+        ),
+        (
+            &[
+                "--redis",
+                "redis://127.0.0.1:1",
+                "--redis-presence-ttl",
+                "0",
+            ],
+            "--redis-presence-ttl",
+        ),
+    ] {
+        let mut all = vec!["serve", "--bind", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let out = strand(&all);
+        assert!(!out.status.success(), "{args:?} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! A client that floods while reading too slowly, then resets its socket
 //! mid-frame, leaves nothing behind on any endpoint: threads, descriptors
 //! and `/healthz` connections return to their baseline, and SIGTERM
-//! afterwards still exits promptly.
+//! afterwards still exits promptly. Rooms are flooded on the in-process
+//! hub and on a Redis shared by instances.
+mod redis_util;
 mod support;
 
 use std::io::{ErrorKind, Read, Write};
@@ -52,6 +54,9 @@ fn connections(server: &Server) -> u64 {
 /// made by `open`. Checks the baseline after all of them, then SIGTERM.
 fn leaves_nothing(args: &[&str], open: impl Fn(&Server, usize) -> (RawClient, Vec<u8>)) {
     let mut server = Server::start(args);
+    server.wait_until("the broker up", || {
+        server.get_json("/healthz").1["broker"] != "redis-down"
+    });
     let (warm, _) = open(&server, 1000);
     drop(warm);
     server.wait_until("the warm-up connection to end", || {
@@ -135,6 +140,39 @@ fn heavy_hub_with_stream_and_follow_flood_and_reset() {
                 if String::from_utf8_lossy(&frame.payload).contains(reply) {
                     break;
                 }
+            }
+        }
+        (client, batch(&message))
+    });
+}
+
+#[test]
+fn heavy_text_room_flood_and_reset_on_redis() {
+    let redis = redis_util::Redis::start();
+    let url = redis.url();
+    leaves_nothing(&["--redis", &url], |server, round| {
+        let client = RawClient::connect(server, &format!("/ws/room/u{round}"));
+        (client, batch(&"t".repeat(64)))
+    });
+}
+
+#[test]
+fn heavy_hub_room_flood_and_reset_on_redis() {
+    let redis = redis_util::Redis::start();
+    let url = redis.url();
+    // 64 bytes: {"type":"message","room_name":"r","content":"xxx..."}
+    let message = format!(
+        r#"{{"type":"message","room_name":"r","content":"{}"}}"#,
+        "x".repeat(17)
+    );
+    assert_eq!(message.len(), 64);
+    leaves_nothing(&["--redis", &url], move |server, round| {
+        let mut client = hub_client(server, &format!("h{round}"));
+        client.send(true, 0x1, br#"{"type":"join_room","room_name":"r"}"#);
+        loop {
+            let frame = client.read_data_frame().unwrap();
+            if String::from_utf8_lossy(&frame.payload).contains("room_join") {
+                break;
             }
         }
         (client, batch(&message))

@@ -1,7 +1,9 @@
 //! `strand bench fanout`: N subscribers join a plain-text room as
 //! `/ws/ROOM/sub-I`, then one publisher (`/ws/ROOM/bench-pub`) sends K
 //! messages at R per second, each stamped with its sequence number and send
-//! time. Every subscriber counts what it receives: delivery latency, lost,
+//! time. With `--spread-url`, the subscribers are spread round-robin over
+//! `--url` and those servers (instances sharing one Redis); the publisher
+//! stays on `--url`. Every subscriber counts what it receives: delivery latency, lost,
 //! duplicated and reordered messages. The room's formation (all joins and
 //! the N(N-1)/2 join notices they cause) is timed as well.
 //!
@@ -52,10 +54,16 @@ pub struct FanoutArgs {
     /// Seconds to wait for late deliveries after the last message is sent.
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub grace: f64,
+    /// Another server (`ws://HOST:PORT`) to connect subscribers to
+    /// (repeatable): subscribers go round-robin to `--url` and these.
+    #[arg(long = "spread-url", value_name = "URL")]
+    pub spread_urls: Vec<String>,
 }
 
 struct Run {
     target: Target,
+    /// Where subscriber I connects: `spread[I % len]` (`--url` first).
+    spread: Vec<Target>,
     room: String,
     timeout: Duration,
     limiter: Limiter,
@@ -70,6 +78,10 @@ struct Run {
 /// Runs the scenario.
 pub fn run(a: &FanoutArgs) -> Result<Report, String> {
     let target = Target::parse(&a.common.url)?;
+    let mut spread = vec![target.clone()];
+    for url in &a.spread_urls {
+        spread.push(Target::parse(url)?);
+    }
     if !crate::names::is_valid(&a.room) || a.room == "chat" {
         return Err(format!("{:?} cannot name a text room", a.room));
     }
@@ -77,6 +89,7 @@ pub fn run(a: &FanoutArgs) -> Result<Report, String> {
     let (rx, completions) = Receivers::new(a.messages);
     let run = Arc::new(Run {
         target,
+        spread,
         room: a.room.clone(),
         timeout: a.common.timeout(),
         limiter: Limiter::new(a.common.connect_concurrency),
@@ -126,6 +139,7 @@ pub fn run(a: &FanoutArgs) -> Result<Report, String> {
 
     let mut report = Report::new("fanout", &run.target.url(&format!("/ws/{}/sub-N", a.room)));
     report.count("subscribers", "subscribers", a.subscribers as u64);
+    report.count("servers", "servers", run.spread.len() as u64);
     report.count("connected", "connected", connected);
     report.real("room formed in (s)", "formation_s", formation_s, 3);
     report.add(
@@ -170,7 +184,7 @@ fn subscriber(run: &Run, index: usize, ready: Ready) {
     let path = format!("/ws/{}/sub-{index}", run.room);
     let connected = {
         let _permit = run.limiter.acquire();
-        run.target.connect(&path, run.timeout)
+        run.spread[index % run.spread.len()].connect(&path, run.timeout)
     };
     let ws = match connected {
         Ok(ws) => ws,

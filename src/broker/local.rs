@@ -4,7 +4,7 @@
 //! client registry is never held together with either. No lock is held
 //! while writing to a socket: deliveries only queue on outboxes.
 
-use crate::broker::Broker;
+use crate::broker::{Broker, Refusal};
 use crate::hub::clients::Clients;
 use crate::hub::flusher::{Flusher, FlusherThread};
 use crate::hub::room::{Joined, Member, RoomCtx, Since};
@@ -66,40 +66,49 @@ impl Broker for LocalBroker {
         self.stats.count(self.clients.disconnect(client_id, conn));
     }
 
-    fn join(&self, room: &str, member: Member, since: Option<&Since>) -> Joined {
-        self.rooms.join(room, member, since)
+    fn join(&self, room: &str, member: Member, since: Option<&Since>) -> Result<Joined, Refusal> {
+        Ok(self.rooms.join(room, member, since))
     }
 
     fn leave(&self, room: &str, conn: u64, tell_leaver: bool) -> bool {
         self.rooms.leave(room, conn, tell_leaver)
     }
 
-    fn publish(&self, room: &str, conn: u64, content: &str, timestamp: &Value) -> Option<u64> {
-        self.rooms.publish(room, conn, content, timestamp)
+    fn publish(
+        &self,
+        room: &str,
+        conn: u64,
+        content: &str,
+        timestamp: &Value,
+    ) -> Result<(), Refusal> {
+        self.rooms
+            .publish(room, conn, content, timestamp)
+            .map(|_| ())
+            .ok_or(Refusal::NotInRoom)
     }
 
-    fn global(&self, from: &str, content: &str, timestamp: &Value) {
+    fn global(&self, from: &str, content: &str, timestamp: &Value) -> Result<(), Refusal> {
         let frame = wire::frame(&wire::global_message(from, content, timestamp));
         let (_, fanout) = self.clients.send_all(&frame);
         self.stats.global_messages.fetch_add(1, Relaxed);
         self.stats.count(fanout);
+        Ok(())
     }
 
-    fn direct(&self, to: &str, from: &str, content: &str) -> bool {
+    fn direct(&self, to: &str, from: &str, content: &str) -> Result<(), Refusal> {
         let frame = wire::frame(&wire::direct(from, content));
-        match self.clients.send_to(to, &frame) {
-            Some(fanout) => {
-                self.stats.direct_messages.fetch_add(1, Relaxed);
-                self.stats.count(fanout);
-                true
-            }
-            None => false,
-        }
+        let fanout = self
+            .clients
+            .send_to(to, &frame)
+            .ok_or(Refusal::UnknownClient)?;
+        self.stats.direct_messages.fetch_add(1, Relaxed);
+        self.stats.count(fanout);
+        Ok(())
     }
 
-    fn broadcast(&self, room: Option<&str>, message: &str) -> usize {
+    fn broadcast(&self, room: Option<&str>, message: &str) -> Result<usize, Refusal> {
         self.stats.broadcasts.fetch_add(1, Relaxed);
-        match room {
+        Ok(match room {
             Some(name) => self
                 .rooms
                 .get(name)
@@ -115,7 +124,7 @@ impl Broker for LocalBroker {
                 }
                 reached
             }
-        }
+        })
     }
 
     fn notify(&self, message: &str) -> usize {
@@ -126,24 +135,30 @@ impl Broker for LocalBroker {
         reached
     }
 
-    fn presence(&self, room: &str) -> Vec<String> {
-        self.rooms
+    fn presence(&self, room: &str) -> Result<Vec<String>, Refusal> {
+        Ok(self
+            .rooms
             .get(room)
             .map(|r| r.presence())
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
-    fn online(&self, room: &str) -> usize {
-        self.rooms.get(room).map_or(0, |r| r.online())
+    fn online(&self, room: &str) -> Result<usize, Refusal> {
+        Ok(self.rooms.get(room).map_or(0, |r| r.online()))
     }
 
-    fn rooms(&self) -> Vec<(String, usize)> {
-        self.rooms
+    fn rooms(&self) -> Result<Vec<(String, usize)>, Refusal> {
+        Ok(self
+            .rooms
             .all()
             .into_iter()
             .map(|r| (r.name().to_string(), r.online()))
             .filter(|(_, n)| *n > 0)
-            .collect()
+            .collect())
+    }
+
+    fn local_rooms(&self) -> usize {
+        self.rooms.all().iter().filter(|r| r.online() > 0).count()
     }
 
     fn clients(&self) -> usize {

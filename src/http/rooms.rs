@@ -12,17 +12,20 @@ pub fn handle(shared: &Shared, request: &Request) -> Response {
     let broker = &shared.broker;
     let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
-        ["rooms"] => {
-            let rooms: Vec<Value> = broker
-                .rooms()
-                .into_iter()
-                .map(|(room, online)| json!({"room": room, "online": online}))
-                .collect();
-            Response::json(&json!({ "rooms": rooms }))
-        }
-        ["rooms", room, "count"] => {
-            Response::json(&json!({"room": room, "online": broker.online(room)}))
-        }
+        ["rooms"] => match broker.rooms() {
+            Ok(rooms) => {
+                let rooms: Vec<Value> = rooms
+                    .into_iter()
+                    .map(|(room, online)| json!({"room": room, "online": online}))
+                    .collect();
+                Response::json(&json!({ "rooms": rooms }))
+            }
+            Err(_) => unavailable(),
+        },
+        ["rooms", room, "count"] => match broker.online(room) {
+            Ok(online) => Response::json(&json!({"room": room, "online": online})),
+            Err(_) => unavailable(),
+        },
         ["broadcast"] => broadcast(shared, request),
         _ => Response::error(404, &format!("no such path: {}", request.path)),
     }
@@ -43,8 +46,17 @@ fn broadcast(shared: &Shared, request: &Request) -> Response {
         Ok(parsed) => parsed,
         Err(why) => return Response::error(400, &why),
     };
-    let online = shared.broker.broadcast(room.as_deref(), &message);
-    Response::json(&json!({"sent_to": room.as_deref().unwrap_or("*"), "online": online}))
+    match shared.broker.broadcast(room.as_deref(), &message) {
+        Ok(online) => {
+            Response::json(&json!({"sent_to": room.as_deref().unwrap_or("*"), "online": online}))
+        }
+        Err(_) => unavailable(),
+    }
+}
+
+/// A room API request that needs Redis while it cannot be reached.
+fn unavailable() -> Response {
+    Response::error(503, "rooms are unavailable: Redis cannot be reached").header("Retry-After: 1")
 }
 
 /// The `room` (optional) and `message` of a broadcast body.

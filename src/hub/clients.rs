@@ -6,7 +6,7 @@
 //! socket; [`Outbox::send`] does not wait), so every client sees the
 //! joins and leaves of others in the order the registry saw them.
 
-use crate::hub::room::{push, Fanout};
+use crate::hub::member::{push, Fanout};
 use crate::hub::wire;
 use crate::ws::Outbox;
 use std::collections::HashMap;
@@ -40,18 +40,66 @@ impl Clients {
         let frame = wire::frame(&wire::user_joined(id));
         let mut map = self.lock();
         let old = map.insert(id.to_string(), Entry { conn, outbox });
-        let mut fanout = Fanout::default();
-        for (other, entry) in map.iter() {
-            if other != id {
-                fanout.add(push(&entry.outbox, &frame));
-            }
-        }
+        let fanout = send_others(&map, id, &frame);
         drop(map);
         let replaced = old.is_some();
         if let Some(old) = old {
             old.outbox.close(REPLACED, "replaced by a newer connection");
         }
         (fanout, replaced)
+    }
+
+    /// Registers connection `conn` as `id` without telling anyone (a
+    /// shared broker announces it through Redis); an older connection with
+    /// the same id is closed with 4001. Returns whether one was.
+    pub fn register(&self, id: &str, conn: u64, outbox: Arc<Outbox>) -> bool {
+        let old = self.lock().insert(id.to_string(), Entry { conn, outbox });
+        if let Some(old) = &old {
+            old.outbox.close(REPLACED, "replaced by a newer connection");
+        }
+        old.is_some()
+    }
+
+    /// Unregisters `id` if connection `conn` still holds it, without
+    /// telling anyone; returns whether it did.
+    pub fn unregister(&self, id: &str, conn: u64) -> bool {
+        let mut map = self.lock();
+        if map.get(id).map(|e| e.conn) != Some(conn) {
+            return false;
+        }
+        map.remove(id);
+        true
+    }
+
+    /// Closes `id`'s connection with 4001 if it is connection `conn`
+    /// (a newer one connected elsewhere); returns whether it was.
+    pub fn replace(&self, id: &str, conn: u64) -> bool {
+        let mut map = self.lock();
+        if map.get(id).map(|e| e.conn) != Some(conn) {
+            return false;
+        }
+        if let Some(old) = map.remove(id) {
+            old.outbox.close(REPLACED, "replaced by a newer connection");
+        }
+        true
+    }
+
+    /// `id`'s connection and outbox, if it is connected here.
+    pub fn get(&self, id: &str) -> Option<(u64, Arc<Outbox>)> {
+        self.lock().get(id).map(|e| (e.conn, e.outbox.clone()))
+    }
+
+    /// Every client here: (id, connection).
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        self.lock()
+            .iter()
+            .map(|(id, e)| (id.clone(), e.conn))
+            .collect()
+    }
+
+    /// Queues `frame` to every client but `id`.
+    pub fn send_others(&self, id: &str, frame: &Arc<[u8]>) -> Fanout {
+        send_others(&self.lock(), id, frame)
     }
 
     /// Unregisters `id` if connection `conn` still holds it (a replaced
@@ -62,12 +110,7 @@ impl Clients {
             return Fanout::default();
         }
         map.remove(id);
-        let frame = wire::frame(&wire::user_left(id));
-        let mut fanout = Fanout::default();
-        for entry in map.values() {
-            fanout.add(push(&entry.outbox, &frame));
-        }
-        fanout
+        send_others(&map, id, &wire::frame(&wire::user_left(id)))
     }
 
     /// Queues `frame` to client `id`; false when no such client.
@@ -94,6 +137,16 @@ impl Clients {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn send_others(map: &HashMap<String, Entry>, id: &str, frame: &Arc<[u8]>) -> Fanout {
+    let mut fanout = Fanout::default();
+    for (other, entry) in map.iter() {
+        if other != id {
+            fanout.add(push(&entry.outbox, frame));
+        }
+    }
+    fanout
 }
 
 #[cfg(test)]

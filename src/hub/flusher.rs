@@ -6,7 +6,6 @@
 //! empty to non-empty. One thread keeps the deadlines in a heap and sleeps
 //! to the earliest.
 
-use crate::hub::room::Room;
 use crossbeam_channel::{select, Receiver, Sender};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -14,13 +13,22 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Something with a batch to flush: a room of either broker.
+pub trait Flush: Send + Sync + std::fmt::Debug {
+    /// Queues the waiting batch to its members.
+    fn flush(&self);
+}
+
+/// A scheduled flush's target and deadline.
+pub type Scheduled = (Arc<dyn Flush>, Instant);
+
 /// How long a join or leave notice may wait to be coalesced with others.
 pub const DELAY: Duration = Duration::from_millis(2);
 
 /// Where rooms schedule their flushes.
 #[derive(Debug, Clone)]
 pub struct Flusher {
-    tx: Option<Sender<(Arc<Room>, Instant)>>,
+    tx: Option<Sender<Scheduled>>,
 }
 
 /// The running flusher thread; [`FlusherThread::stop`] ends it.
@@ -38,7 +46,7 @@ impl Flusher {
     }
 
     /// Schedules onto `tx`, for tests that flush by hand.
-    pub fn with_queue(tx: Sender<(Arc<Room>, Instant)>) -> Flusher {
+    pub fn with_queue(tx: Sender<Scheduled>) -> Flusher {
         Flusher { tx: Some(tx) }
     }
 
@@ -71,11 +79,20 @@ impl Flusher {
         }
     }
 
+    /// A callback scheduling `room`'s flush, for an audience that batches
+    /// (see [`crate::hub::audience`]).
+    pub fn scheduler<'a, R: Flush + 'static>(
+        &'a self,
+        room: &'a Arc<R>,
+    ) -> impl FnOnce(Instant) -> bool + 'a {
+        move |due| self.schedule(room.clone(), due)
+    }
+
     /// Schedules a flush of `room` at `due`; false when the caller must
     /// flush now.
-    pub fn schedule(&self, room: &Arc<Room>, due: Instant) -> bool {
+    pub fn schedule(&self, room: Arc<dyn Flush>, due: Instant) -> bool {
         match &self.tx {
-            Some(tx) => tx.send((room.clone(), due)).is_ok(),
+            Some(tx) => tx.send((room, due)).is_ok(),
             None => false,
         }
     }
@@ -97,7 +114,7 @@ impl FlusherThread {
 struct Due {
     at: Instant,
     order: u64,
-    room: Arc<Room>,
+    room: Arc<dyn Flush>,
 }
 
 impl PartialEq for Due {
@@ -117,7 +134,7 @@ impl Ord for Due {
     }
 }
 
-fn run(rx: Receiver<(Arc<Room>, Instant)>, stop: Receiver<()>) {
+fn run(rx: Receiver<Scheduled>, stop: Receiver<()>) {
     let mut pending: BinaryHeap<Reverse<Due>> = BinaryHeap::new();
     let mut order = 0u64;
     loop {

@@ -1,8 +1,13 @@
 //! Rooms and the JSON hub's clients: the state behind `/ws/{room}/{user}`,
 //! `/ws/chat/{client_id}` and the HTTP room API.
 //!
-//! - [`room`]: one room: members of both dialects, history, `seq`, and the
-//!   atomic join-with-replay.
+//! - [`member`]: the vocabulary of every room (members, dialects, `since`,
+//!   what a join answers, fan-out counts).
+//! - [`audience`]: the members of one room on this server and delivery to
+//!   them in their dialects, coalesced when busy; both brokers use it.
+//! - [`history`]: one room's held messages and the answer to a `since`.
+//! - [`room`]: one in-process room: an audience, a history and `seq`
+//!   under one lock, and the atomic join-with-replay.
 //! - [`notices`], [`flusher`]: join and leave notices coalesced over 2 ms,
 //!   so forming a big room costs O(members) wake-ups per window instead of
 //!   one per notice.
@@ -43,12 +48,17 @@
 
 use std::hash::{BuildHasher, Hasher};
 
+pub mod audience;
 pub mod clients;
 pub mod flusher;
+pub mod history;
+pub mod member;
 pub mod notices;
 pub mod room;
 pub mod rooms;
 pub mod stats;
+#[cfg(test)]
+pub mod testing;
 pub mod wire;
 
 /// A fresh epoch: the start time in milliseconds and 32 random bits, so two

@@ -1,108 +1,27 @@
-//! One room: its members (of both dialects), its history and its sequence.
+//! One room of the in-process hub: its members (an [`Audience`]), its
+//! [`History`] and its sequence, under one lock.
 //!
-//! Everything that must be atomic happens under the room's one lock: a
-//! message gets its `seq`, enters the history and is queued to every member
-//! in the same critical section, so every member sees the room's messages
-//! in `seq` order; a join takes its history snapshot and registers the
-//! member in one critical section, so a `since` replay and the live
-//! messages after it neither overlap nor leave a gap.
-//!
-//! Sending under the lock is fine: [`Outbox::send`] only queues (it never
-//! touches a socket and never waits). Each message is encoded once per
-//! dialect and the same `Arc` frame is queued to every member, so a fan-out
-//! costs one cheap push per member. Join and leave notices are coalesced
-//! (see [`crate::hub::notices`]) and always go out before a later message.
-//!
-//! What a push costs is mostly the wake-up of the member's connection
-//! thread, and then its write and its client's wake-up. So a large room
-//! ([`COALESCE_MEMBERS`] or more) that is busy (a message within the
-//! window, [`RoomCtx::window`], of its last delivery) batches its messages like its
-//! notices and delivers them at the end of the window: each member is woken
-//! at most once per window per room, however fast the room talks. A small
-//! room, or a large one that was quiet for a window, delivers at once.
+//! Everything that must be atomic happens under that lock: a message gets
+//! its `seq`, enters the history and is queued to every member in the same
+//! critical section, so every member sees the room's messages in `seq`
+//! order; a join takes its history snapshot and registers the member in one
+//! critical section, so a `since` replay and the live messages after it
+//! neither overlap nor leave a gap. Sending under the lock is fine:
+//! [`crate::ws::Outbox::send`] only queues.
 
-use crate::hub::flusher::Flusher;
-use crate::hub::notices::{self, Batch};
+pub use crate::hub::audience::COALESCE_MEMBERS;
+use crate::hub::audience::{Audience, Frames};
+use crate::hub::flusher::{Flush, Flusher};
+use crate::hub::history::History;
+pub use crate::hub::history::HISTORY_BYTES;
+pub use crate::hub::member::{push, Dialect, Fanout, Joined, Member, Since};
 use crate::hub::stats::HubStats;
 use crate::hub::wire;
-use crate::ws::Outbox;
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// Rooms with at least this many members coalesce busy message traffic.
-pub const COALESCE_MEMBERS: usize = 100;
-
-/// How a member is spoken to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `/ws/{room}/{user}`: plain lines.
-    Text,
-    /// `/ws/chat/{client_id}`: JSON objects.
-    Json,
-}
-
-/// A connection in a room.
-#[derive(Debug, Clone)]
-pub struct Member {
-    /// The connection's server-wide id: a member's identity in a room.
-    pub conn: u64,
-    /// The `user` or `client_id` others see.
-    pub name: Arc<str>,
-    /// How it is spoken to.
-    pub dialect: Dialect,
-    /// Where its frames go.
-    pub outbox: Arc<Outbox>,
-}
-
-/// A `join_room`'s `since` (and optional `epoch`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Since {
-    /// The last `seq` the client holds.
-    pub seq: u64,
-    /// The epoch that `seq` belongs to, if the client said.
-    pub epoch: Option<String>,
-}
-
-/// A room's history holds at most this many bytes of messages (besides
-/// `--room-history` messages), so a few huge messages cannot pin memory.
-pub const HISTORY_BYTES: usize = 1 << 20;
-
-/// What a join gives the joiner to send itself, directly, before anything
-/// queued on its outbox. When the joiner's outbox still held frames, the
-/// recovery and replay were queued behind them instead, and are not here.
-#[derive(Debug, Default)]
-pub struct Joined {
-    /// The room's current epoch.
-    pub epoch: String,
-    /// `Some(recovered)` when the join asked for `since`.
-    pub recovered: Option<bool>,
-    /// The held messages after `since`, in order (JSON texts).
-    pub replay: Vec<Arc<str>>,
-    /// The connection was already a member: nothing changed, and the
-    /// `room_join` was not queued (the caller answers it directly).
-    pub already: bool,
-}
-
-/// Frames queued and dropped by one fan-out.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Fanout {
-    /// Frames queued.
-    pub queued: u64,
-    /// Frames refused by a full or closing outbox.
-    pub dropped: u64,
-}
-
-impl Fanout {
-    /// Adds `other`'s counts.
-    pub fn add(&mut self, other: Fanout) {
-        self.queued += other.queued;
-        self.dropped += other.dropped;
-    }
-}
 
 /// What every room of one table shares.
 #[derive(Debug)]
@@ -136,40 +55,12 @@ pub struct Room {
 
 #[derive(Debug)]
 struct State {
-    members: HashMap<u64, Joiner>,
-    text_members: usize,
-    history: VecDeque<Held>,
-    history_bytes: usize,
+    audience: Audience,
+    history: History,
     /// The `seq` of the next message: 1 in a new room.
     next_seq: u64,
-    /// Join and leave notices (and a busy room's messages) not yet queued.
-    batch: Batch,
-    /// When the room last queued to its members.
-    last_delivery: Option<Instant>,
     /// Removed from the table: a joiner that finds this looks again.
     dead: bool,
-}
-
-#[derive(Debug)]
-struct Joiner {
-    member: Member,
-    /// The last `seq` before this member joined: it receives every later
-    /// message live.
-    joined_after: u64,
-    /// The first notice of the current batch this member should see.
-    from: usize,
-}
-
-#[derive(Debug)]
-struct Held {
-    seq: u64,
-    json: Arc<str>,
-}
-
-/// The two encodings of one event; `None` where no member needs it.
-struct Frames {
-    json: Option<Arc<[u8]>>,
-    text: Option<Arc<[u8]>>,
 }
 
 impl Room {
@@ -179,17 +70,13 @@ impl Room {
         Room {
             name: name.to_string(),
             epoch: format!("{}.{generation}", ctx.epoch),
-            ctx,
             state: Mutex::new(State {
-                members: HashMap::new(),
-                text_members: 0,
-                history: VecDeque::new(),
-                history_bytes: 0,
+                audience: Audience::default(),
+                history: History::new(ctx.keep),
                 next_seq: 1,
-                batch: Batch::default(),
-                last_delivery: None,
                 dead: false,
             }),
+            ctx,
         }
     }
 
@@ -209,6 +96,11 @@ impl Room {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A callback that schedules this room's batch on the flusher.
+    fn scheduler(self: &Arc<Self>) -> impl FnOnce(Instant) -> bool + '_ {
+        self.ctx.flusher.scheduler(self)
+    }
+
     /// Adds `member`, answering `since` from the history, and announces it
     /// to every member in its dialect (the joiner included when it speaks
     /// JSON; a text joiner is told nothing). `None` when the room was
@@ -220,28 +112,15 @@ impl Room {
             return None;
         }
         let last = state.next_seq - 1;
-        if let Some(joiner) = state.members.get(&member.conn) {
-            // Already receiving this room live since `joined_after`: nothing
-            // to replay without reordering, so only say whether that covers
-            // what the client asks for.
-            let recovered = since.map(|s| {
-                s.epoch.as_deref().map_or(true, |e| e == epoch)
-                    && s.seq >= joiner.joined_after
-                    && s.seq <= last
-            });
-            return Some(Joined {
-                epoch: epoch.to_string(),
-                recovered,
-                replay: Vec::new(),
-                already: true,
-            });
+        if let Some(joiner) = state.audience.get(member.conn) {
+            return Some(Joined::already(since, epoch, joiner.joined_after, last));
         }
         let mut joined = Joined {
             epoch: epoch.to_string(),
             ..Joined::default()
         };
         if let Some(since) = since {
-            let (recovered, replay) = state.answer(since, epoch);
+            let (recovered, replay) = state.history.answer(since, epoch, last);
             if member.outbox.queued_bytes() > 0 {
                 // Frames queued for this connection are not written yet
                 // (say, the messages and `room_leave` of a leave just
@@ -261,24 +140,9 @@ impl Room {
                 joined.replay = replay;
             }
         }
-        let at = state.batch.push(
-            wire::frame(&wire::room_join(&member.name, &self.name)),
-            wire::frame(&wire::text_joined(&member.name, &self.name)),
-        );
-        let from = match member.dialect {
-            Dialect::Json => at,
-            Dialect::Text => {
-                state.text_members += 1;
-                at + 1
-            }
-        };
-        let joiner = Joiner {
-            member,
-            joined_after: last,
-            from,
-        };
-        state.members.insert(joiner.member.conn, joiner);
-        self.notice_added(&mut state);
+        let notice = wire::join_notice(&member.name, &self.name);
+        let fanout = state.audience.join(member, last, notice, self.scheduler());
+        self.ctx.stats.count(fanout);
         Some(joined)
     }
 
@@ -288,92 +152,17 @@ impl Room {
     /// was not a member.
     pub fn leave(self: &Arc<Self>, conn: u64, tell_leaver: bool) -> bool {
         let mut state = self.lock();
-        let Some(joiner) = state.members.remove(&conn) else {
+        let Some(name) = state.audience.get(conn).map(|j| j.member.name.clone()) else {
             return false;
         };
-        let member = joiner.member;
-        if member.dialect == Dialect::Text {
-            state.text_members -= 1;
-        }
-        let json = wire::frame(&wire::room_leave(&member.name, &self.name));
-        if tell_leaver && member.dialect == Dialect::Json {
-            let mut fanout = Fanout::default();
-            if let Some(due) = state.batch.flush().frames(true, joiner.from) {
-                fanout.add(push(&member.outbox, &due));
-            }
-            fanout.add(push(&member.outbox, &json));
-            self.ctx.stats.count(fanout);
-        }
-        let text = wire::frame(&wire::text_left(&member.name, &self.name));
-        state.batch.push(json, text);
-        self.notice_added(&mut state);
-        true
-    }
-
-    /// After a notice was batched: schedules the batch, or flushes it now
-    /// when it is full or there is no flusher.
-    fn notice_added(self: &Arc<Self>, state: &mut State) {
-        let n = state.batch.len();
-        let due = Instant::now() + crate::hub::flusher::DELAY;
-        if n >= notices::CAP || (n == 1 && !self.ctx.flusher.schedule(self, due)) {
-            self.flush_locked(state);
-        }
-    }
-
-    /// Queues the waiting batch (called by the flusher thread).
-    pub fn flush(&self) {
-        let mut state = self.lock();
-        self.flush_locked(&mut state);
-    }
-
-    fn flush_locked(&self, state: &mut State) {
-        if state.batch.is_empty() {
-            return;
-        }
-        // Windows are counted from when a delivery starts, as for one made
-        // at once: a long fan-out does not stretch the next window.
-        state.last_delivery = Some(Instant::now());
-        let State { members, batch, .. } = state;
-        let mut flush = batch.flush();
-        let mut fanout = Fanout::default();
-        for joiner in members.values_mut() {
-            let from = std::mem::take(&mut joiner.from);
-            let json = joiner.member.dialect == Dialect::Json;
-            if let Some(frames) = flush.frames(json, from) {
-                fanout.add(push(&joiner.member.outbox, &frames));
-            }
-        }
-        batch.clear();
+        let notice = wire::leave_notice(&name, &self.name);
+        let farewell = notice.json.as_ref().filter(|_| tell_leaver);
+        let Some((_, mut fanout)) = state.audience.remove(conn, farewell) else {
+            return false;
+        };
+        fanout.add(state.audience.notice(notice, self.scheduler()));
         self.ctx.stats.count(fanout);
-    }
-
-    /// Queues an event to every member: at once, or into the batch when
-    /// the room is large and busy (see the module docs).
-    fn deliver(self: &Arc<Self>, state: &mut State, frames: Frames) {
-        let now = Instant::now();
-        let window = self.ctx.window;
-        let window_end = state.last_delivery.map(|t| t + window);
-        let busy = !window.is_zero()
-            && state.members.len() >= COALESCE_MEMBERS
-            && window_end.is_some_and(|end| now < end);
-        if busy {
-            let empty = || Arc::<[u8]>::from(&[][..]);
-            let was_empty = state.batch.is_empty();
-            state.batch.push(
-                frames.json.unwrap_or_else(empty),
-                frames.text.unwrap_or_else(empty),
-            );
-            let scheduled =
-                !was_empty || window_end.is_some_and(|end| self.ctx.flusher.schedule(self, end));
-            if scheduled && state.batch.len() < notices::CAP {
-                return;
-            }
-            self.flush_locked(state);
-            return;
-        }
-        self.flush_locked(state);
-        state.last_delivery = Some(now);
-        self.ctx.stats.count(state.fan_out(&frames));
+        true
     }
 
     /// Publishes a message from member `conn`: numbers it, keeps it in the
@@ -381,29 +170,22 @@ impl Room {
     /// when `conn` is not a member.
     pub fn publish(self: &Arc<Self>, conn: u64, content: &str, timestamp: &Value) -> Option<u64> {
         let mut state = self.lock();
-        let name = state.members.get(&conn)?.member.name.clone();
+        let name = state.audience.get(conn)?.member.name.clone();
         let seq = state.next_seq;
         state.next_seq += 1;
         let json: Arc<str> =
             wire::room_message(&name, content, &self.name, seq, &self.epoch, timestamp).into();
         let frames = Frames {
             json: Some(wire::frame(&json)),
-            text: (state.text_members > 0).then(|| wire::frame(&wire::text_said(&name, content))),
+            text: (state.audience.text_members() > 0)
+                .then(|| wire::frame(&wire::text_said(&name, content))),
         };
-        let keep = self.ctx.keep;
-        if keep > 0 {
-            while state.history.len() >= keep
-                || (!state.history.is_empty() && state.history_bytes + json.len() > HISTORY_BYTES)
-            {
-                if let Some(old) = state.history.pop_front() {
-                    state.history_bytes -= old.json.len();
-                }
-            }
-            state.history_bytes += json.len();
-            state.history.push_back(Held { seq, json });
-        }
+        state.history.push(seq, json);
         self.ctx.stats.room_messages.fetch_add(1, Relaxed);
-        self.deliver(&mut state, frames);
+        let fanout = state
+            .audience
+            .deliver(frames, self.ctx.window, self.scheduler());
+        self.ctx.stats.count(fanout);
         Some(seq)
     }
 
@@ -412,106 +194,52 @@ impl Room {
     /// hub clients through the client registry) only text members here.
     pub fn broadcast(self: &Arc<Self>, message: &str, everyone: bool) -> usize {
         let mut state = self.lock();
-        let frames = Frames {
-            json: (!everyone).then(|| wire::frame(&wire::broadcast(Some(&self.name), message))),
-            text: (state.text_members > 0).then(|| wire::frame(&wire::text_broadcast(message))),
-        };
-        self.deliver(&mut state, frames);
-        if everyone {
-            state.text_members
+        let text_members = state.audience.text_members();
+        let frames = wire::broadcast_frames(&self.name, message, everyone, text_members > 0);
+        let reached = if everyone {
+            text_members
         } else {
-            state.members.len()
-        }
+            state.audience.len()
+        };
+        let fanout = state
+            .audience
+            .deliver(frames, self.ctx.window, self.scheduler());
+        self.ctx.stats.count(fanout);
+        reached
     }
 
     /// The distinct names of the members, sorted.
     pub fn presence(&self) -> Vec<String> {
-        let state = self.lock();
-        let mut names: Vec<String> = state
-            .members
-            .values()
-            .map(|j| j.member.name.to_string())
-            .collect();
-        drop(state);
-        names.sort_unstable();
-        names.dedup();
-        names
+        self.lock().audience.presence()
     }
 
     /// Connections in the room now.
     pub fn online(&self) -> usize {
-        self.lock().members.len()
+        self.lock().audience.len()
     }
 
     /// Marks the room removed if it has no member, and (unless `even_with_history`)
     /// has never numbered a message. Returns whether it did.
     pub fn retire_if_empty(&self, even_with_history: bool) -> bool {
         let mut state = self.lock();
-        if state.members.is_empty() && (even_with_history || state.next_seq == 1) {
+        if state.audience.is_empty() && (even_with_history || state.next_seq == 1) {
             state.dead = true;
         }
         state.dead
     }
 }
 
-impl State {
-    /// The `recovered` flag and the replay for `since`.
-    fn answer(&self, since: &Since, epoch: &str) -> (bool, Vec<Arc<str>>) {
-        let last = self.next_seq - 1;
-        let same_epoch = since.epoch.as_deref().map_or(true, |e| e == epoch);
-        // Everything after `since` is here when the oldest held message is
-        // at most `since + 1` (or nothing was published after `since`). A
-        // `since` past the last message cannot belong to this epoch.
-        let complete = since.seq <= last
-            && match self.history.front() {
-                Some(oldest) => oldest.seq <= since.seq + 1,
-                None => since.seq == last,
-            };
-        let replay = self
-            .history
-            .iter()
-            .filter(|h| h.seq > since.seq)
-            .map(|h| h.json.clone())
-            .collect();
-        (same_epoch && complete, replay)
-    }
-
-    /// Queues `frames` to every member in its dialect.
-    fn fan_out(&self, frames: &Frames) -> Fanout {
-        let mut fanout = Fanout::default();
-        for joiner in self.members.values() {
-            let member = &joiner.member;
-            let frame = match member.dialect {
-                Dialect::Json => &frames.json,
-                Dialect::Text => &frames.text,
-            };
-            if let Some(frame) = frame {
-                fanout.add(push(&member.outbox, frame));
-            }
-        }
-        fanout
-    }
-}
-
-/// Queues one frame, counting the outcome.
-pub fn push(outbox: &Outbox, frame: &Arc<[u8]>) -> Fanout {
-    if outbox.send(frame.clone()) {
-        Fanout {
-            queued: 1,
-            dropped: 0,
-        }
-    } else {
-        Fanout {
-            queued: 0,
-            dropped: 1,
-        }
+impl Flush for Room {
+    fn flush(&self) {
+        let fanout = self.lock().audience.flush();
+        self.ctx.stats.count(fanout);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
+    use crate::hub::testing::{member, texts};
     use crate::ws::Outgoing;
     use crossbeam_channel::Receiver;
     use serde_json::json;
@@ -536,37 +264,6 @@ mod tests {
 
     fn room(keep: usize) -> Arc<Room> {
         room_with(keep, Flusher::immediate())
-    }
-
-    fn member(conn: u64, name: &str, dialect: Dialect) -> (Member, Receiver<Outgoing>) {
-        let (outbox, rx) = Outbox::new(conn, 1 << 20, Arc::new(Metrics::default()));
-        let m = Member {
-            conn,
-            name: name.into(),
-            dialect,
-            outbox,
-        };
-        (m, rx)
-    }
-
-    /// Every text frame queued so far (buffers may hold several).
-    fn texts(rx: &Receiver<Outgoing>) -> Vec<String> {
-        let mut out = Vec::new();
-        for item in rx.try_iter() {
-            match item {
-                Outgoing::Frame(buf) => {
-                    let mut at = 0;
-                    while at < buf.len() {
-                        let n = (buf[at + 1] & 0x7f) as usize;
-                        assert!(n < 126, "short frames only in these tests");
-                        out.push(String::from_utf8(buf[at + 2..at + 2 + n].to_vec()).unwrap());
-                        at += 2 + n;
-                    }
-                }
-                Outgoing::Close(c, _) => out.push(format!("close {c}")),
-            }
-        }
-        out
     }
 
     fn since(seq: u64, epoch: Option<&str>) -> Since {
@@ -762,7 +459,7 @@ mod tests {
     type Crowd = (
         Arc<Room>,
         Receiver<Outgoing>,
-        Receiver<(Arc<Room>, Instant)>,
+        Receiver<(Arc<dyn Flush>, Instant)>,
     );
 
     fn crowd(n: u64, window: Duration) -> Crowd {
@@ -774,7 +471,7 @@ mod tests {
             room.join(m, None).unwrap();
             first.get_or_insert(rx);
         }
-        room.flush();
+        Flush::flush(&*room);
         let first = first.unwrap();
         let _ = texts(&first);
         let _ = schedule.try_iter().count();
@@ -785,7 +482,7 @@ mod tests {
     fn a_busy_large_room_sends_a_window_of_messages_together() {
         let (room, first, schedule) = crowd(COALESCE_MEMBERS as u64, WINDOW);
         // As if the room had been quiet for a window.
-        room.lock().last_delivery = None;
+        room.lock().audience.forget_last_delivery();
         room.publish(1, "m1", &json!(0)).unwrap();
         assert_eq!(texts(&first), vec!["u1: m1"], "the first goes at once");
         // Within the window of the last delivery: batched, flushed at its end.
@@ -795,7 +492,7 @@ mod tests {
         let scheduled: Vec<_> = schedule.try_iter().collect();
         assert_eq!(scheduled.len(), 1, "one flush per window");
         assert!(scheduled[0].1 <= Instant::now() + WINDOW);
-        room.flush();
+        Flush::flush(&*room);
         let mut frames = 0;
         for item in first.try_iter() {
             if let Outgoing::Frame(buf) = item {

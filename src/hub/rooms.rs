@@ -132,18 +132,10 @@ mod tests {
     use crate::hub::flusher::Flusher;
     use crate::hub::room::Dialect;
     use crate::hub::stats::HubStats;
-    use crate::metrics::Metrics;
-    use crate::ws::Outbox;
     use serde_json::json;
 
     fn member(conn: u64) -> Member {
-        let (outbox, _rx) = Outbox::new(conn, 1 << 20, Arc::new(Metrics::default()));
-        Member {
-            conn,
-            name: "m".into(),
-            dialect: Dialect::Text,
-            outbox,
-        }
+        crate::hub::testing::member(conn, "m", Dialect::Text).0
     }
 
     /// A table in epoch "E" whose notices go out at once.

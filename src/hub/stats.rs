@@ -1,8 +1,7 @@
 //! The hub's counters, rendered as Prometheus families for `/metrics`.
 //! Relaxed atomics; a fan-out adds its totals once, not once per member.
 
-use crate::hub::room::Fanout;
-use std::fmt::Write as _;
+use crate::hub::member::Fanout;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Counters of rooms and hub traffic.
@@ -50,10 +49,7 @@ impl HubStats {
     pub fn render(&self, gauges: Gauges) -> String {
         let mut out = String::with_capacity(1024);
         let mut family = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            crate::metrics::family(&mut out, name, kind, help, value)
         };
         family(
             "strand_rooms",

@@ -3,6 +3,7 @@
 //! shapes are unit-tested without a socket; [`frame`] encodes one of them
 //! once for every recipient.
 
+use crate::hub::audience::Frames;
 use crate::ws::frame;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -10,6 +11,32 @@ use std::sync::Arc;
 /// One text message encoded as a frame, shareable between recipients.
 pub fn frame(text: &str) -> Arc<[u8]> {
     frame::text(text).into()
+}
+
+/// Both dialects' notice that `name` joined `room`.
+pub fn join_notice(name: &str, room: &str) -> Frames {
+    Frames {
+        json: Some(frame(&room_join(name, room))),
+        text: Some(frame(&text_joined(name, room))),
+    }
+}
+
+/// Both dialects' notice that `name` left `room`.
+pub fn leave_notice(name: &str, room: &str) -> Frames {
+    Frames {
+        json: Some(frame(&room_leave(name, room))),
+        text: Some(frame(&text_left(name, room))),
+    }
+}
+
+/// A `POST /broadcast` as a room's members see it: hub members only when
+/// it was sent to the room (`!everyone`: to everyone, hub clients get it
+/// through the client registry instead), text members when there are some.
+pub fn broadcast_frames(room: &str, message: &str, everyone: bool, text: bool) -> Frames {
+    Frames {
+        json: (!everyone).then(|| frame(&broadcast(Some(room), message))),
+        text: text.then(|| frame(&text_broadcast(message))),
+    }
 }
 
 /// `{"type":"room_join",...}`: `client_id` joined `room`.
@@ -110,6 +137,24 @@ pub fn text_left(user: &str, room: &str) -> String {
 /// Text rooms: a message `T` from `user` is `{user}: T`.
 pub fn text_said(user: &str, content: &str) -> String {
     format!("{user}: {content}")
+}
+
+/// Text rooms: what a member hears when its line could not be sent to the
+/// room (Redis cannot be reached).
+pub fn text_not_delivered() -> String {
+    "system: not delivered: the room is unavailable (Redis cannot be reached)".to_string()
+}
+
+/// Text rooms: what a member hears when it joined while Redis cannot be
+/// reached; it is in the room, and announced when Redis is back.
+pub fn text_unavailable(room: &str) -> String {
+    format!("system: {room} is unavailable (Redis cannot be reached); it will resume by itself")
+}
+
+/// Text rooms: what members hear when messages of the room were lost for
+/// them (they left the history before this server could fetch them).
+pub fn text_lost(room: &str) -> String {
+    format!("system: some messages of {room} could not be recovered")
 }
 
 /// Text rooms: a broadcast is `[broadcast] {message}`.

@@ -8,6 +8,7 @@
 //! anything queued on the outbox afterwards. Streams and follows are
 //! delegated to [`Streams`].
 
+use crate::broker::Refusal;
 use crate::hub::room::{Dialect, Member, Since};
 use crate::hub::wire as hub_wire;
 use crate::session::rate::{self, Throttle};
@@ -68,7 +69,11 @@ impl HubSession {
             } => self.message(content, room, &timestamp),
             Request::Direct { to, content } => self.direct(to, content),
             Request::Presence { room } => {
-                let members = self.shared.broker.presence(room);
+                let members = self
+                    .shared
+                    .broker
+                    .presence(room)
+                    .map_err(|r| refused(r, room))?;
                 conn.send_text(&hub_wire::presence(room, &members));
                 Ok(())
             }
@@ -101,7 +106,9 @@ impl HubSession {
             outbox: conn.outbox().clone(),
         };
         let broker = &self.shared.broker;
-        let joined = broker.join(room, member, since.as_ref());
+        let joined = broker
+            .join(room, member, since.as_ref())
+            .map_err(|r| refused(r, room))?;
         // Sent directly: ahead of the `room_join` and every live message,
         // which the join queued on the outbox.
         if let Some(recovered) = joined.recovered {
@@ -137,28 +144,23 @@ impl HubSession {
     ) -> Result<(), WireError> {
         let broker = &self.shared.broker;
         match room {
-            None => {
-                broker.global(&self.client_id, content, timestamp);
-                Ok(())
-            }
+            None => broker
+                .global(&self.client_id, content, timestamp)
+                .map_err(|r| refused(r, "")),
             Some(room) => {
-                let sent = self
-                    .conn
-                    .and_then(|id| broker.publish(room, id, content, timestamp));
-                sent.map(|_| ()).ok_or_else(|| not_in_room(room))
+                let id = self.conn.ok_or_else(|| not_in_room(room))?;
+                broker
+                    .publish(room, id, content, timestamp)
+                    .map_err(|r| refused(r, room))
             }
         }
     }
 
     fn direct(&mut self, to: &str, content: &str) -> Result<(), WireError> {
-        if self.shared.broker.direct(to, &self.client_id, content) {
-            Ok(())
-        } else {
-            Err(WireError::new(
-                ErrorCode::UnknownClient,
-                format!("no client {to:?} is connected"),
-            ))
-        }
+        self.shared
+            .broker
+            .direct(to, &self.client_id, content)
+            .map_err(|r| refused(r, to))
     }
 }
 
@@ -168,6 +170,22 @@ impl HubSession {
 fn heartbeat_s(ping_interval: std::time::Duration) -> u64 {
     ping_interval.as_secs_f64().ceil().max(1.0) as u64
 }
+
+/// The error reply for a broker's refusal; `what` names the room (or the
+/// client, for `direct`).
+fn refused(refusal: Refusal, what: &str) -> WireError {
+    match refusal {
+        Refusal::NotInRoom => not_in_room(what),
+        Refusal::UnknownClient => WireError::new(
+            ErrorCode::UnknownClient,
+            format!("no client {what:?} is connected"),
+        ),
+        Refusal::Unavailable => WireError::new(ErrorCode::Unavailable, UNAVAILABLE),
+    }
+}
+
+/// What `unavailable` says.
+pub const UNAVAILABLE: &str = "rooms are unavailable: Redis cannot be reached; try again later";
 
 fn not_in_room(room: &str) -> WireError {
     WireError::new(

@@ -4,6 +4,7 @@
 //! replays see it), and it hears the room as plain lines.
 
 use crate::hub::room::{Dialect, Member};
+use crate::hub::wire;
 use crate::session::rate::{self, Throttle};
 use crate::shared::Shared;
 use crate::wire::unix_millis;
@@ -50,7 +51,9 @@ impl Handler for TextRoom {
             dialect: Dialect::Text,
             outbox: conn.outbox().clone(),
         };
-        self.shared.broker.join(&self.room, member, None);
+        // A text member's join is never refused: while Redis is away the
+        // broker keeps it here, tells it so, and announces it once back.
+        let _ = self.shared.broker.join(&self.room, member, None);
         self.joined = Some(conn.id());
     }
 
@@ -60,7 +63,12 @@ impl Handler for TextRoom {
         }
         if let Some(id) = self.joined {
             let timestamp = json!(unix_millis());
-            self.shared.broker.publish(&self.room, id, text, &timestamp);
+            let sent = self.shared.broker.publish(&self.room, id, text, &timestamp);
+            if sent.is_err() {
+                // A text member cannot read an error object: it is told
+                // in its own dialect that its line went nowhere.
+                conn.send_text(&wire::text_not_delivered());
+            }
         }
     }
 
