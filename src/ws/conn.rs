@@ -416,8 +416,15 @@ impl Engine<'_> {
             .arm(&*self.socket, self.key, want.0, want.1)
     }
 
-    /// Reads and handles what the client sent, up to a batch.
+    /// Reads and handles what the client sent, up to a batch, then tells
+    /// the handler the batch ended.
     fn read(&mut self, session: &mut dyn Handler) -> Flow {
+        let flow = self.read_batch(session);
+        session.on_batch_end();
+        flow
+    }
+
+    fn read_batch(&mut self, session: &mut dyn Handler) -> Flow {
         self.read_more = false;
         if self.reader_ended {
             return Flow::Continue;
