@@ -287,8 +287,10 @@ fn upgrade(
 /// Runs an upgraded connection to its end (see [`handle`]), then gives
 /// back its connection slot.
 #[inline(never)]
-pub fn serve_websocket(shared: &Shared, upgrade: Upgrade) {
-    let Upgrade { stream, key, ready } = upgrade;
+// Boxed so that the caller's frame, beneath the loop, holds a pointer only.
+#[allow(clippy::boxed_local)]
+pub fn serve_websocket(shared: &Shared, upgrade: Box<Upgrade>) {
+    let Upgrade { stream, key, ready } = *upgrade;
     let Ready {
         id,
         _slot,
