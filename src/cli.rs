@@ -156,10 +156,12 @@ pub struct ServeArgs {
     )]
     pub room_history: usize,
 
-    /// In a room of 100 or more members, messages less than this many
-    /// milliseconds after its last delivery wait for the window's end and
-    /// go out together: each member is woken at most once per window
-    /// (0: every message at once).
+    /// In a room of 100 or more members, messages that come from no
+    /// client's read batch (Redis's subscriber, HTTP broadcasts) less than
+    /// this many milliseconds after its last delivery wait for the
+    /// window's end and go out together: one write per member per window
+    /// (0: every such message at once). A client's messages never wait
+    /// for it: they go out at the end of the batch they were read in.
     #[arg(
         long,
         env = "STRAND_ROOM_WINDOW_MS",

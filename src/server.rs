@@ -219,12 +219,8 @@ fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) ->
         let conn_shared = shared.clone();
         let job = Box::new(move || {
             let _guard = guard;
-            let arrival = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
-            drop(theirs);
-            if let Some(arrival) = arrival {
-                if let Some(upgrade) = crate::http::router::handle(&conn_shared, arrival) {
-                    crate::http::router::serve_websocket(&conn_shared, upgrade);
-                }
+            if let Some(upgrade) = answer_arrival(&conn_shared, theirs) {
+                crate::http::router::serve_websocket(&conn_shared, upgrade);
             }
         });
         if let Err((e, job)) = cache.run(job) {
@@ -244,6 +240,20 @@ fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) ->
 }
 
 /// Counts running connection threads so shutdown can wait for them.
+/// Takes the arrival from its slot and answers it, returning the upgrade
+/// it asks for, boxed: out of line, so that neither the request nor the
+/// upgrade stays in a frame beneath the connection loop (an idle
+/// connection thread keeps every stack page it touched).
+#[inline(never)]
+fn answer_arrival(
+    shared: &Arc<Shared>,
+    slot: Arc<Mutex<Option<Arrival>>>,
+) -> Option<Box<crate::http::router::Upgrade>> {
+    let arrival = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(slot);
+    crate::http::router::handle(shared, arrival?).map(Box::new)
+}
+
 #[derive(Default)]
 struct LiveThreads {
     count: Mutex<usize>,

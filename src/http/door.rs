@@ -32,12 +32,13 @@ use std::time::Instant;
 
 /// A connection whose request is read (or failed to parse), for a thread.
 pub struct Arrival {
-    /// The socket, non-blocking, still registered with the readiness
-    /// thread under `key` (disarmed): whoever takes it either hands the
-    /// registration on (the WebSocket engine) or deregisters it.
+    /// The socket, non-blocking; when `key` is set, still registered with
+    /// the readiness thread under it (disarmed): whoever takes it either
+    /// hands the registration on (the WebSocket engine) or deregisters it.
     pub stream: TcpStream,
-    /// The socket's registration with the readiness thread.
-    pub key: Key,
+    /// The socket's registration with the readiness thread; `None` when
+    /// the whole head was there at accept and it never waited here.
+    pub key: Option<Key>,
     /// The request, or why it could not be read.
     pub request: Result<Request, ReadError>,
     /// Holds the connection's place in its address's count until dropped.
@@ -127,6 +128,22 @@ impl Door {
             log::debug!("accepted socket unusable: {e}");
             return;
         }
+        // A client usually sends its head right after connecting, so under
+        // load it is often all there already: then it goes straight to a
+        // thread, without waiting on the readiness thread.
+        let mut buf = Vec::new();
+        match read_available(&stream, &mut buf) {
+            Progress::Waiting => {}
+            Progress::Gone => return,
+            Progress::Done(request) => {
+                return (inner.dispatch)(Arrival {
+                    stream,
+                    key: None,
+                    request,
+                    slot,
+                })
+            }
+        }
         let head = Arc::new(Head {
             door: Arc::downgrade(inner),
             deadline: Instant::now() + HEAD_TIMEOUT,
@@ -146,7 +163,7 @@ impl Door {
             *state = Some(Reading {
                 stream,
                 key,
-                buf: Vec::new(),
+                buf,
                 slot,
             });
         }
@@ -234,7 +251,7 @@ impl Ready for Head {
             let Some(reading) = state.as_mut() else {
                 return;
             };
-            match read_available(reading) {
+            match read_available(&reading.stream, &mut reading.buf) {
                 Progress::Waiting => {
                     match door
                         .readiness
@@ -256,7 +273,7 @@ impl Ready for Head {
             None => drop(reading),
             Some(request) => (door.dispatch)(Arrival {
                 stream: reading.stream,
-                key: reading.key,
+                key: Some(reading.key),
                 request,
                 slot: reading.slot,
             }),
@@ -270,20 +287,20 @@ enum Progress {
     Done(Result<Request, ReadError>),
 }
 
-/// Reads what the socket holds, stopping as soon as the request is
-/// complete (later bytes stay in the socket for the WebSocket reader).
-fn read_available(reading: &mut Reading) -> Progress {
+/// Reads what `stream` holds into `buf`, stopping as soon as the request
+/// is complete (later bytes stay in the socket for the WebSocket reader).
+fn read_available(stream: &TcpStream, buf: &mut Vec<u8>) -> Progress {
     let mut chunk = [0u8; CHUNK];
     loop {
-        let room = MAX_REQUEST_BYTES.saturating_sub(reading.buf.len());
+        let room = MAX_REQUEST_BYTES.saturating_sub(buf.len());
         if room == 0 {
             return Progress::Done(Err(ReadError::HeadTooLarge));
         }
-        match (&reading.stream).read(&mut chunk[..room.min(CHUNK)]) {
+        match (&*stream).read(&mut chunk[..room.min(CHUNK)]) {
             Ok(0) => return Progress::Gone,
             Ok(n) => {
-                reading.buf.extend_from_slice(&chunk[..n]);
-                match request::complete(&reading.buf) {
+                buf.extend_from_slice(&chunk[..n]);
+                match request::complete(buf) {
                     Ok(None) => continue,
                     done => return Progress::Done(done.map(|r| r.expect("complete"))),
                 }

@@ -14,7 +14,7 @@ use crate::names;
 use crate::session;
 use crate::shared::Shared;
 use crate::ws::conn;
-use crate::ws::readiness::Key;
+use crate::ws::readiness::{Key, Readiness};
 use crate::ws::Handler;
 use std::io::Write;
 use std::net::TcpStream;
@@ -120,8 +120,9 @@ fn check_name(name: &str) -> Result<(), Response> {
 /// slot, ready for [`serve_websocket`].
 pub struct Upgrade {
     stream: TcpStream,
-    /// The socket's registration with the readiness thread, handed on.
-    key: Key,
+    /// The socket's registration with the readiness thread, handed on
+    /// (`None`: not registered yet).
+    key: Option<Key>,
     ready: Ready,
 }
 
@@ -164,7 +165,7 @@ pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
     let request = match request {
         Ok(request) => request,
         Err(response) => {
-            readiness.deregister(&stream, key);
+            forget(readiness, &stream, key);
             refuse_unread(shared, stream, response);
             return None;
         }
@@ -173,16 +174,23 @@ pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
         Ok(Route::Ws(ws)) => match upgrade(shared, slot, request, ws) {
             Ok(ready) => Some(Upgrade { stream, key, ready }),
             Err(response) => {
-                readiness.deregister(&stream, key);
+                forget(readiness, &stream, key);
                 answer(shared, stream, response);
                 None
             }
         },
         routed => {
-            readiness.deregister(&stream, key);
+            forget(readiness, &stream, key);
             respond(shared, stream, &request, routed);
             None
         }
+    }
+}
+
+/// Removes the socket's registration with the readiness thread, if any.
+fn forget(readiness: &Readiness, stream: &TcpStream, key: Option<Key>) {
+    if let Some(key) = key {
+        readiness.deregister(stream, key);
     }
 }
 
@@ -279,8 +287,10 @@ fn upgrade(
 /// Runs an upgraded connection to its end (see [`handle`]), then gives
 /// back its connection slot.
 #[inline(never)]
-pub fn serve_websocket(shared: &Shared, upgrade: Upgrade) {
-    let Upgrade { stream, key, ready } = upgrade;
+// Boxed so that the caller's frame, beneath the loop, holds a pointer only.
+#[allow(clippy::boxed_local)]
+pub fn serve_websocket(shared: &Shared, upgrade: Box<Upgrade>) {
+    let Upgrade { stream, key, ready } = *upgrade;
     let Ready {
         id,
         _slot,
@@ -291,7 +301,7 @@ pub fn serve_websocket(shared: &Shared, upgrade: Upgrade) {
     let result = conn::serve(
         id,
         stream,
-        Some(key),
+        key,
         leftover,
         handshake,
         session,

@@ -15,6 +15,11 @@
 //! once per window, however fast the room talks. A small audience, or a
 //! large one that was quiet for a window, gets each event at once.
 //!
+//! A connection thread that handles a batch of reads holds its
+//! deliveries until the batch ends (`held` in [`Audience::deliver`], see
+//! [`crate::hub::deferred`]): they join the batch too, and each member
+//! gets all of them in one write.
+//!
 //! Where a batch must be flushed later, the room is asked to schedule it
 //! (a `schedule` callback: false means "flush now", e.g. no flusher).
 
@@ -217,13 +222,24 @@ impl Audience {
 
     /// Queues an event to every member: at once, or into the batch when
     /// the audience is large and busy (see the module docs); `window` is
-    /// `--room-window-ms`.
+    /// `--room-window-ms`. `held`: the calling thread flushes this audience
+    /// at the end of its batch of work (see [`crate::hub::deferred`]), so
+    /// the event joins the batch, behind what it holds (a full batch is
+    /// flushed at once).
     pub fn deliver(
         &mut self,
         frames: Frames,
         window: Duration,
+        held: bool,
         schedule: impl FnOnce(Instant) -> bool,
     ) -> Fanout {
+        if held {
+            self.batch_push(frames);
+            if self.batch.len() >= notices::CAP {
+                return self.flush();
+            }
+            return Fanout::default();
+        }
         let now = Instant::now();
         let window_end = self.last_delivery.map(|t| t + window);
         let busy = !window.is_zero()

@@ -8,6 +8,8 @@
 //! - [`history`]: one room's held messages and the answer to a `since`.
 //! - [`room`]: one in-process room: an audience, a history and `seq`
 //!   under one lock, and the atomic join-with-replay.
+//! - [`deferred`]: deliveries a connection thread holds until the end of
+//!   its read batch, so each member gets a batch's messages in one write.
 //! - [`notices`], [`flusher`]: join and leave notices coalesced over 2 ms,
 //!   so forming a big room costs O(members) wake-ups per window instead of
 //!   one per notice.
@@ -50,6 +52,7 @@ use std::hash::{BuildHasher, Hasher};
 
 pub mod audience;
 pub mod clients;
+pub mod deferred;
 pub mod flusher;
 pub mod history;
 pub mod member;

@@ -7,10 +7,13 @@
 //! order; a join takes its history snapshot and registers the member in one
 //! critical section, so a `since` replay and the live messages after it
 //! neither overlap nor leave a gap. Sending under the lock is fine:
-//! [`crate::ws::Outbox::send`] only queues.
+//! [`crate::ws::Outbox::send`] never waits. A message published on a thread
+//! that holds its deliveries (see [`crate::hub::deferred`]) joins the
+//! audience's batch under the same lock instead, so the order is the same.
 
 pub use crate::hub::audience::COALESCE_MEMBERS;
 use crate::hub::audience::{Audience, Frames};
+use crate::hub::deferred;
 use crate::hub::flusher::{Flush, Flusher};
 use crate::hub::history::History;
 pub use crate::hub::history::HISTORY_BYTES;
@@ -182,9 +185,12 @@ impl Room {
         };
         state.history.push(seq, json);
         self.ctx.stats.room_messages.fetch_add(1, Relaxed);
-        let fanout = state
-            .audience
-            .deliver(frames, self.ctx.window, self.scheduler());
+        let fanout = state.audience.deliver(
+            frames,
+            self.ctx.window,
+            deferred::note(self),
+            self.scheduler(),
+        );
         self.ctx.stats.count(fanout);
         Some(seq)
     }
@@ -201,9 +207,12 @@ impl Room {
         } else {
             state.audience.len()
         };
-        let fanout = state
-            .audience
-            .deliver(frames, self.ctx.window, self.scheduler());
+        let fanout = state.audience.deliver(
+            frames,
+            self.ctx.window,
+            deferred::note(self),
+            self.scheduler(),
+        );
         self.ctx.stats.count(fanout);
         reached
     }
@@ -451,6 +460,46 @@ mod tests {
         assert!(got[0].contains("room_join") && got[0].contains(r#""a""#));
         assert!(got[1].contains("room_join") && got[1].contains(r#""b""#));
         assert!(got[2].contains("room_leave"));
+    }
+
+    #[test]
+    fn held_messages_reach_each_member_once_around_a_join() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let room = room_with(10, Flusher::with_queue(tx));
+        let (a, arx) = member(1, "a", Dialect::Json);
+        let (b, brx) = member(2, "b", Dialect::Text);
+        room.join(a, None).unwrap();
+        room.join(b, None).unwrap();
+        Flush::flush(&*room);
+        texts(&arx);
+        texts(&brx);
+        deferred::hold();
+        publish(&room, 1, 2);
+        assert!(texts(&arx).is_empty(), "held until the batch ends");
+        // A joiner in the middle: seq 1 and 2 are its replay, not live.
+        let (c, crx) = member(3, "c", Dialect::Json);
+        let joined = room.join(c, Some(&since(0, None))).unwrap();
+        assert_eq!(joined.recovered, Some(true));
+        assert_eq!(joined.replay.len(), 2);
+        room.publish(2, "late", &json!(0)).unwrap();
+        deferred::release();
+        let seqs = |got: &[String]| -> Vec<String> {
+            got.iter()
+                .map(|t| {
+                    let v: Value = serde_json::from_str(t).unwrap();
+                    format!("{}{}", v["type"].as_str().unwrap(), v["seq"])
+                })
+                .collect()
+        };
+        assert_eq!(
+            seqs(&texts(&arx)),
+            vec!["message1", "message2", "room_joinnull", "message3"]
+        );
+        assert_eq!(seqs(&texts(&crx)), vec!["room_joinnull", "message3"]);
+        assert_eq!(
+            texts(&brx),
+            vec!["a: m0", "a: m1", "system: c joined r", "b: late"]
+        );
     }
 
     /// A room of `n` text members on a flusher nobody serves; returns the

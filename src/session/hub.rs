@@ -9,6 +9,7 @@
 //! delegated to [`Streams`].
 
 use crate::broker::Refusal;
+use crate::hub::deferred;
 use crate::hub::room::{Dialect, Member, Since};
 use crate::hub::wire as hub_wire;
 use crate::session::rate::{self, Throttle};
@@ -52,7 +53,15 @@ impl HubSession {
     }
 
     fn dispatch(&mut self, conn: &mut Conn<'_>, message: &Value) -> Result<(), WireError> {
-        match request::decode(message)? {
+        let request = request::decode(message)?;
+        // A batch's room messages go out together at its end; anything else
+        // lets out what was held first, so that it overtakes none of them.
+        if matches!(request, Request::Message { room: Some(_), .. }) {
+            deferred::hold();
+        } else {
+            deferred::release();
+        }
+        match request {
             Request::Echo { timestamp } => {
                 conn.send_text(
                     &json!({"type": "echo", "original": message, "timestamp": timestamp})
@@ -241,7 +250,12 @@ impl Handler for HubSession {
         )
     }
 
+    fn on_batch_end(&mut self) {
+        deferred::release();
+    }
+
     fn on_close(&mut self) {
+        deferred::release();
         if let Some(mut streams) = self.streams.take() {
             streams.close();
         }

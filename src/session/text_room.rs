@@ -3,6 +3,7 @@
 //! a room message (numbered like any other, so hub members and `since`
 //! replays see it), and it hears the room as plain lines.
 
+use crate::hub::deferred;
 use crate::hub::room::{Dialect, Member};
 use crate::hub::wire;
 use crate::session::rate::{self, Throttle};
@@ -62,6 +63,8 @@ impl Handler for TextRoom {
             return;
         }
         if let Some(id) = self.joined {
+            // The room delivers this batch's lines together at its end.
+            deferred::hold();
             let timestamp = json!(unix_millis());
             let sent = self.shared.broker.publish(&self.room, id, text, &timestamp);
             if sent.is_err() {
@@ -77,11 +80,16 @@ impl Handler for TextRoom {
         self.throttle.admit(conn);
     }
 
+    fn on_batch_end(&mut self) {
+        deferred::release();
+    }
+
     fn describe(&self) -> String {
         format!("({} in room {})", self.user, self.room)
     }
 
     fn on_close(&mut self) {
+        deferred::release();
         if let Some(id) = self.joined.take() {
             self.shared.broker.leave(&self.room, id, false);
         }

@@ -143,7 +143,10 @@ pub fn serve(
     session: Box<dyn Handler>,
     params: &ConnParams,
 ) -> io::Result<()> {
-    let mut engine = start(id, stream, key, leftover, handshake, params)?;
+    // On the heap: the engine (tungstenite's reader state most of it)
+    // would otherwise sit in this frame beneath the loop for the
+    // connection's life.
+    let mut engine = Box::new(start(id, stream, key, leftover, handshake, params)?);
     let mut session = session;
     let outcome = catch_unwind(AssertUnwindSafe(|| engine.run(&mut *session)));
     finish(engine, outcome.is_err(), session);
@@ -224,7 +227,7 @@ fn start(
 /// Ends the connection after its loop: a 1011 close if the loop panicked,
 /// the session's goodbye, then the socket.
 #[inline(never)]
-fn finish(mut engine: Engine<'_>, panicked: bool, mut session: Box<dyn Handler>) {
+fn finish(mut engine: Box<Engine<'_>>, panicked: bool, mut session: Box<dyn Handler>) {
     let id = engine.outbox.id();
     if panicked {
         engine.params.metrics.panics.fetch_add(1, Relaxed);
@@ -298,6 +301,7 @@ impl Engine<'_> {
     /// The loop. Its own frame lies beneath every session callback for the
     /// connection's life, so what is rare (opening, closing, logging) is
     /// kept out of line to keep it small (see [`serve`]).
+    #[inline(never)]
     fn run(&mut self, session: &mut dyn Handler) {
         let mut flow = self.open(session);
         let ticker = tick(self.params.ping_interval);
@@ -416,8 +420,15 @@ impl Engine<'_> {
             .arm(&*self.socket, self.key, want.0, want.1)
     }
 
-    /// Reads and handles what the client sent, up to a batch.
+    /// Reads and handles what the client sent, up to a batch, then tells
+    /// the handler the batch ended.
     fn read(&mut self, session: &mut dyn Handler) -> Flow {
+        let flow = self.read_batch(session);
+        session.on_batch_end();
+        flow
+    }
+
+    fn read_batch(&mut self, session: &mut dyn Handler) -> Flow {
         self.read_more = false;
         if self.reader_ended {
             return Flow::Continue;

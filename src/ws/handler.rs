@@ -13,6 +13,10 @@ pub trait Handler: Send {
     fn on_text(&mut self, conn: &mut Conn<'_>, text: &str);
     /// A complete binary message arrived; ignored unless overridden.
     fn on_binary(&mut self, _conn: &mut Conn<'_>, _data: &[u8]) {}
+    /// Every message that was ready at one wake-up has been handled (at
+    /// most a batch of them), and the connection is about to write: what
+    /// the callbacks held back to send together goes now.
+    fn on_batch_end(&mut self) {}
     /// The connection ended, however it ended. Release what it held here.
     /// Called once; for a slow consumer, as soon as its queue overflows,
     /// before its socket is closed.

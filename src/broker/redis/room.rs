@@ -21,6 +21,7 @@
 use crate::broker::redis::event::{Notice, RoomEvent, Said};
 use crate::broker::redis::sequence::{Arrival, Sequence};
 use crate::hub::audience::{Audience, Frames};
+use crate::hub::deferred;
 use crate::hub::flusher::{Flush, Flusher};
 use crate::hub::member::{push, recovered, Dialect, Fanout, Joined, Member, Since};
 use crate::hub::stats::HubStats;
@@ -404,9 +405,12 @@ impl Room {
         let n = state.audience.text_members();
         if n > 0 {
             let frames = wire::broadcast_frames(&self.name, message, true, true);
-            let fanout = state
-                .audience
-                .deliver(frames, self.ctx.window, self.scheduler());
+            let fanout = state.audience.deliver(
+                frames,
+                self.ctx.window,
+                deferred::note(self),
+                self.scheduler(),
+            );
             self.ctx.stats.count(fanout);
         }
         n
@@ -514,9 +518,12 @@ impl Room {
         fanout.add(if notice {
             state.audience.notice(frames, self.scheduler())
         } else {
-            state
-                .audience
-                .deliver(frames, self.ctx.window, self.scheduler())
+            state.audience.deliver(
+                frames,
+                self.ctx.window,
+                deferred::note(self),
+                self.scheduler(),
+            )
         });
         self.ctx.stats.count(fanout);
     }
