@@ -239,7 +239,6 @@ fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) ->
     })
 }
 
-/// Counts running connection threads so shutdown can wait for them.
 /// Takes the arrival from its slot and answers it, returning the upgrade
 /// it asks for, boxed: out of line, so that neither the request nor the
 /// upgrade stays in a frame beneath the connection loop (an idle
@@ -254,6 +253,7 @@ fn answer_arrival(
     crate::http::router::handle(shared, arrival?).map(Box::new)
 }
 
+/// Counts running connection threads so shutdown can wait for them.
 #[derive(Default)]
 struct LiveThreads {
     count: Mutex<usize>,

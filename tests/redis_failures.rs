@@ -25,9 +25,27 @@ fn a_killed_instances_clients_are_announced_gone_within_the_ttl() {
     let mut a = hub(&doomed, "a");
     join(&mut a, "a", "r");
     let _u = text_member(&doomed, "r", "ulla", 4);
-    assert_eq!(next_of_type(&mut b, "user_joined")["client_id"], "a");
-    assert_eq!(next_of_type(&mut b, "room_join")["client_id"], "a");
-    assert_eq!(next_of_type(&mut b, "room_join")["client_id"], "ulla");
+    // Room notices are coalesced for up to 2 ms and `user_joined` is not a
+    // room event, so only the room's own order is fixed.
+    let mut heard = Vec::new();
+    while heard.len() < 4 {
+        let v = next_json(&mut b);
+        heard.push(format!(
+            "{} {}",
+            v["type"].as_str().unwrap(),
+            v["client_id"].as_str().unwrap()
+        ));
+    }
+    let joins: Vec<_> = heard
+        .iter()
+        .filter(|h| h.starts_with("room_join"))
+        .collect();
+    assert_eq!(
+        joins,
+        ["room_join tess", "room_join a", "room_join ulla"],
+        "{heard:?}"
+    );
+    assert!(heard.contains(&"user_joined a".to_string()), "{heard:?}");
     assert_eq!(survivor.get_json("/rooms/r/count").1["online"], 4);
     assert!(next_text(&mut t).ends_with("a joined r"));
     assert!(next_text(&mut t).ends_with("ulla joined r"));
