@@ -12,8 +12,8 @@
 //!
 //! There is no async runtime anywhere: on a small host a few thousand
 //! threads are cheap, simple to reason about, and easy to measure.
-// Only `threads` and `ws::readiness` may use `unsafe` (each opts in, with
-// the reason why).
+// Only `threads`, `ws::readiness` and `memory` may use `unsafe` (each opts
+// in, with the reason why).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -26,6 +26,7 @@ pub mod follow;
 pub mod http;
 pub mod hub;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod server;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    strand::memory::limit_arenas();
     init_logging(args.log_level);
     install_panic_hook();
     match run(args) {

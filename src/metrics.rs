@@ -185,6 +185,20 @@ impl Metrics {
             "Threads of the process.",
             process_threads(),
         );
+        if let Some(heap) = crate::memory::heap() {
+            family(
+                "strand_heap_in_use_bytes",
+                "gauge",
+                "Bytes of the heap in live allocations (glibc's mallinfo2).",
+                heap.in_use,
+            );
+            family(
+                "strand_heap_free_bytes",
+                "gauge",
+                "Bytes of the heap the allocator keeps free for reuse.",
+                heap.free,
+            );
+        }
         family(
             "strand_uptime_seconds",
             "gauge",

@@ -135,6 +135,11 @@ impl Server {
             config.max_connections_per_ip,
             dispatcher(self.shared.clone(), cache.clone(), self.live.clone()),
         );
+        let metrics = self.shared.metrics.clone();
+        let _trimmer = crate::memory::Trimmer::start(move || {
+            let total = metrics.connections_total.load(Ordering::Relaxed);
+            total.wrapping_sub(metrics.connections_current.load(Ordering::Relaxed))
+        });
         let mut refused_logged = Instant::now() - Duration::from_secs(60);
         // One descriptor held in reserve: when the process runs out, it is
         // released to accept the waiting client and answer it 503, instead

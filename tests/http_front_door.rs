@@ -33,6 +33,8 @@ fn metrics_are_prometheus_text() {
         "strand_bytes_in_total 2",
         "strand_bytes_out_total",
         "strand_threads",
+        "strand_heap_in_use_bytes",
+        "strand_heap_free_bytes",
         "strand_close_codes_sent_total{code=\"1001\"}",
     ] {
         assert!(body.contains(family), "missing {family} in:\n{body}");

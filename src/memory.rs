@@ -1,0 +1,176 @@
+//! Giving freed heap memory back to the system after connections end.
+//!
+//! glibc's malloc gives a thread that allocates while another holds the
+//! arena it wanted an arena of its own, up to eight per core, and keeps what
+//! is freed inside each arena for reuse: it returns memory to the system
+//! only from the top of the main heap, unless asked. A server whose
+//! threads come and go by the thousand leaves a megabyte or two of free
+//! pages in every arena: in the churn soak (`tests/soak.rs`) resident
+//! memory rose from 22 MB to 47-55 MB, all of it in the 16 arenas of a
+//! 2-core machine, and stayed there with every connection gone.
+//!
+//! Two remedies, measured with that soak (100 s of churn, same machine):
+//! - [`limit_arenas`] at start-up: as many arenas as cores, at least two
+//!   (`M_ARENA_MAX`), so the free pages sit in a few heaps instead of
+//!   sixteen. A small host has one or two cores, hence little contention
+//!   on an arena's lock to save; and each thread's own cache of small
+//!   blocks (`tcache`) takes no lock at all.
+//! - The [`Trimmer`]: a thread that wakes every [`EVERY`] and, when
+//!   connections ended since it last looked, calls `malloc_trim(0)`, which
+//!   hands every arena's free pages back (`madvise`), wherever they are in
+//!   the heap. An idle server is never touched.
+//!
+//! With both, RSS went from a baseline of 18.2 MiB to a peak of 27.3 and
+//! back to 22.2 MiB; with the trimmer alone 20.2, 35.1 and 29.9; with
+//! neither it kept rising (30 minutes: 22.3 to 55.3 MiB). `heaptrack` over
+//! the same soak found nothing unfreed but the frames queued to the
+//! clients still connected at the final SIGTERM: the growth was the
+//! allocator's, not a leak. Other C libraries (musl) keep less and have
+//! neither knob: there both do nothing.
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the trimmer looks.
+pub const EVERY: Duration = Duration::from_secs(10);
+
+/// The running trimmer; [`Trimmer::stop`] (or dropping it) ends it.
+#[derive(Debug)]
+pub struct Trimmer {
+    stop: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Trimmer {
+    /// Starts trimming whenever `ended()` (how many connections have
+    /// ended) has moved since the last look. `None` when the OS refuses the
+    /// thread: memory is then kept, as without a trimmer.
+    pub fn start(ended: impl Fn() -> u64 + Send + 'static) -> Option<Trimmer> {
+        let (stop, stopped) = crossbeam_channel::bounded(0);
+        let spawned = std::thread::Builder::new()
+            .name("memory-trim".into())
+            .stack_size(64 * 1024)
+            .spawn(move || run(&ended, &stopped));
+        match spawned {
+            Ok(thread) => Some(Trimmer {
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                log::warn!("no memory trimmer (the OS refused its thread: {e})");
+                None
+            }
+        }
+    }
+
+    /// Ends the thread and waits for it.
+    pub fn stop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Trimmer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(ended: &dyn Fn() -> u64, stopped: &Receiver<()>) {
+    let mut seen = ended();
+    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
+        let now = ended();
+        if now != seen {
+            seen = now;
+            release_free_memory();
+        }
+    }
+}
+
+/// Caps glibc's arenas at the number of cores (at least 2), unless the
+/// operator chose (`MALLOC_ARENA_MAX` or `GLIBC_TUNABLES`). Call before
+/// other threads start.
+pub fn limit_arenas() {
+    let chosen = std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
+    if chosen {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, cores.max(2) as libc::c_int);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = cores;
+}
+
+/// Returns the allocator's free pages to the system, where it can.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes each arena's lock itself; it only changes
+    // which free pages are resident.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The heap as the allocator sees it: bytes in live allocations, and
+/// bytes it holds free (resident or not). glibc only; `None` elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heap {
+    /// Bytes in allocations not yet freed.
+    pub in_use: u64,
+    /// Bytes the allocator keeps for reuse.
+    pub free: u64,
+}
+
+/// Reads [`Heap`] (walks every arena under its lock: for scrapes, not for
+/// hot paths).
+pub fn heap() -> Option<Heap> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's counters.
+        #[allow(unsafe_code)]
+        let info = unsafe { libc::mallinfo2() };
+        Some(Heap {
+            in_use: (info.uordblks + info.hblkhd) as u64,
+            free: info.fordblks as u64,
+        })
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trimmer_stops_at_once() {
+        let mut trimmer = Trimmer::start(|| 0).unwrap();
+        let started = std::time::Instant::now();
+        trimmer.stop();
+        assert!(started.elapsed() < EVERY);
+    }
+
+    #[test]
+    fn freed_memory_goes_back() {
+        // A heap of many small blocks, freed: trimming must not crash, and
+        // the allocator stays usable after it.
+        let blocks: Vec<Vec<u8>> = (0..10_000).map(|i| vec![i as u8; 512]).collect();
+        drop(blocks);
+        release_free_memory();
+        let again: Vec<u8> = vec![7; 1 << 20];
+        assert_eq!(again[12345], 7);
+        if let Some(heap) = heap() {
+            assert!(heap.in_use >= 1 << 20, "{heap:?}");
+        }
+    }
+}
