@@ -541,7 +541,6 @@ fn heavy_churn_soak() {
 
     // Live allocations back at the baseline: nothing kept per connection.
     let after_heap = heap_in_use(&server);
-    eprintln!("heap in use: baseline {base_heap} B, after {after_heap} B");
     // RSS: back near the warm baseline (the allocator keeps some); the
     // server hands free pages back once per memory::EVERY (10 s).
     let rss_bound = base.rss_kib + base.rss_kib / 2 + 8 * 1024;
@@ -607,6 +606,11 @@ fn heavy_churn_soak() {
         mb(base.rss_kib),
         mb(peak.rss_kib),
         mb(after.rss_kib)
+    );
+    println!(
+        "| heap in live allocations (mallinfo2) | baseline {}, final {} |",
+        mb(base_heap / 1024),
+        mb(after_heap / 1024)
     );
     println!(
         "| threads | baseline {} ({} parked), peak {}, final {} ({} parked) |",
