@@ -136,7 +136,7 @@ impl Server {
             dispatcher(self.shared.clone(), cache.clone(), self.live.clone()),
         );
         let metrics = self.shared.metrics.clone();
-        let _trimmer = crate::memory::Trimmer::start(move || {
+        let _trimmer = crate::memory::Trimmer::start(crate::memory::EVERY, move || {
             let total = metrics.connections_total.load(Ordering::Relaxed);
             total.wrapping_sub(metrics.connections_current.load(Ordering::Relaxed))
         });
