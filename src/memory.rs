@@ -14,7 +14,9 @@
 //!   (`M_ARENA_MAX`), so the free pages sit in a few heaps instead of
 //!   sixteen. A small host has one or two cores, hence little contention
 //!   on an arena's lock to save; and each thread's own cache of small
-//!   blocks (`tcache`) takes no lock at all.
+//!   blocks (`tcache`) takes no lock at all. Echo with 100 clients, server
+//!   pinned, 5 alternating rounds: 65.5k msgs/s with the cap, 63.9k
+//!   without (median).
 //! - The [`Trimmer`]: a thread that wakes every [`EVERY`] and, when
 //!   connections ended since it last looked, calls `malloc_trim(0)`, which
 //!   hands every arena's free pages back (`madvise`), wherever they are in
