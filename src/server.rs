@@ -18,6 +18,7 @@
 use crate::acceptor::{AcceptWaker, Acceptor};
 use crate::config::Config;
 use crate::http::door::{Arrival, Dispatch, Door};
+use crate::memory::Trimmer;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
 use crate::threads::Cache;
@@ -50,6 +51,8 @@ pub struct Server {
     shared: Arc<Shared>,
     stopping: Arc<AtomicBool>,
     live: Arc<LiveThreads>,
+    /// Hands the allocator's free pages back after connections end.
+    trimmer: Option<Trimmer>,
 }
 
 /// Stops a running [`Server`] from another thread (a signal handler's).
@@ -89,12 +92,19 @@ impl Server {
     /// `config.bind` is not used.
     pub fn from_listener(listener: TcpListener, config: Config) -> io::Result<Server> {
         let (acceptor, waker) = Acceptor::new(listener)?;
+        let shared = Arc::new(Shared::new(config));
+        let metrics = shared.metrics.clone();
+        let trimmer = Trimmer::start(crate::memory::EVERY, move || {
+            let total = metrics.connections_total.load(Ordering::Relaxed);
+            total.wrapping_sub(metrics.connections_current.load(Ordering::Relaxed))
+        });
         Ok(Server {
             acceptor,
             waker,
-            shared: Arc::new(Shared::new(config)),
+            shared,
             stopping: Arc::new(AtomicBool::new(false)),
             live: Arc::new(LiveThreads::default()),
+            trimmer,
         })
     }
 
@@ -119,7 +129,7 @@ impl Server {
 
     /// Accepts connections until shut down, then waits for every
     /// connection thread to finish (at most a few seconds).
-    pub fn run(self) {
+    pub fn run(mut self) {
         let config = &self.shared.config;
         let cache = Arc::new(Cache::new(
             "conn",
@@ -135,11 +145,6 @@ impl Server {
             config.max_connections_per_ip,
             dispatcher(self.shared.clone(), cache.clone(), self.live.clone()),
         );
-        let metrics = self.shared.metrics.clone();
-        let _trimmer = crate::memory::Trimmer::start(crate::memory::EVERY, move || {
-            let total = metrics.connections_total.load(Ordering::Relaxed);
-            total.wrapping_sub(metrics.connections_current.load(Ordering::Relaxed))
-        });
         let mut refused_logged = Instant::now() - Duration::from_secs(60);
         // One descriptor held in reserve: when the process runs out, it is
         // released to accept the waiting client and answer it 503, instead
@@ -197,6 +202,9 @@ impl Server {
             }
         }
         cache.shutdown();
+        if let Some(mut trimmer) = self.trimmer.take() {
+            trimmer.stop();
+        }
         self.shared.shutdown();
         log::info!("stopped");
     }
