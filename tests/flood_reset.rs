@@ -64,13 +64,14 @@ fn leaves_nothing(args: &[&str], open: impl Fn(&Server, usize) -> (RawClient, Ve
     });
     let threads = server.settled_threads();
     let fds = server.fds();
+    let fd_list = server.fd_list();
     for round in 0..4 {
         let (client, batch) = open(&server, round);
         flood_then_reset(client, &batch);
     }
     server.wait_until("no connection left", || connections(&server) == 0);
     server.wait_threads(threads);
-    server.wait_until("descriptors back to the baseline", || server.fds() == fds);
+    server.wait_fds(fds, &fd_list);
     // And a client that is mid-flood at shutdown does not hold up the exit.
     let (client, batch) = open(&server, 99);
     let mut stuck = client;

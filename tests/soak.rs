@@ -448,22 +448,6 @@ fn settle(server: &Server, base: Sample, base_parked: u64) -> Sample {
     server.wait_until("threads back to the baseline", || {
         server.threads() as u64 - parked(server) <= base.threads - base_parked
     });
-    let fd_list = || -> Vec<String> {
-        let dir = format!("/proc/{}/fd", server.pid());
-        let mut fds: Vec<String> = std::fs::read_dir(&dir)
-            .map(|d| {
-                d.flatten().filter_map(|e| {
-                    std::fs::read_link(e.path())
-                        .ok()
-                        .map(|l| format!("{}={}", e.file_name().to_string_lossy(), l.display()))
-                })
-            })
-            .into_iter()
-            .flatten()
-            .collect();
-        fds.sort();
-        fds
-    };
     let deadline = Instant::now() + support::WAIT;
     while server.fds() as u64 > base.fds {
         assert!(
@@ -471,7 +455,7 @@ fn settle(server: &Server, base: Sample, base_parked: u64) -> Sample {
             "{} descriptors, baseline {}: {:?}",
             server.fds(),
             base.fds,
-            fd_list()
+            server.fd_list()
         );
         std::thread::sleep(Duration::from_millis(10));
     }

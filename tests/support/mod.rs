@@ -327,6 +327,45 @@ impl Server {
             .count()
     }
 
+    /// The server's open descriptors as `N=target`, sorted, TCP sockets
+    /// with their addresses and state: what a failed descriptor check
+    /// shows.
+    pub fn fd_list(&self) -> Vec<String> {
+        let tcp = tcp_sockets(self.pid());
+        let dir = format!("/proc/{}/fd", self.pid());
+        let mut fds: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten().filter_map(|e| {
+                    let target = std::fs::read_link(e.path()).ok()?.display().to_string();
+                    let inode = target
+                        .strip_prefix("socket:[")
+                        .and_then(|t| t.strip_suffix(']'));
+                    let tcp = inode.and_then(|i| tcp.get(i)).map_or("", String::as_str);
+                    Some(format!("{}={target}{tcp}", e.file_name().to_string_lossy()))
+                })
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+        fds.sort();
+        fds
+    }
+
+    /// Waits for the server to have `n` descriptors; fails listing them
+    /// beside `baseline` (a [`Server::fd_list`] taken earlier).
+    pub fn wait_fds(&self, n: usize, baseline: &[String]) {
+        let deadline = Instant::now() + WAIT;
+        while self.fds() != n {
+            assert!(
+                Instant::now() < deadline,
+                "{} descriptors, not {n}: {:?}; at the baseline: {baseline:?}",
+                self.fds(),
+                self.fd_list()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Resident memory of the server in KiB.
     pub fn rss_kib(&self) -> u64 {
         proc_status_field(self.pid(), "VmRSS:")
@@ -658,4 +697,18 @@ fn parse_server_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
         },
         at,
     ))
+}
+
+/// The TCP sockets `pid` sees, by inode: " local->remote state" (IPv4,
+/// addresses as /proc/net/tcp gives them, in hex).
+fn tcp_sockets(pid: u32) -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, state, inode) = (f.get(1)?, f.get(2)?, f.get(3)?, f.get(9)?);
+            Some((inode.to_string(), format!(" {local}->{remote} st{state}")))
+        })
+        .collect()
 }
