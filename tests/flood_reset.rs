@@ -63,7 +63,14 @@ fn leaves_nothing(args: &[&str], open: impl Fn(&Server, usize) -> (RawClient, Ve
         connections(&server) == 0
     });
     let threads = server.settled_threads();
-    let fds = server.fds();
+    // The server's own Redis connections are not the clients': its pool
+    // for queries opens a second one (of at most 4) when two threads ask
+    // at once, and keeps it.
+    let to_redis = args
+        .iter()
+        .position(|a| *a == "--redis")
+        .and_then(|i| args[i + 1].rsplit(':').next()?.parse::<u16>().ok())
+        .map(|port| format!("->0100007F:{port:04X} "));
     let fd_list = server.fd_list();
     for round in 0..4 {
         let (client, batch) = open(&server, round);
@@ -71,7 +78,9 @@ fn leaves_nothing(args: &[&str], open: impl Fn(&Server, usize) -> (RawClient, Ve
     }
     server.wait_until("no connection left", || connections(&server) == 0);
     server.wait_threads(threads);
-    server.wait_fds(fds, &fd_list);
+    server.wait_fd_list(&fd_list, |fd| {
+        !to_redis.as_ref().is_some_and(|r| fd.contains(r))
+    });
     // And a client that is mid-flood at shutdown does not hold up the exit.
     let (client, batch) = open(&server, 99);
     let mut stuck = client;

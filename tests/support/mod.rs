@@ -351,16 +351,20 @@ impl Server {
         fds
     }
 
-    /// Waits for the server to have `n` descriptors; fails listing them
-    /// beside `baseline` (a [`Server::fd_list`] taken earlier).
-    pub fn wait_fds(&self, n: usize, baseline: &[String]) {
+    /// Waits until the server's descriptors that `counts` are those of
+    /// `baseline` (a [`Server::fd_list`] taken earlier) that it counts;
+    /// fails listing both.
+    pub fn wait_fd_list(&self, baseline: &[String], counts: impl Fn(&String) -> bool) {
+        let base: Vec<&String> = baseline.iter().filter(|f| counts(f)).collect();
         let deadline = Instant::now() + WAIT;
-        while self.fds() != n {
+        loop {
+            let now = self.fd_list();
+            if now.iter().filter(|f| counts(f)).collect::<Vec<_>>() == base {
+                return;
+            }
             assert!(
                 Instant::now() < deadline,
-                "{} descriptors, not {n}: {:?}; at the baseline: {baseline:?}",
-                self.fds(),
-                self.fd_list()
+                "descriptors not back to the baseline: {now:?}; at the baseline: {baseline:?}"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
