@@ -97,20 +97,30 @@ fn run(every: Duration, ended: &dyn Fn() -> u64, stopped: &Receiver<()>) {
 /// operator chose (`MALLOC_ARENA_MAX` or `GLIBC_TUNABLES`). Call before
 /// other threads start.
 pub fn limit_arenas() {
-    let chosen = std::env::var_os("MALLOC_ARENA_MAX").is_some()
-        || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max"));
-    if chosen {
-        return;
-    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Some(cap) = arena_cap(
+        std::env::var_os("MALLOC_ARENA_MAX").is_some(),
+        std::env::var("GLIBC_TUNABLES").ok().as_deref(),
+        cores,
+    ) else {
+        return;
+    };
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a malloc parameter.
     #[allow(unsafe_code)]
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, cores.max(2) as libc::c_int);
+        libc::mallopt(libc::M_ARENA_MAX, cap as libc::c_int);
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    let _ = cores;
+    let _ = cap;
+}
+
+/// The arena cap to set: `None` when the operator chose one already.
+fn arena_cap(env_set: bool, tunables: Option<&str>, cores: usize) -> Option<usize> {
+    if env_set || tunables.is_some_and(|t| t.contains("glibc.malloc.arena_max")) {
+        return None;
+    }
+    Some(cores.max(2))
 }
 
 /// Returns the allocator's free pages to the system, where it can.
@@ -220,6 +230,26 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         trimmer.stop();
+    }
+
+    #[test]
+    fn the_cap_follows_the_cores_unless_the_operator_chose() {
+        assert_eq!(arena_cap(false, None, 1), Some(2));
+        assert_eq!(arena_cap(false, None, 2), Some(2));
+        assert_eq!(arena_cap(false, None, 8), Some(8));
+        assert_eq!(arena_cap(true, None, 8), None);
+        assert_eq!(
+            arena_cap(
+                false,
+                Some("glibc.malloc.arena_max=3:glibc.malloc.tcache_count=0"),
+                8
+            ),
+            None
+        );
+        assert_eq!(
+            arena_cap(false, Some("glibc.malloc.tcache_count=0"), 4),
+            Some(4)
+        );
     }
 
     #[test]
