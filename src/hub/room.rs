@@ -446,14 +446,22 @@ mod tests {
         assert_eq!(texts(&crx), vec!["system: b left r", "a: hi"]);
     }
 
-    #[test]
-    fn a_hub_leaver_gets_what_it_was_due_then_its_room_leave() {
-        let (tx, _rx) = crossbeam_channel::unbounded();
+    /// A room whose flushes wait for the test (keep the schedule alive),
+    /// with hub member `a` (conn 1) and text member `b` (conn 2); their
+    /// queues.
+    fn hub_a_and_text_b() -> (Arc<Room>, Receiver<Outgoing>, Receiver<Outgoing>, Schedule) {
+        let (tx, schedule) = crossbeam_channel::unbounded();
         let room = room_with(10, Flusher::with_queue(tx));
         let (a, arx) = member(1, "a", Dialect::Json);
-        let (b, _brx) = member(2, "b", Dialect::Text);
+        let (b, brx) = member(2, "b", Dialect::Text);
         room.join(a, None).unwrap();
         room.join(b, None).unwrap();
+        (room, arx, brx, schedule)
+    }
+
+    #[test]
+    fn a_hub_leaver_gets_what_it_was_due_then_its_room_leave() {
+        let (room, arx, _brx, _schedule) = hub_a_and_text_b();
         room.leave(1, true);
         let got = texts(&arx);
         assert_eq!(got.len(), 3, "{got:?}");
@@ -464,12 +472,7 @@ mod tests {
 
     #[test]
     fn held_messages_reach_each_member_once_around_a_join() {
-        let (tx, _rx) = crossbeam_channel::unbounded();
-        let room = room_with(10, Flusher::with_queue(tx));
-        let (a, arx) = member(1, "a", Dialect::Json);
-        let (b, brx) = member(2, "b", Dialect::Text);
-        room.join(a, None).unwrap();
-        room.join(b, None).unwrap();
+        let (room, arx, brx, _schedule) = hub_a_and_text_b();
         Flush::flush(&*room);
         texts(&arx);
         texts(&brx);
@@ -502,15 +505,14 @@ mod tests {
         );
     }
 
+    /// Where a test's flusher queues its schedule.
+    type Schedule = Receiver<(Arc<dyn Flush>, Instant)>;
+
+    /// What [`crowd`] returns.
+    type Crowd = (Arc<Room>, Receiver<Outgoing>, Schedule);
+
     /// A room of `n` text members on a flusher nobody serves; returns the
     /// first member's queue and the flusher's schedule.
-    /// What [`crowd`] returns.
-    type Crowd = (
-        Arc<Room>,
-        Receiver<Outgoing>,
-        Receiver<(Arc<dyn Flush>, Instant)>,
-    );
-
     fn crowd(n: u64, window: Duration) -> Crowd {
         let (tx, schedule) = crossbeam_channel::unbounded();
         let room = room_windowed(10, Flusher::with_queue(tx), window);
