@@ -18,11 +18,13 @@
 #![warn(missing_docs)]
 
 pub mod acceptor;
+pub mod activity;
 pub mod bench;
 pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod follow;
+pub mod housekeeping;
 pub mod http;
 pub mod hub;
 pub mod limits;

@@ -64,6 +64,10 @@ fn run(args: ServeArgs) -> Result<(), String> {
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     log::info!("listening on {addr}");
+    let admin_token = server.shared().config.admin_token.as_deref();
+    if let Some(warning) = strand::http::operator::startup_warning(addr, admin_token) {
+        log::warn!("{warning}");
+    }
     service_manager::notify_ready(&addr.to_string());
     server.run();
     Ok(())

@@ -17,8 +17,8 @@
 //!   blocks (`tcache`) takes no lock at all. Echo with 100 clients, server
 //!   pinned, 5 alternating rounds: 65.5k msgs/s with the cap, 63.9k
 //!   without (median).
-//! - The [`Trimmer`]: a thread that wakes every [`EVERY`] and, when
-//!   connections ended since it last looked, calls `malloc_trim(0)`, which
+//! - The [`TrimCheck`], on the housekeeping thread: every [`EVERY`], when
+//!   connections ended since it last looked, it calls `malloc_trim(0)`, which
 //!   hands every arena's free pages back (`madvise`), wherever they are in
 //!   the heap. An idle server is never touched.
 //!
@@ -31,65 +31,33 @@
 //! allocator's, not a leak. Other C libraries (musl) keep less and have
 //! neither knob: there both do nothing.
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// How often the trimmer looks.
+/// How often the [`TrimCheck`] looks (every tenth housekeeping tick).
 pub const EVERY: Duration = Duration::from_secs(10);
 
-/// The running trimmer; [`Trimmer::stop`] (or dropping it) ends it.
+/// Trims the heap when connections have ended since it last looked. The
+/// housekeeping thread ([`crate::housekeeping`]) calls
+/// [`TrimCheck::look`] every [`EVERY`]; an idle server is never touched.
 #[derive(Debug)]
-pub struct Trimmer {
-    stop: Option<Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+pub struct TrimCheck {
+    seen: u64,
 }
 
-impl Trimmer {
-    /// Starts looking every `every`, trimming whenever `ended()` (how many
-    /// connections have ended) has moved since the last look. `None` when
-    /// the OS refuses the thread: memory is then kept, as without one.
-    pub fn start(every: Duration, ended: impl Fn() -> u64 + Send + 'static) -> Option<Trimmer> {
-        let (stop, stopped) = crossbeam_channel::bounded(0);
-        let spawned = std::thread::Builder::new()
-            .name("memory-trim".into())
-            .stack_size(64 * 1024)
-            .spawn(move || run(every, &ended, &stopped));
-        match spawned {
-            Ok(thread) => Some(Trimmer {
-                stop: Some(stop),
-                thread: Some(thread),
-            }),
-            Err(e) => {
-                log::warn!("no memory trimmer (the OS refused its thread: {e})");
-                None
-            }
-        }
+impl TrimCheck {
+    /// Starts from `ended`, how many connections have ended so far.
+    pub fn new(ended: u64) -> TrimCheck {
+        TrimCheck { seen: ended }
     }
 
-    /// Ends the thread and waits for it.
-    pub fn stop(&mut self) {
-        self.stop.take();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+    /// Trims when `ended` moved since the last look; returns whether it did.
+    pub fn look(&mut self, ended: u64) -> bool {
+        if ended == self.seen {
+            return false;
         }
-    }
-}
-
-impl Drop for Trimmer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn run(every: Duration, ended: &dyn Fn() -> u64, stopped: &Receiver<()>) {
-    let mut seen = ended();
-    while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-        let now = ended();
-        if now != seen {
-            seen = now;
-            release_free_memory();
-        }
+        self.seen = ended;
+        release_free_memory();
+        true
     }
 }
 
@@ -164,9 +132,6 @@ pub fn heap() -> Option<Heap> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    use std::sync::Arc;
-    use std::time::Instant;
 
     fn rss_kib() -> u64 {
         std::fs::read_to_string("/proc/self/status")
@@ -211,25 +176,12 @@ mod tests {
     }
 
     #[test]
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    fn the_trimmer_trims_once_connections_ended() {
-        let ended = Arc::new(AtomicU64::new(0));
-        let counter = ended.clone();
-        let mut trimmer =
-            Trimmer::start(Duration::from_millis(20), move || counter.load(Relaxed)).unwrap();
-        let _kept = fragmented_heap();
-        let before = rss_kib();
-        ended.fetch_add(1, Relaxed);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while rss_kib() + 16 * 1024 > before {
-            assert!(
-                Instant::now() < deadline,
-                "never trimmed: {} KiB",
-                rss_kib()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        trimmer.stop();
+    fn the_check_trims_only_when_connections_ended() {
+        let mut check = TrimCheck::new(5);
+        assert!(!check.look(5), "nothing ended: no trim");
+        assert!(check.look(6));
+        assert!(!check.look(6));
+        assert!(check.look(9));
     }
 
     #[test]
@@ -250,14 +202,6 @@ mod tests {
             arena_cap(false, Some("glibc.malloc.tcache_count=0"), 4),
             Some(4)
         );
-    }
-
-    #[test]
-    fn the_trimmer_stops_at_once() {
-        let mut trimmer = Trimmer::start(EVERY, || 0).unwrap();
-        let started = Instant::now();
-        trimmer.stop();
-        assert!(started.elapsed() < EVERY);
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! Process-wide counters, rendered as Prometheus text (format 0.0.4) by
 //! `GET /metrics`. Counters are relaxed atomics: cheap on the hot path and
-//! exact enough for monitoring.
+//! exact enough for monitoring. Beside them, the ring of recent events
+//! the operator view names ([`crate::activity::Events`]), since everything
+//! that counts one of those counters also records its event here.
 
+use crate::activity::Events;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// Close codes counted individually in `strand_close_codes_sent_total`.
 const TRACKED_CLOSE_CODES: [u16; 8] = [1000, 1001, 1002, 1007, 1008, 1009, 1011, 4001];
@@ -48,6 +52,8 @@ pub struct Metrics {
     pub per_ip_refused: AtomicU64,
     close_codes: [AtomicU64; TRACKED_CLOSE_CODES.len()],
     close_other: AtomicU64,
+    /// Recent events with the clients' names, for `GET /admin/stats`.
+    pub events: Arc<Events>,
 }
 
 impl Metrics {

@@ -17,8 +17,9 @@
 
 use crate::acceptor::{AcceptWaker, Acceptor};
 use crate::config::Config;
+use crate::housekeeping::Housekeeping;
 use crate::http::door::{Arrival, Dispatch, Door};
-use crate::memory::Trimmer;
+use crate::memory::TrimCheck;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
 use crate::threads::Cache;
@@ -51,8 +52,9 @@ pub struct Server {
     shared: Arc<Shared>,
     stopping: Arc<AtomicBool>,
     live: Arc<LiveThreads>,
-    /// Hands the allocator's free pages back after connections end.
-    trimmer: Option<Trimmer>,
+    /// Samples the operator view's series; hands the allocator's free
+    /// pages back after connections end.
+    housekeeping: Option<Housekeeping>,
 }
 
 /// Stops a running [`Server`] from another thread (a signal handler's).
@@ -93,18 +95,14 @@ impl Server {
     pub fn from_listener(listener: TcpListener, config: Config) -> io::Result<Server> {
         let (acceptor, waker) = Acceptor::new(listener)?;
         let shared = Arc::new(Shared::new(config));
-        let metrics = shared.metrics.clone();
-        let trimmer = Trimmer::start(crate::memory::EVERY, move || {
-            let total = metrics.connections_total.load(Ordering::Relaxed);
-            total.wrapping_sub(metrics.connections_current.load(Ordering::Relaxed))
-        });
+        let housekeeping = Housekeeping::start(chores(shared.clone()));
         Ok(Server {
             acceptor,
             waker,
             shared,
             stopping: Arc::new(AtomicBool::new(false)),
             live: Arc::new(LiveThreads::default()),
-            trimmer,
+            housekeeping,
         })
     }
 
@@ -202,8 +200,8 @@ impl Server {
             }
         }
         cache.shutdown();
-        if let Some(mut trimmer) = self.trimmer.take() {
-            trimmer.stop();
+        if let Some(mut housekeeping) = self.housekeeping.take() {
+            housekeeping.stop();
         }
         self.shared.shutdown();
         log::info!("stopped");
@@ -211,6 +209,24 @@ impl Server {
 
     fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+}
+
+/// The housekeeping thread's chores, at each turn of a second `t`: the
+/// operator view's series sample; every [`crate::memory::EVERY`], the
+/// heap trimmed if connections ended since the last look.
+fn chores(shared: Arc<Shared>) -> impl FnMut(u64) + Send + 'static {
+    let ended = |m: &Metrics| {
+        let total = m.connections_total.load(Ordering::Relaxed);
+        total.wrapping_sub(m.connections_current.load(Ordering::Relaxed))
+    };
+    let mut trim = TrimCheck::new(ended(&shared.metrics));
+    let trim_every = crate::memory::EVERY.as_secs().max(1);
+    move |t| {
+        shared.sample_series(t);
+        if t % trim_every == 0 {
+            trim.look(ended(&shared.metrics));
+        }
     }
 }
 
@@ -245,6 +261,12 @@ fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) ->
             log::warn!("the OS refused a connection thread: {e}; answered 503");
             let arrival = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(arrival) = arrival {
+                let peer = crate::ws::conn::address(arrival.stream.peer_addr().ok());
+                shared.metrics.events.record(
+                    crate::activity::Kind::Refused,
+                    peer.clone(),
+                    format!("{peer}: the OS refused a connection thread ({e}); answered 503"),
+                );
                 // On the readiness thread: never block.
                 let _ = (&arrival.stream).write(&crate::http::router::over_capacity().to_bytes());
             }

@@ -5,6 +5,7 @@
 //! accept loop and the HTTP door and above the parts it holds: it must not
 //! import `server` or `http`.
 
+use crate::activity::{RoomRates, Series};
 use crate::broker::notifier::Notifier;
 use crate::broker::Broker;
 use crate::config::Config;
@@ -39,6 +40,10 @@ pub struct Shared {
     pub conn_params: ConnParams,
     /// The counters of the connection thread cache.
     pub thread_cache: Arc<CacheStats>,
+    /// The last five minutes, second by second (the operator view).
+    pub series: Series,
+    /// The largest rooms' message rates (the operator view).
+    pub room_rates: RoomRates,
     started: Instant,
     next_id: AtomicU64,
 }
@@ -58,7 +63,10 @@ impl Shared {
             metrics: metrics.clone(),
             readiness,
         };
-        let hub_stats = Arc::new(HubStats::default());
+        let hub_stats = Arc::new(HubStats {
+            events: metrics.events.clone(),
+            ..HubStats::default()
+        });
         let broker = crate::broker::from_config(&config, hub_stats.clone());
         let notifier = config
             .notify_interval
@@ -78,6 +86,8 @@ impl Shared {
             metrics,
             conn_params,
             thread_cache: Arc::default(),
+            series: Series::default(),
+            room_rates: RoomRates::default(),
             started: Instant::now(),
             next_id: AtomicU64::new(1),
         }
@@ -91,6 +101,18 @@ impl Shared {
     /// Seconds since the server started.
     pub fn uptime_s(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+
+    /// Records second `t` of the series from the counters (the
+    /// housekeeping thread's chore).
+    pub fn sample_series(&self, t: u64) {
+        let m = &self.metrics;
+        self.series.sample(
+            t,
+            m.connections_current.load(Ordering::Relaxed),
+            m.messages_in.load(Ordering::Relaxed),
+            m.messages_out.load(Ordering::Relaxed),
+        );
     }
 
     /// The body of `GET /healthz`.

@@ -57,7 +57,7 @@ impl Broker for LocalBroker {
     fn connect(&self, client_id: &str, conn: u64, outbox: Arc<Outbox>) {
         let (fanout, replaced) = self.clients.connect(client_id, conn, outbox);
         if replaced {
-            self.stats.replacements.fetch_add(1, Relaxed);
+            self.stats.replaced(client_id);
         }
         self.stats.count(fanout);
     }
@@ -155,6 +155,10 @@ impl Broker for LocalBroker {
             .map(|r| (r.name().to_string(), r.online()))
             .filter(|(_, n)| *n > 0)
             .collect())
+    }
+
+    fn room_messages(&self, room: &str) -> Option<u64> {
+        self.rooms.get(room).map(|r| r.messages())
     }
 
     fn local_rooms(&self) -> usize {

@@ -126,6 +126,20 @@ pub trait Broker: Send + Sync {
     /// Hub clients connected to this instance.
     fn clients(&self) -> usize;
 
+    /// How many messages room `room` has numbered so far, as this instance
+    /// knows it (`None`: no such room here); the operator view's room
+    /// rates are its differences over time.
+    fn room_messages(&self, _room: &str) -> Option<u64> {
+        None
+    }
+
+    /// The broker's state for the operator view (`GET /admin/stats`): at
+    /// least `name` (as `/healthz` says it); a shared broker adds what it
+    /// knows of its peers and its link.
+    fn state(&self) -> Value {
+        serde_json::json!({ "name": self.name() })
+    }
+
     /// The broker's own `/metrics` families, if any.
     fn metrics_text(&self) -> String {
         String::new()

@@ -19,6 +19,7 @@
 //!
 //! It must not block (it runs on the readiness thread) nor serve requests.
 
+use crate::activity::Kind;
 use crate::http::request::{self, ReadError, Request, HEAD_TIMEOUT, MAX_REQUEST_BYTES};
 use crate::http::Response;
 use crate::metrics::Metrics;
@@ -119,6 +120,12 @@ impl Door {
                 Err(_) => return,
                 Ok(None) => {
                     inner.metrics.per_ip_refused.fetch_add(1, Relaxed);
+                    let peer = crate::ws::conn::address(stream.peer_addr().ok());
+                    inner.metrics.events.record(
+                        Kind::Refused,
+                        peer.clone(),
+                        format!("{peer}: over --max-connections-per-ip; answered 503"),
+                    );
                     log::debug!("refusing a connection: over its address's share");
                     return refuse_now(stream);
                 }
@@ -188,7 +195,7 @@ impl Door {
         if let Some(oldest) = evict {
             if let Some(reading) = oldest.leave(false) {
                 inner.metrics.heads_evicted.fetch_add(1, Relaxed);
-                time_out(reading);
+                time_out(reading, &inner.metrics, "cut to admit a newer connection");
             }
         }
         if was_empty {
@@ -341,14 +348,24 @@ impl Timer for Deadlines {
             let Some(head) = head else { break };
             if let Some(reading) = head.leave(false) {
                 door.metrics.heads_timed_out.fetch_add(1, Relaxed);
-                time_out(reading);
+                time_out(reading, &door.metrics, "not complete in time");
             }
         }
     }
 }
 
-/// Answers 408 without blocking, and closes.
-fn time_out(reading: Reading) {
+/// Answers 408 without blocking, and closes; names the client in the
+/// events (`why`: timed out, or evicted).
+fn time_out(reading: Reading, metrics: &Metrics, why: &str) {
+    let peer = crate::ws::conn::address(reading.stream.peer_addr().ok());
+    metrics.events.record(
+        Kind::HeadTimeout,
+        peer.clone(),
+        format!(
+            "request head from {peer} {why} ({} bytes of it read); answered 408",
+            reading.buf.len()
+        ),
+    );
     let response = Response::error(
         408,
         &format!(

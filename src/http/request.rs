@@ -4,7 +4,7 @@
 //! are refused with 431 before they are parsed.
 
 use std::io::{self, Read};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// The largest request head accepted.
@@ -31,6 +31,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Bytes read past the head and body (a client's first frames).
     pub leftover: Vec<u8>,
+    /// The client's address (set by the router; `None` when unknown).
+    pub peer: Option<SocketAddr>,
 }
 
 /// Why a request could not be read.
@@ -161,6 +163,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, ReadError> {
             .collect(),
         body: Vec::new(),
         leftover: Vec::new(),
+        peer: None,
     };
     Ok(Some((request, head_len)))
 }

@@ -34,6 +34,10 @@ pub enum Route {
     RoomApi,
     /// `GET /files`.
     Files,
+    /// `GET /admin`: the operator view's page.
+    AdminPage,
+    /// `GET /admin/stats`: the operator view's JSON.
+    AdminStats,
     /// A WebSocket endpoint.
     Ws(WsRoute),
 }
@@ -82,6 +86,8 @@ pub fn route(method: &str, path: &str) -> Result<Route, Response> {
         }
         ["broadcast"] => (Route::RoomApi, &["POST"]),
         ["files"] => (Route::Files, &["GET"]),
+        ["admin"] => (Route::AdminPage, &["GET"]),
+        ["admin", "stats"] => (Route::AdminStats, &["GET"]),
         ["ws"] => (Route::Ws(WsRoute::Echo), &["GET"]),
         ["ws", "chat", client_id] => {
             check_name(client_id)?;
@@ -162,7 +168,7 @@ pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
             Err(Response::error(400, &format!("malformed request: {why}")))
         }
     };
-    let request = match request {
+    let mut request = match request {
         Ok(request) => request,
         Err(response) => {
             forget(readiness, &stream, key);
@@ -170,6 +176,7 @@ pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
             return None;
         }
     };
+    request.peer = stream.peer_addr().ok();
     match route(&request.method, &request.path) {
         Ok(Route::Ws(ws)) => match upgrade(shared, slot, request, ws) {
             Ok(ready) => Some(Upgrade { stream, key, ready }),
@@ -215,6 +222,8 @@ fn respond(shared: &Shared, stream: TcpStream, request: &Request, routed: Result
         ),
         Ok(Route::RoomApi) => super::rooms::handle(shared, request),
         Ok(Route::Files) => super::files::files(&shared.tails),
+        Ok(Route::AdminPage) => super::admin::page(),
+        Ok(Route::AdminStats) => super::admin::stats(shared, request),
     };
     answer(shared, stream, response);
 }
@@ -260,6 +269,12 @@ fn upgrade(
         metrics.connections_current.fetch_sub(1, AcqRel);
         metrics.connections_rejected.fetch_add(1, Relaxed);
         log::warn!("refusing an upgrade: {max} connections is the limit");
+        let peer = crate::ws::conn::address(request.peer);
+        metrics.events.record(
+            crate::activity::Kind::Refused,
+            route.identity().unwrap_or(&peer),
+            format!("upgrade from {peer}: {max} connections is the limit; answered 503"),
+        );
         return Err(over_capacity());
     }
     metrics.connections_total.fetch_add(1, Relaxed);
@@ -399,6 +414,8 @@ mod tests {
             }))
         );
         assert_eq!(route("POST", "/broadcast").ok(), Some(Route::RoomApi));
+        assert_eq!(route("GET", "/admin").ok(), Some(Route::AdminPage));
+        assert_eq!(route("GET", "/admin/stats").ok(), Some(Route::AdminStats));
         assert_eq!(
             route("GET", "/rooms/general/count").ok(),
             Some(Route::RoomApi)
@@ -411,6 +428,7 @@ mod tests {
         assert_eq!(status("GET", "/ws/chat"), 404);
         assert_eq!(status("POST", "/healthz"), 405);
         assert_eq!(status("GET", "/broadcast"), 405);
+        assert_eq!(status("POST", "/admin/stats"), 405);
         assert_eq!(status("GET", "/ws/chat/.hidden"), 400);
         assert_eq!(status("GET", "/ws/room/bad%20name"), 400);
         assert_eq!(status("GET", "/rooms/a b/count"), 400);

@@ -93,6 +93,11 @@ impl Room {
         &self.epoch
     }
 
+    /// Messages numbered so far (the last `seq`).
+    pub fn messages(&self) -> u64 {
+        self.lock().next_seq - 1
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere must not take every room down with it; the
         // state is consistent after every single statement that changes it.

@@ -1,8 +1,10 @@
 //! The hub's counters, rendered as Prometheus families for `/metrics`.
 //! Relaxed atomics; a fan-out adds its totals once, not once per member.
 
+use crate::activity::{Events, Kind};
 use crate::hub::member::Fanout;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// Counters of rooms and hub traffic.
 #[derive(Debug, Default)]
@@ -23,6 +25,9 @@ pub struct HubStats {
     pub notifications: AtomicU64,
     /// Hub connections replaced by a newer one with the same id (4001).
     pub replacements: AtomicU64,
+    /// Where replacements are named for the operator view (the server's
+    /// own ring, [`crate::metrics::Metrics::events`]).
+    pub events: Arc<Events>,
 }
 
 /// Gauges read at render time.
@@ -43,6 +48,17 @@ impl HubStats {
         if fanout.dropped > 0 {
             self.drops.fetch_add(fanout.dropped, Relaxed);
         }
+    }
+
+    /// Counts hub client `client_id`'s connection replaced by a newer one
+    /// (closed with 4001) and names it in the recent events.
+    pub fn replaced(&self, client_id: &str) {
+        self.replacements.fetch_add(1, Relaxed);
+        self.events.record(
+            Kind::Replaced,
+            client_id,
+            "replaced by a newer connection with its id (4001)",
+        );
     }
 
     /// The Prometheus text of the hub's families.

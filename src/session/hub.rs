@@ -41,7 +41,8 @@ impl HubSession {
             shared.config.max_messages_per_second,
             rate::Dialect::Hub,
             shared.metrics.clone(),
-        );
+        )
+        .for_client(&client_id);
         HubSession {
             shared,
             client_id,
@@ -239,6 +240,10 @@ impl Handler for HubSession {
     /// rate.
     fn on_binary(&mut self, conn: &mut Conn<'_>, _data: &[u8]) {
         self.throttle.admit(conn);
+    }
+
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
     }
 
     fn describe(&self) -> String {

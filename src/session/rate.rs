@@ -16,8 +16,10 @@
 //! closed: one a little over the rate is told and kept, a flooder is closed
 //! after about 2 N messages.
 
+use crate::activity::Kind;
 use crate::metrics::Metrics;
 use crate::wire::{ErrorCode, WireError};
+use crate::ws::conn::{address, client_name};
 use crate::ws::Conn;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -87,11 +89,16 @@ pub enum Dialect {
     Hub,
 }
 
-/// A session's rate limit, applied to its connection and counted.
+/// A session's rate limit, applied to its connection and counted; its
+/// first refusal and its close are named in the operator view's events.
 pub struct Throttle {
     limit: Option<RateLimit>,
     dialect: Dialect,
     metrics: Arc<Metrics>,
+    /// The client's name for the events (`None`: its address).
+    client: Option<Box<str>>,
+    /// The first refusal was recorded: later ones are only counted.
+    reported: bool,
 }
 
 impl Throttle {
@@ -102,7 +109,17 @@ impl Throttle {
             limit: RateLimit::new(per_second, Instant::now()),
             dialect,
             metrics,
+            client: None,
+            reported: false,
         }
+    }
+
+    /// Names the client in the events (kept only when there is a limit).
+    pub fn for_client(mut self, client: &str) -> Throttle {
+        if self.limit.is_some() {
+            self.client = Some(client.into());
+        }
+        self
     }
 
     /// Whether the message that just arrived may be handled. When not, the
@@ -117,6 +134,10 @@ impl Throttle {
             _ => Verdict::Close,
         };
         self.metrics.rate_limited.fetch_add(1, Relaxed);
+        if !self.reported || verdict == Verdict::Close {
+            self.reported = true;
+            self.record(conn, verdict);
+        }
         if verdict == Verdict::Refuse {
             let error = WireError::new(
                 ErrorCode::RateLimited,
@@ -128,6 +149,25 @@ impl Throttle {
             conn.close(1008, "rate limited");
         }
         false
+    }
+
+    /// Names the client in the events: its first refusal, and its close.
+    #[cold]
+    fn record(&self, conn: &Conn<'_>, verdict: Verdict) {
+        let peer = conn.peer();
+        let what = match verdict {
+            Verdict::Close => "closed with 1008 rate limited",
+            _ => "a message refused (rate_limited)",
+        };
+        self.metrics.events.record(
+            Kind::RateLimited,
+            client_name(self.client.as_deref(), peer),
+            format!(
+                "connection {} from {}: over --max-messages-per-second; {what}",
+                conn.id(),
+                address(peer)
+            ),
+        );
     }
 }
 

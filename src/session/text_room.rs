@@ -33,7 +33,8 @@ impl TextRoom {
             shared.config.max_messages_per_second,
             rate::Dialect::Strict,
             shared.metrics.clone(),
-        );
+        )
+        .for_client(&user);
         TextRoom {
             shared,
             room,
@@ -82,6 +83,10 @@ impl Handler for TextRoom {
 
     fn on_batch_end(&mut self) {
         deferred::release();
+    }
+
+    fn client(&self) -> Option<&str> {
+        Some(&self.user)
     }
 
     fn describe(&self) -> String {

@@ -24,6 +24,7 @@
 //! before anything else, the unsent backlog is dropped, and the socket is
 //! closed within [`SLOW_CLOSE_WAIT`].
 
+use crate::activity::Kind;
 use crate::metrics::Metrics;
 use crate::ws::frame::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::ws::handler::Handler;
@@ -116,6 +117,11 @@ impl Conn<'_> {
     /// This connection's server-wide id.
     pub fn id(&self) -> u64 {
         self.outbox.id()
+    }
+
+    /// The client's address, if known.
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.outbox.peer()
     }
 
     /// Closes the connection with `code` once the callback returns.
@@ -245,6 +251,20 @@ fn finish(mut engine: Box<Engine<'_>>, panicked: bool, mut session: Box<dyn Hand
     params.registry.deregister(id);
     params.readiness.deregister(&*engine.socket, engine.key);
     let _ = engine.socket.shutdown(Shutdown::Both);
+}
+
+/// The name the operator view gives a client: its session's name for it,
+/// else its address.
+pub fn client_name(name: Option<&str>, peer: Option<std::net::SocketAddr>) -> String {
+    match name {
+        Some(name) => name.to_string(),
+        None => address(peer),
+    }
+}
+
+/// `IP:PORT`, or `unknown`.
+pub fn address(peer: Option<std::net::SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_string(), |p| p.to_string())
 }
 
 /// Reads a shared socket.
@@ -508,6 +528,16 @@ impl Engine<'_> {
             let _ = catch_unwind(AssertUnwindSafe(|| session.on_close()));
         }
         let queued = self.outbox.discard_backlog();
+        let peer = self.outbox.peer();
+        self.params.metrics.events.record(
+            Kind::SlowConsumer,
+            client_name(session.client(), peer),
+            format!(
+                "connection {} from {}: {queued} bytes queued unread; closed with 1008",
+                self.outbox.id(),
+                address(peer)
+            ),
+        );
         log::info!(
             "connection {}{}{what}: slow consumer, {queued} bytes queued unread; closing with 1008",
             self.outbox.id(),

@@ -26,4 +26,10 @@ pub trait Handler: Send {
     fn describe(&self) -> String {
         String::new()
     }
+    /// The name the operator view gives this connection's client (the hub
+    /// `client_id`, the text-room user); `None` (the default) names it by
+    /// its address.
+    fn client(&self) -> Option<&str> {
+        None
+    }
 }

@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::Thread;
@@ -116,6 +116,8 @@ pub struct Outbox {
     has_waiters: AtomicBool,
     waiters: Mutex<Vec<Thread>>,
     metrics: Arc<Metrics>,
+    /// The client's address, read once (for what the operator view names).
+    peer: Option<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -179,13 +181,10 @@ impl Outbox {
         socket: Arc<TcpStream>,
         signal: Arc<Signal>,
     ) -> Arc<Outbox> {
-        Arc::new(Outbox::with(
-            id,
-            limit,
-            metrics,
-            Sink::Socket(socket),
-            Some(signal),
-        ))
+        let peer = socket.peer_addr().ok();
+        let mut outbox = Outbox::with(id, limit, metrics, Sink::Socket(socket), Some(signal));
+        outbox.peer = peer;
+        Arc::new(outbox)
     }
 
     fn with(
@@ -213,12 +212,18 @@ impl Outbox {
             has_waiters: AtomicBool::new(false),
             waiters: Mutex::new(Vec::new()),
             metrics,
+            peer: None,
         }
     }
 
     /// The connection's server-wide id.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The client's address (`None` for an outbox without a socket).
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
     }
 
     /// Sends `frame` without waiting: written at once when the socket takes

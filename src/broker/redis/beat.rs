@@ -44,7 +44,7 @@ impl Beat {
         loop {
             if con.is_none() {
                 let connected = self.parts.link.connect("beat");
-                self.parts.health.set_reachable(connected.is_ok());
+                self.parts.health.connected(&connected);
                 con = connected.ok();
             }
             if let Some(c) = con.as_mut() {
@@ -79,6 +79,7 @@ impl Beat {
             Ok(answer) => answer,
             Err(e) => {
                 log::warn!("redis: heartbeat failed: {e}");
+                self.parts.health.note_error(&e);
                 return false;
             }
         };

@@ -8,9 +8,10 @@
 //! one reachable again. Requests that need Redis are refused at once while
 //! it is unreachable, instead of queueing behind a dead connection.
 
+use crate::activity::{Events, Kind};
 use redis::{Client, Connection, RedisResult};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// How long a connect may take.
@@ -51,6 +52,10 @@ impl Link {
 /// What is known about reaching Redis, and counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Health {
+    /// Where going down and coming back are named (the operator view).
+    events: Option<Arc<Events>>,
+    /// The last failure to reach Redis: Unix ms and the error.
+    last_error: Mutex<Option<(u64, String)>>,
     reachable: AtomicBool,
     subscribed: AtomicBool,
     registered: AtomicBool,
@@ -68,6 +73,36 @@ pub struct Health {
 }
 
 impl Health {
+    /// A health that names its changes in `events`.
+    pub fn reporting_to(events: Arc<Events>) -> Health {
+        Health {
+            events: Some(events),
+            ..Health::default()
+        }
+    }
+
+    /// Notes how a connect went: reachable, or not with the error.
+    pub fn connected<T>(&self, result: &RedisResult<T>) {
+        if let Err(e) = result {
+            self.note_error(e);
+        }
+        self.set_reachable(result.is_ok());
+    }
+
+    /// Keeps `error` as the last failure to reach Redis.
+    pub fn note_error(&self, error: &dyn std::fmt::Display) {
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        *last = Some((crate::wire::unix_millis(), error.to_string()));
+    }
+
+    /// The last failure to reach Redis (Unix ms, the error), if any.
+    pub fn last_error(&self) -> Option<(u64, String)> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Whether requests that need Redis should be tried.
     pub fn reachable(&self) -> bool {
         self.reachable.load(Ordering::Acquire)
@@ -90,6 +125,15 @@ impl Health {
                 log::info!("redis: reachable");
             } else {
                 log::warn!("redis: cannot be reached; room requests answer `unavailable`");
+            }
+            if let Some(events) = &self.events {
+                let (kind, detail) = if yes {
+                    (Kind::BrokerUp, "Redis can be reached again".to_string())
+                } else {
+                    let why = self.last_error().map(|(_, e)| e).unwrap_or_default();
+                    (Kind::BrokerDown, format!("Redis cannot be reached: {why}"))
+                };
+                events.record(kind, "", detail);
             }
         }
     }
@@ -179,7 +223,7 @@ impl Pool {
         state.open += 1;
         drop(state);
         let connected = self.link.connect("query");
-        health.set_reachable(connected.is_ok());
+        health.connected(&connected);
         match connected {
             Ok(con) => Ok((con, false)),
             Err(e) => {

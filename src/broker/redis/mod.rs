@@ -98,7 +98,7 @@ impl RedisBroker {
         let keys = Keys::new(&config.prefix, &instance);
         let link = Link::new(&config.url, &instance)?;
         let scripts = Arc::new(Scripts::new());
-        let health = Arc::new(Health::default());
+        let health = Arc::new(Health::reporting_to(stats.events.clone()));
         let (flusher, flusher_thread) = Flusher::start();
         let local = Arc::new(Local::new(RoomCtx {
             instance: instance.clone(),
@@ -353,7 +353,7 @@ impl Broker for RedisBroker {
 
     fn connect(&self, client_id: &str, conn: u64, outbox: Arc<Outbox>) {
         if self.parts.local.clients.register(client_id, conn, outbox) {
-            self.parts.stats.replacements.fetch_add(1, Relaxed);
+            self.parts.stats.replaced(client_id);
         }
         if !self.parts.health.reachable() {
             self.parts.local.unannounced(client_id);
@@ -538,6 +538,41 @@ impl Broker for RedisBroker {
         let mut rooms = flat;
         rooms.sort();
         Ok(rooms)
+    }
+
+    fn room_messages(&self, room: &str) -> Option<u64> {
+        self.parts.local.room(room).and_then(|r| r.position().1)
+    }
+
+    fn state(&self) -> Value {
+        let h = &self.parts.health;
+        // Instances registered (a dead one stays until a live one reaps
+        // it, within the presence TTL). One query, only when asked.
+        let instances: Option<u64> = h
+            .reachable()
+            .then(|| {
+                self.ask(true, |c| {
+                    redis::cmd("ZCARD")
+                        .arg(self.parts.keys.instances())
+                        .query(c)
+                })
+                .ok()
+            })
+            .flatten();
+        let last_error = h
+            .last_error()
+            .map(|(at, error)| serde_json::json!({"at": at, "error": error}));
+        serde_json::json!({
+            "name": self.name(),
+            "instance": self.parts.keys.instance(),
+            "instances": instances,
+            "reachable": h.reachable(),
+            "subscribed": h.subscribed(),
+            "reconnects": h.reconnects.load(Relaxed),
+            "unavailable": h.unavailable.load(Relaxed),
+            "reaped": h.reaped.load(Relaxed),
+            "last_error": last_error,
+        })
     }
 
     fn local_rooms(&self) -> usize {

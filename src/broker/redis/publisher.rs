@@ -190,7 +190,7 @@ impl Publisher {
             }
             Ok(c)
         });
-        self.parts.health.set_reachable(connected.is_ok());
+        self.parts.health.connected(&connected);
         match connected {
             Ok(c) => Some(c),
             Err(e) => {

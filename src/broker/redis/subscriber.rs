@@ -140,7 +140,7 @@ impl Subscriber {
             .link
             .connect("pubsub")
             .and_then(|p| Ok((p, self.parts.link.connect("repair")?)));
-        self.parts.health.set_reachable(connected.is_ok());
+        self.parts.health.connected(&connected);
         let (mut con, mut repair) = match connected {
             Ok(pair) => pair,
             Err(e) => {
@@ -362,7 +362,7 @@ impl Subscriber {
             }
             Event::Replace { id, conn } => {
                 if clients.replace(&id, conn) {
-                    self.parts.stats.replacements.fetch_add(1, Relaxed);
+                    self.parts.stats.replaced(&id);
                 }
             }
             Event::Wake => {}
