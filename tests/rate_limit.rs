@@ -119,6 +119,11 @@ fn echo_closes_at_the_first_message_over_the_rate() {
 fn a_text_room_flooder_is_closed_and_the_room_hears_only_its_burst() {
     let server = Server::start(&["--max-messages-per-second", "3"]);
     let mut other = server.ws("/ws/lobby/other");
+    // "other" hears flood join only if it joined first (its handshake
+    // comes back before its join is done).
+    server.wait_until("other in lobby", || {
+        server.get_json("/rooms/lobby/count").1["online"] == 1
+    });
     let mut c = RawClient::connect(&server, "/ws/lobby/flood");
     assert_eq!(support::next_text(&mut other), "system: flood joined lobby");
     c.send_bytes(&burst("spam", 30));

@@ -91,7 +91,16 @@ impl Server {
 
     fn launch_logging(dir: tempfile::TempDir, cmd: Command, level: &str, args: &[&str]) -> Server {
         let data = dir.path().join("data");
-        Server::spawn(dir, cmd, &data, level, args)
+        Server::spawn(dir, cmd, &data, level, "127.0.0.1:0", args)
+    }
+
+    /// As [`Server::start`], listening on `bind` instead of
+    /// `127.0.0.1:0` (e.g. `0.0.0.0:0`); `addr` is the address logged.
+    pub fn start_bound(bind: &str, args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let cmd = Command::new(env!("CARGO_BIN_EXE_strand"));
+        Server::spawn(dir, cmd, &data, "debug", bind, args)
     }
 
     /// Runs `cmd` (a launcher or the binary) followed by `serve --bind
@@ -103,7 +112,7 @@ impl Server {
         data: &std::path::Path,
         args: &[&str],
     ) -> Server {
-        Server::spawn(dir, cmd, data, "debug", args)
+        Server::spawn(dir, cmd, data, "debug", "127.0.0.1:0", args)
     }
 
     fn spawn(
@@ -111,6 +120,7 @@ impl Server {
         mut cmd: Command,
         data: &std::path::Path,
         level: &str,
+        bind: &str,
         args: &[&str],
     ) -> Server {
         // The server dies with the test thread that started it, even when
@@ -123,7 +133,7 @@ impl Server {
             });
         }
         let mut child = cmd
-            .args(["serve", "--bind", "127.0.0.1:0", "--log-level", level])
+            .args(["serve", "--bind", bind, "--log-level", level])
             .arg("--data-dir")
             .arg(data)
             .args(args)
