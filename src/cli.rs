@@ -233,7 +233,8 @@ pub struct ServeArgs {
     #[arg(long, env = "STRAND_MAX_MESSAGE_BYTES", default_value_t = 1 << 20, value_name = "N")]
     pub max_message_bytes: usize,
 
-    /// Bearer token required by `POST /broadcast`.
+    /// Bearer token required by `GET /admin/stats` and `POST /broadcast`;
+    /// without one, both answer loopback clients only.
     #[arg(
         long,
         env = "STRAND_ADMIN_TOKEN",
