@@ -212,3 +212,48 @@ fn replaced_and_refused_clients_are_named() {
         .collect();
     assert!(at.windows(2).all(|w| w[0] >= w[1]), "{at:?}");
 }
+
+#[test]
+fn a_connection_over_its_address_share_is_named_by_address() {
+    let server = Server::start(&["--max-connections-per-ip", "1"]);
+    let held = server.ws("/ws");
+    let (status, _, _) = server.http_raw(b"GET /healthz HTTP/1.1\r\n\r\n");
+    assert_eq!(status, 503, "over its share");
+    drop(held);
+    // Once the held connection is gone, this address may ask again.
+    let deadline = Instant::now() + WAIT;
+    let s = loop {
+        let (status, _, body) = server.http_raw(b"GET /admin/stats HTTP/1.1\r\n\r\n");
+        if status == 200 {
+            break serde_json::from_str::<Value>(&body).unwrap();
+        }
+        assert!(Instant::now() < deadline, "never 200 again: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let e = events(&s, "refused")[0];
+    assert!(
+        e["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{e}"
+    );
+    assert!(e["detail"].as_str().unwrap().contains("per-ip"), "{e}");
+}
+
+#[test]
+fn a_head_that_never_completes_is_named_by_address() {
+    let server = Server::start(&[]);
+    let mut slow = std::net::TcpStream::connect(server.addr).unwrap();
+    let port = slow.local_addr().unwrap().port();
+    std::io::Write::write_all(&mut slow, b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // The door answers 408 10 s after accept; wait for the event a little longer.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, s) = server.get_json("/admin/stats");
+        if let Some(e) = events(&s, "head_timeout").first() {
+            assert_eq!(e["client"], format!("127.0.0.1:{port}"), "{e}");
+            assert!(e["detail"].as_str().unwrap().contains("408"), "{e}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no head_timeout: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
