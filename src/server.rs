@@ -261,7 +261,7 @@ fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) ->
             log::warn!("the OS refused a connection thread: {e}; answered 503");
             let arrival = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(arrival) = arrival {
-                let peer = crate::ws::conn::address(arrival.stream.peer_addr().ok());
+                let peer = crate::activity::events::address(arrival.stream.peer_addr().ok());
                 shared.metrics.events.record(
                     crate::activity::Kind::Refused,
                     peer.clone(),

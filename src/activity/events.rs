@@ -5,6 +5,7 @@
 //! of them (a flood of refusals) costs one short lock each, never memory.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 /// Events kept.
@@ -57,6 +58,20 @@ pub struct Event {
     pub client: String,
     /// A human sentence: the address, the connection id, the reason.
     pub detail: String,
+}
+
+/// The name an event gives a client: its session's name for it (hub
+/// `client_id`, text-room user), else its address.
+pub fn client_name(name: Option<&str>, peer: Option<SocketAddr>) -> String {
+    match name {
+        Some(name) => name.to_string(),
+        None => address(peer),
+    }
+}
+
+/// `IP:PORT`, or `unknown`.
+pub fn address(peer: Option<SocketAddr>) -> String {
+    peer.map_or_else(|| "unknown".to_string(), |p| p.to_string())
 }
 
 /// The ring of recent events.

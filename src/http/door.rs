@@ -120,7 +120,7 @@ impl Door {
                 Err(_) => return,
                 Ok(None) => {
                     inner.metrics.per_ip_refused.fetch_add(1, Relaxed);
-                    let peer = crate::ws::conn::address(stream.peer_addr().ok());
+                    let peer = crate::activity::events::address(stream.peer_addr().ok());
                     inner.metrics.events.record(
                         Kind::Refused,
                         peer.clone(),
@@ -357,7 +357,7 @@ impl Timer for Deadlines {
 /// Answers 408 without blocking, and closes; names the client in the
 /// events (`why`: timed out, or evicted).
 fn time_out(reading: Reading, metrics: &Metrics, why: &str) {
-    let peer = crate::ws::conn::address(reading.stream.peer_addr().ok());
+    let peer = crate::activity::events::address(reading.stream.peer_addr().ok());
     metrics.events.record(
         Kind::HeadTimeout,
         peer.clone(),

@@ -269,7 +269,7 @@ fn upgrade(
         metrics.connections_current.fetch_sub(1, AcqRel);
         metrics.connections_rejected.fetch_add(1, Relaxed);
         log::warn!("refusing an upgrade: {max} connections is the limit");
-        let peer = crate::ws::conn::address(request.peer);
+        let peer = crate::activity::events::address(request.peer);
         metrics.events.record(
             crate::activity::Kind::Refused,
             route.identity().unwrap_or(&peer),

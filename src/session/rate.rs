@@ -16,10 +16,10 @@
 //! closed: one a little over the rate is told and kept, a flooder is closed
 //! after about 2 N messages.
 
+use crate::activity::events::{address, client_name};
 use crate::activity::Kind;
 use crate::metrics::Metrics;
 use crate::wire::{ErrorCode, WireError};
-use crate::ws::conn::{address, client_name};
 use crate::ws::Conn;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;

@@ -24,6 +24,7 @@
 //! before anything else, the unsent backlog is dropped, and the socket is
 //! closed within [`SLOW_CLOSE_WAIT`].
 
+use crate::activity::events::{address, client_name};
 use crate::activity::Kind;
 use crate::metrics::Metrics;
 use crate::ws::frame::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
@@ -251,20 +252,6 @@ fn finish(mut engine: Box<Engine<'_>>, panicked: bool, mut session: Box<dyn Hand
     params.registry.deregister(id);
     params.readiness.deregister(&*engine.socket, engine.key);
     let _ = engine.socket.shutdown(Shutdown::Both);
-}
-
-/// The name the operator view gives a client: its session's name for it,
-/// else its address.
-pub fn client_name(name: Option<&str>, peer: Option<std::net::SocketAddr>) -> String {
-    match name {
-        Some(name) => name.to_string(),
-        None => address(peer),
-    }
-}
-
-/// `IP:PORT`, or `unknown`.
-pub fn address(peer: Option<std::net::SocketAddr>) -> String {
-    peer.map_or_else(|| "unknown".to_string(), |p| p.to_string())
 }
 
 /// Reads a shared socket.
