@@ -1,6 +1,6 @@
-//! The built-in web page in a real browser. Runs the node test suite in
-//! `tests/browser/` (playwright-core driving Debian's chromium) against the
-//! strand binary cargo just built. A missing browser, node or npm package
+//! The built-in web pages (`/` and the operator view `/admin`) in a real
+//! browser. Runs the node test suites in `tests/browser/` (playwright-core
+//! driving Debian's chromium) against the strand binary cargo just built. A missing browser, node or npm package
 //! fails this test: it never skips.
 
 use std::path::Path;
