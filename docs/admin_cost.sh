@@ -20,7 +20,7 @@ HOLD=${HOLD:-5000}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
-"$BIN" serve --bind 127.0.0.1:0 --data-dir "$WORK/data" --log-level warn \
+"$BIN" serve --bind 127.0.0.1:0 --data-dir "$WORK/data" --log-level info \
     --max-connections 20000 2>"$WORK/server.log" &
 for _ in $(seq 100); do grep -q "listening on" "$WORK/server.log" 2>/dev/null && break; sleep 0.1; done
 ADDR=$(grep -o "listening on [0-9.:]*" "$WORK/server.log" | awk '{print $3}')
