@@ -34,7 +34,7 @@ for r in $(seq "$ROUNDS"); do
     mode=$([[ $((r % 2)) == 1 ]] && echo without || echo with)
     poller=
     if [[ $mode == with ]]; then poll & poller=$!; fi
-    if [[ $r == "$ROUNDS" && -n ${SHOT_CMD:-} ]]; then (sleep 6; $SHOT_CMD "$ADDR") & shot=$!; fi
+    if [[ $r == "$ROUNDS" && -n ${SHOT_CMD:-} ]]; then (sleep 2; $SHOT_CMD "$ADDR") & shot=$!; fi
     "$BIN" bench fanout --url "ws://$ADDR" --subscribers 1000 --messages "$MESSAGES" --rate 100 \
         --room "cost$r" -q --json "$WORK/r$r.json" >/dev/null 2>&1
     [[ -n $poller ]] && kill "$poller" && wait "$poller" 2>/dev/null || true
