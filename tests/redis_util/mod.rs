@@ -3,6 +3,8 @@
 //! started with `--redis` against it, and Redis commands from the test.
 #![allow(dead_code)]
 
+pub mod sentinel;
+
 use crate::support::{Server, WAIT};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
