@@ -38,6 +38,8 @@ struct LinkInner {
     generation: AtomicU64,
     /// The sentinel that answered last is asked first.
     sentinels: Mutex<Vec<(String, u16)>>,
+    /// The master's address when connections were last opened to it.
+    master: Mutex<Option<(String, u16)>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -63,6 +65,7 @@ impl Link {
                 instance: instance.to_string(),
                 generation: AtomicU64::new(0),
                 sentinels: Mutex::new(sentinels),
+                master: Mutex::new(None),
             }),
         }
     }
@@ -84,6 +87,18 @@ impl Link {
     pub fn lose_master(&self, why: &str) {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         log::warn!("redis: {why}; every connection moves to the master the sentinels name");
+    }
+
+    /// A sentinel names the master at `addr` now: when connections were
+    /// opened to another one, the master is lost.
+    pub fn sentinels_name(&self, addr: (String, u16)) {
+        let mut master = self.inner.master.lock().unwrap_or_else(|e| e.into_inner());
+        if master.as_ref().is_some_and(|m| *m != addr) {
+            let why = format!("the sentinels name a new master, {}:{}", addr.0, addr.1);
+            *master = Some(addr);
+            drop(master);
+            self.lose_master(&why);
+        }
     }
 
     /// Whether `e` says the server is no longer (or not yet) a usable
@@ -161,11 +176,12 @@ impl Link {
                 format!("{host}:{port} says it is a {role}"),
             )));
         }
+        *self.inner.master.lock().unwrap_or_else(|e| e.into_inner()) = Some((host, port));
         Ok(con)
     }
 
     /// The master's address, from the first sentinel that knows it.
-    fn ask_sentinels(&self, s: &Sentinels) -> RedisResult<(String, u16)> {
+    pub fn ask_sentinels(&self, s: &Sentinels) -> RedisResult<(String, u16)> {
         let order = self
             .inner
             .sentinels

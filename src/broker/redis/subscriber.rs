@@ -94,17 +94,19 @@ impl Subscriber {
             for room in self.parts.local.rooms() {
                 room.set_subscribed(false);
             }
-            // Wait before the next attempt, still taking requests.
+            // Wait before the next attempt, still taking requests; a new
+            // master is tried at once.
             let until = Instant::now() + backoff;
+            let generation = self.parts.link.generation();
             loop {
                 let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+                if left.is_zero() || self.parts.link.generation() != generation {
                     break;
                 }
-                match requests.recv_timeout(left) {
+                match requests.recv_timeout(left.min(Duration::from_millis(100))) {
                     Ok(Request::Stop) => return,
                     Ok(request) => self.note(request, &mut channels),
-                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
             }

@@ -1,9 +1,11 @@
 //! The sentinel watcher thread (only with a `redis+sentinel://` URL): it
 //! holds a subscription to `+switch-master` on one sentinel (the next one
-//! when that fails) and, when the sentinels promote a new master for this
-//! instance's master name, tells the [`Link`] at once, so every connection
-//! moves within a second instead of waiting for a timeout or a refused
-//! write. It delivers nothing to clients and changes nothing in Redis.
+//! when that fails), and asks the sentinels every second which master they
+//! name (a sentinel names the promoted replica before it announces the
+//! switch, which waits for the failover to end). When the master changed,
+//! it tells the [`Link`] at once, so every connection moves within a
+//! second or two instead of waiting for a timeout or a refused write. It
+//! delivers nothing to clients and changes nothing in Redis.
 
 use crate::broker::redis::link::Link;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
@@ -48,7 +50,11 @@ pub fn run(link: Link, stop: Receiver<()>) {
                                     ));
                                 }
                             }
-                            Err(e) if e.is_timeout() => {}
+                            Err(e) if e.is_timeout() => {
+                                if let Ok(addr) = link.ask_sentinels(&sentinels) {
+                                    link.sentinels_name(addr);
+                                }
+                            }
                             Err(e) => {
                                 log::debug!("redis: sentinel {host}:{port} lost: {e}");
                                 break;
