@@ -7,7 +7,7 @@
 //! A failover that lost acknowledged messages (the replica cut off, then
 //! the master killed) gives the room a new epoch: a client resuming inside
 //! the lost range gets `recovered:false`, and no client sees two messages
-//! with one `(epoch, seq)`.
+//! with one `(epoch, seq)`. A clean stop ends the sentinel watcher too.
 mod hub_util;
 mod redis_util;
 mod support;
@@ -215,7 +215,12 @@ fn assert_nothing_dropped(switch: &Switch, one: &Server, two: &Server) {
 #[test]
 fn heavy_a_killed_master_is_followed_by_every_instance() {
     let mut cluster = Cluster::start();
-    let (one, two, mut a, b, epoch) = two_instances(&cluster);
+    let (mut one, two, mut a, b, epoch) = two_instances(&cluster);
+    assert!(
+        one.thread_names().iter().any(|n| n == "redis-sentinel"),
+        "the watcher runs: {:?}",
+        one.thread_names()
+    );
     let old = cluster.master_port().unwrap();
     cluster.sync_replica(old);
     let b = reader(b, "final");
@@ -251,6 +256,9 @@ fn heavy_a_killed_master_is_followed_by_every_instance() {
         resume(&one, "c", 1, &epoch),
         "a resume across the failover recovers"
     );
+    // A clean stop ends the watcher with the rest.
+    one.signal(libc::SIGTERM);
+    assert!(one.wait_exit().success());
 }
 
 #[test]
