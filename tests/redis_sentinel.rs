@@ -8,12 +8,15 @@
 //! the master killed) gives the room a new epoch: a client resuming inside
 //! the lost range gets `recovered:false`, and no client sees two messages
 //! with one `(epoch, seq)`. A clean stop ends the sentinel watcher too.
+//! The same failover with TLS everywhere (`rediss+sentinel://`,
+//! `--redis-ca`).
 mod hub_util;
 mod redis_util;
 mod support;
 
 use hub_util::{hub, join, Ws};
-use redis_util::sentinel::{query, Cluster, MASTER};
+use redis_util::sentinel::{Cluster, MASTER};
+use redis_util::tls::{write, Ca};
 use redis_util::{instance_on, wait_broker};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -161,8 +164,13 @@ fn assert_unique(heard: &[&Value]) {
 /// (on the second) in room `r`, and the epoch of the message `before`
 /// that both heard.
 fn two_instances(cluster: &Cluster) -> (Server, Server, Ws, Ws, String) {
+    two_instances_with(cluster, &[])
+}
+
+/// As [`two_instances`], with more arguments for the instances.
+fn two_instances_with(cluster: &Cluster, args: &[&str]) -> (Server, Server, Ws, Ws, String) {
     let url = cluster.url();
-    let (one, two) = (instance_on(&url, &[]), instance_on(&url, &[]));
+    let (one, two) = (instance_on(&url, args), instance_on(&url, args));
     let mut a = hub(&one, "a");
     join(&mut a, "a", "r");
     let mut b = hub(&two, "b");
@@ -271,7 +279,10 @@ fn heavy_sentinel_failover_with_the_old_master_frozen() {
 
     cluster.node(old).freeze();
     let asked = Instant::now();
-    query(cluster.sentinels[0].port, &["SENTINEL", "FAILOVER", MASTER]).unwrap();
+    cluster
+        .dial
+        .query(cluster.sentinels[0].port, &["SENTINEL", "FAILOVER", MASTER])
+        .unwrap();
     let (_, promoted) = cluster.wait_promoted(old, Duration::from_secs(30));
     let switch = send_through_the_switch(&mut a, &b);
     eprintln!(
@@ -345,4 +356,29 @@ fn heavy_a_failover_that_lost_messages_gives_the_room_a_new_epoch() {
         .collect();
     all.extend(heard.iter().map(|v| (*v).clone()));
     assert_unique(&all.iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn heavy_rediss_sentinel_follows_a_killed_master_over_tls() {
+    let ca = Ca::new("strand test CA");
+    let mut cluster = Cluster::start_tls(&ca);
+    let dir = tempfile::tempdir().unwrap();
+    let roots = write(dir.path(), "ca.pem", &ca.pem);
+    let (one, two, mut a, b, epoch) =
+        two_instances_with(&cluster, &["--redis-ca", roots.to_str().unwrap()]);
+    assert!(cluster.url().starts_with("rediss+sentinel://"));
+    let old = cluster.master_port().unwrap();
+    cluster.sync_replica(old);
+    let b = reader(b, "final");
+    cluster.node(old).kill();
+    let (_, promoted) = cluster.wait_promoted(old, Duration::from_secs(30));
+    let switch = send_through_the_switch(&mut a, &b);
+    assert!(
+        switch.first_heard.saturating_duration_since(promoted) < Duration::from_secs(15),
+        "messages flow again within 15 s of the promotion"
+    );
+    assert_nothing_dropped(&switch, &one, &two);
+    assert!(messages(&switch.heard)
+        .iter()
+        .all(|m| m["epoch"] == epoch.as_str()));
 }

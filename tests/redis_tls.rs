@@ -9,53 +9,15 @@ mod redis_util;
 mod support;
 
 use hub_util::{hub, join};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use redis_util::tls::{write, Ca};
 use redis_util::{instance_on, wait_broker};
 use serde_json::json;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{next_of_type, send_json, Server};
-
-/// A CA: its certificate (PEM) and what signs with it.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        let pem = params.self_signed(&key).unwrap().pem();
-        Ca {
-            pem,
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A certificate for 127.0.0.1 and localhost: (chain PEM, key PEM).
-    fn leaf(&self) -> (String, String) {
-        let params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// A `redis-server` that speaks only TLS on a free port, killed when
 /// dropped.
@@ -66,7 +28,6 @@ struct TlsRedis {
 
 impl TlsRedis {
     fn start(dir: &Path, ca: &Ca) -> TlsRedis {
-        let (cert, key) = ca.leaf();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -84,13 +45,7 @@ impl TlsRedis {
             "no",
         ])
         .args(["--tls-port", &port.to_string()])
-        .arg("--tls-cert-file")
-        .arg(write(dir, "redis.crt", &cert))
-        .arg("--tls-key-file")
-        .arg(write(dir, "redis.key", &key))
-        .arg("--tls-ca-cert-file")
-        .arg(write(dir, "redis-ca.pem", &ca.pem))
-        .args(["--tls-auth-clients", "no"])
+        .args(ca.server_args(dir))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod sentinel;
+pub mod tls;
 
 use crate::support::{Server, WAIT};
 use std::net::TcpListener;

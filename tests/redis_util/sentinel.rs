@@ -1,10 +1,13 @@
 //! A Redis master, its replica and three sentinels on free ports, all
 //! started by the test and killed when dropped (and with the test process:
-//! `PR_SET_PDEATHSIG`). Sentinels judge a master down after 1 s of silence.
+//! `PR_SET_PDEATHSIG`), speaking plain TCP or only TLS
+//! ([`Cluster::start_tls`]). Sentinels judge a master down after 1 s of
+//! silence.
 //! The replica logs in as user `repl`, so a test can cut it off from the
 //! master for good ([`Cluster::cut_replica`]) and make the master hold
 //! writes the replica never gets.
 
+use crate::redis_util::tls::Ca;
 use crate::support::WAIT;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -14,6 +17,62 @@ use std::time::{Duration, Instant};
 /// The master's name in the sentinels' configuration.
 pub const MASTER: &str = "main";
 
+/// How the test reaches the cluster's processes: plain, or TLS trusting
+/// a CA.
+#[derive(Clone, Default)]
+pub struct Dial {
+    ca: Option<Vec<u8>>,
+}
+
+impl Dial {
+    /// One command on a new connection to `port`.
+    pub fn query(&self, port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
+        let client = match &self.ca {
+            None => redis::Client::open(format!("redis://127.0.0.1:{port}"))?,
+            Some(ca) => redis::Client::build_with_tls(
+                format!("rediss://127.0.0.1:{port}"),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            )?,
+        };
+        let mut con = client.get_connection_with_timeout(Duration::from_millis(500))?;
+        con.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut con)
+    }
+
+    /// The first element of `ROLE`.
+    pub fn role(&self, port: u16) -> Option<String> {
+        let v = self.query(port, &["ROLE"]).ok()?;
+        let parts: Vec<redis::Value> = redis::from_redis_value(&v).ok()?;
+        redis::from_redis_value(parts.first()?).ok()
+    }
+
+    fn info_field(&self, port: u16, field: &str) -> Option<String> {
+        let v = self.query(port, &["INFO", "replication"]).ok()?;
+        let text: String = redis::from_redis_value(&v).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .map(|v| v.trim().to_string())
+    }
+
+    fn sentinel_master_info(&self, port: u16) -> std::collections::HashMap<String, String> {
+        let Ok(v) = self.query(port, &["SENTINEL", "MASTER", MASTER]) else {
+            return Default::default();
+        };
+        let flat: Vec<String> = redis::from_redis_value(&v).unwrap_or_default();
+        flat.chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect()
+    }
+}
+
 /// One process of the cluster.
 pub struct Node {
     child: Option<Child>,
@@ -22,7 +81,7 @@ pub struct Node {
 }
 
 impl Node {
-    fn spawn(program: &str, args: &[String], port: u16) -> Node {
+    fn spawn(dial: &Dial, program: &str, args: &[String], port: u16) -> Node {
         let mut cmd = Command::new(program);
         cmd.args(args)
             .stdin(Stdio::null())
@@ -44,7 +103,7 @@ impl Node {
             stopped: false,
         };
         let deadline = Instant::now() + WAIT;
-        while query(port, &["PING"]).is_err() {
+        while dial.query(port, &["PING"]).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "{program} on {port} did not answer PING"
@@ -95,6 +154,8 @@ pub struct Cluster {
     /// The data nodes, the first master at first.
     pub nodes: Vec<Node>,
     pub sentinels: Vec<Node>,
+    /// How the test reaches them.
+    pub dial: Dial,
     dir: tempfile::TempDir,
 }
 
@@ -106,52 +167,92 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn data_node(port: u16, replica_of: Option<u16>) -> Node {
-    let mut args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--user",
-        "repl",
-        "on",
-        ">replpw",
-        "~*",
-        "&*",
-        "+@all",
-        "--masteruser",
-        "repl",
-        "--masterauth",
-        "replpw",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+/// `port P`, or with TLS `port 0`, `tls-port P` and the TLS files (for
+/// clients, replication and sentinels alike), as command-line arguments.
+fn listen_args(port: u16, tls: Option<&[String]>) -> Vec<String> {
+    match tls {
+        None => vec!["--port".into(), port.to_string()],
+        Some(tls) => {
+            let mut args = vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-replication".into(),
+                "yes".into(),
+            ];
+            args.extend(tls.iter().cloned());
+            args
+        }
+    }
+}
+
+fn data_node(dial: &Dial, tls: Option<&[String]>, port: u16, replica_of: Option<u16>) -> Node {
+    let mut args = listen_args(port, tls);
+    args.extend(
+        [
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--user",
+            "repl",
+            "on",
+            ">replpw",
+            "~*",
+            "&*",
+            "+@all",
+            "--masteruser",
+            "repl",
+            "--masterauth",
+            "replpw",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     if let Some(master) = replica_of {
         args.extend(["--replicaof".into(), "127.0.0.1".into(), master.to_string()]);
     }
-    Node::spawn("redis-server", &args, port)
+    Node::spawn(dial, "redis-server", &args, port)
 }
 
 impl Cluster {
     /// Starts everything and waits until the sentinels know the master,
     /// its replica (in sync) and each other.
     pub fn start() -> Cluster {
+        Cluster::start_with(None)
+    }
+
+    /// As [`Cluster::start`], every process speaking only TLS with a
+    /// certificate `ca` signs.
+    pub fn start_tls(ca: &Ca) -> Cluster {
+        Cluster::start_with(Some(ca))
+    }
+
+    fn start_with(ca: Option<&Ca>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let master = data_node(free_port(), None);
-        let replica = data_node(free_port(), Some(master.port));
+        let tls = ca.map(|ca| ca.server_args(dir.path()));
+        let tls = tls.as_deref();
+        let dial = Dial {
+            ca: ca.map(|ca| ca.pem.clone().into_bytes()),
+        };
+        let master = data_node(&dial, tls, free_port(), None);
+        let replica = data_node(&dial, tls, free_port(), Some(master.port));
         let mut sentinels = Vec::new();
         for i in 0..3 {
             let port = free_port();
             let conf = dir.path().join(format!("sentinel-{i}.conf"));
+            // Config lines from the command-line form of the same flags.
+            let listen = listen_args(port, tls)
+                .chunks(2)
+                .map(|kv| format!("{} {}\n", kv[0].trim_start_matches("--"), kv[1]))
+                .collect::<String>();
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                    "{listen}bind 127.0.0.1\ndir {dir}\n\
                      sentinel monitor {MASTER} 127.0.0.1 {m} 2\n\
                      sentinel down-after-milliseconds {MASTER} 1000\n\
                      sentinel failover-timeout {MASTER} 5000\n\
@@ -162,6 +263,7 @@ impl Cluster {
             )
             .unwrap();
             sentinels.push(Node::spawn(
+                &dial,
                 "redis-sentinel",
                 &[conf.display().to_string()],
                 port,
@@ -170,36 +272,50 @@ impl Cluster {
         let cluster = Cluster {
             nodes: vec![master, replica],
             sentinels,
+            dial,
             dir,
         };
         cluster.wait("the sentinels to know the replica and each other", || {
             cluster.sentinels.iter().all(|s| {
-                let info = sentinel_master_info(s.port);
+                let info = cluster.dial.sentinel_master_info(s.port);
                 info.get("num-slaves").map(String::as_str) == Some("1")
                     && info.get("num-other-sentinels").map(String::as_str) == Some("2")
             })
         });
         cluster.wait("the replica to be in sync", || {
-            info_field(cluster.nodes[1].port, "master_link_status").as_deref() == Some("up")
+            cluster
+                .dial
+                .info_field(cluster.nodes[1].port, "master_link_status")
+                .as_deref()
+                == Some("up")
         });
         let _ = &cluster.dir;
         cluster
     }
 
-    /// `redis+sentinel://` URL of the three sentinels.
+    /// `redis+sentinel://` (with TLS `rediss+sentinel://`) URL of the
+    /// three sentinels.
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
             .sentinels
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
-        format!("redis+sentinel://{}/{MASTER}", hosts.join(","))
+        let scheme = if self.dial.ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}+sentinel://{}/{MASTER}", hosts.join(","))
     }
 
     /// The master's port as the first sentinel that answers says.
     pub fn master_port(&self) -> Option<u16> {
         self.sentinels.iter().find_map(|s| {
-            let v = query(s.port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER]).ok()?;
+            let v = self
+                .dial
+                .query(s.port, &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER])
+                .ok()?;
             let (_, port): (String, u16) = redis::from_redis_value(&v).ok()?;
             Some(port)
         })
@@ -216,7 +332,7 @@ impl Cluster {
         let deadline = Instant::now() + within;
         loop {
             if let Some(port) = self.master_port().filter(|p| *p != old) {
-                if role(port).as_deref() == Some("master") {
+                if self.dial.role(port).as_deref() == Some("master") {
                     return (port, Instant::now());
                 }
             }
@@ -228,26 +344,25 @@ impl Cluster {
     /// The replica can no longer log in to the master, and its link is
     /// cut: what the master writes from now on the replica never gets.
     pub fn cut_replica(&self, master: u16) {
-        query(master, &["ACL", "SETUSER", "repl", "off"]).unwrap();
-        query(master, &["CLIENT", "KILL", "TYPE", "replica"]).unwrap();
+        self.dial
+            .query(master, &["ACL", "SETUSER", "repl", "off"])
+            .unwrap();
+        self.dial
+            .query(master, &["CLIENT", "KILL", "TYPE", "replica"])
+            .unwrap();
         self.wait("the replica to be cut off", || {
-            info_field(master, "connected_slaves").as_deref() == Some("0")
+            self.dial.info_field(master, "connected_slaves").as_deref() == Some("0")
         });
     }
 
-    /// Waits until every write the master took so far is on the replica.
+    /// Waits until every write the master took so far is on the replica
+    /// (its replication offset reached the master's).
     pub fn sync_replica(&self, master: u16) {
-        let con = redis::Client::open(format!("redis://127.0.0.1:{master}")).unwrap();
-        let mut con = con
-            .get_connection_with_timeout(Duration::from_secs(1))
-            .unwrap();
-        redis::cmd("SET")
-            .arg("test:sync")
-            .arg("1")
-            .exec(&mut con)
-            .unwrap();
-        let acked: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut con).unwrap();
-        assert_eq!(acked, 1, "the replica acknowledged");
+        let replica = self.nodes.iter().find(|n| n.port != master).unwrap().port;
+        self.wait("the replica to catch up", || {
+            let offset = self.dial.info_field(master, "master_repl_offset");
+            offset.is_some() && offset == self.dial.info_field(replica, "slave_repl_offset")
+        });
     }
 
     fn wait(&self, what: &str, mut f: impl FnMut() -> bool) {
@@ -257,42 +372,4 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// One command on a new connection to `port`.
-pub fn query(port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
-    let mut con = client.get_connection_with_timeout(Duration::from_millis(500))?;
-    con.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(&mut con)
-}
-
-/// The first element of `ROLE`.
-pub fn role(port: u16) -> Option<String> {
-    let v = query(port, &["ROLE"]).ok()?;
-    let parts: Vec<redis::Value> = redis::from_redis_value(&v).ok()?;
-    redis::from_redis_value(parts.first()?).ok()
-}
-
-fn info_field(port: u16, field: &str) -> Option<String> {
-    let v = query(port, &["INFO", "replication"]).ok()?;
-    let text: String = redis::from_redis_value(&v).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .map(|v| v.trim().to_string())
-}
-
-fn sentinel_master_info(port: u16) -> std::collections::HashMap<String, String> {
-    let Ok(v) = query(port, &["SENTINEL", "MASTER", MASTER]) else {
-        return Default::default();
-    };
-    let flat: Vec<String> = redis::from_redis_value(&v).unwrap_or_default();
-    flat.chunks(2)
-        .filter(|c| c.len() == 2)
-        .map(|c| (c[0].clone(), c[1].clone()))
-        .collect()
 }
