@@ -314,3 +314,20 @@ fn a_master_refusing_writes_for_want_of_replicas_answers_unavailable() {
         (Some(1), Some("taken"))
     );
 }
+
+#[test]
+fn a_redis_that_is_a_replica_refuses_and_the_reason_is_logged() {
+    // `--redis` pointing at a replica (a demoted master, before anything
+    // moves): every write is refused with READONLY, answered
+    // `unavailable`, and the log says why; the server keeps serving.
+    let master = Redis::start();
+    let replica = Redis::start();
+    let port = master.port.to_string();
+    let _: String = replica.cmd(&["REPLICAOF", "127.0.0.1", &port]);
+    let server = Server::start(&["--redis", &replica.url()]);
+    let mut a = hub(&server, "a");
+    send_json(&mut a, json!({"type": "join_room", "room_name": "r"}));
+    expect_error(&mut a, "unavailable");
+    server.wait_log("read only replica");
+    assert_ne!(server.get_json("/healthz").1["broker"], "redis");
+}

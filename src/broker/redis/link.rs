@@ -12,7 +12,7 @@ use crate::broker::redis::target::{Sentinels, Target};
 use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, RedisError, RedisResult, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -40,6 +40,9 @@ struct LinkInner {
     sentinels: Mutex<Vec<(String, u16)>>,
     /// The master's address when connections were last opened to it.
     master: Mutex<Option<(String, u16)>>,
+    /// When a lost master was last logged at `warn` (a Redis that stays a
+    /// replica would otherwise say so every second).
+    told_lost: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -66,6 +69,7 @@ impl Link {
                 generation: AtomicU64::new(0),
                 sentinels: Mutex::new(sentinels),
                 master: Mutex::new(None),
+                told_lost: Mutex::new(None),
             }),
         }
     }
@@ -86,7 +90,21 @@ impl Link {
     /// The master is lost (`why`): every connection is opened again.
     pub fn lose_master(&self, why: &str) {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
-        log::warn!("redis: {why}; every connection moves to the master the sentinels name");
+        let whither = match self.inner.target {
+            Target::Sentinel(_) => "to the master the sentinels name",
+            Target::Direct(_) => "again",
+        };
+        let mut told = self
+            .inner
+            .told_lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !told.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {
+            *told = Some(Instant::now());
+            log::warn!("redis: {why}; every connection is opened {whither}");
+        } else {
+            log::debug!("redis: {why}; every connection is opened {whither}");
+        }
     }
 
     /// A sentinel names the master at `addr` now: when connections were
@@ -461,4 +479,33 @@ impl Pool {
 /// that failed on a good one).
 fn broken(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> Link {
+        let target = Target::parse("redis://127.0.0.1:1").unwrap();
+        Link::new(target, None, "test")
+    }
+
+    #[test]
+    fn a_demoted_loading_or_cut_off_server_is_a_lost_master() {
+        let link = link();
+        for kind in [
+            redis::ErrorKind::ReadOnly,
+            redis::ErrorKind::BusyLoadingError,
+            redis::ErrorKind::MasterDown,
+        ] {
+            let before = link.generation();
+            assert!(link.lost_master(&RedisError::from((kind, "refused"))));
+            assert_eq!(link.generation(), before + 1, "{kind:?}");
+        }
+        let before = link.generation();
+        for other in [redis::ErrorKind::ResponseError, redis::ErrorKind::IoError] {
+            assert!(!link.lost_master(&RedisError::from((other, "no"))));
+        }
+        assert_eq!(link.generation(), before);
+    }
 }
