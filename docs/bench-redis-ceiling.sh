@@ -11,7 +11,8 @@
 #    (SUBS subscribers in one room, one publisher as fast as it can): the
 #    strand process's and Redis's CPU time per message.
 #
-# Needs redis-server, redis-cli, redis-benchmark; builds strand --release.
+# Needs redis-server, redis-cli, redis-benchmark, python3 and bc; builds
+# strand --release.
 # Run it alone: flock /tmp/strand-heavy.lock docs/bench-redis-ceiling.sh
 # ROUNDS=3 by default; SUBS="2 20 200" subscriber counts for part 2.
 set -euo pipefail
