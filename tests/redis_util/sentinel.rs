@@ -187,8 +187,18 @@ fn listen_args(port: u16, tls: Option<&[String]>) -> Vec<String> {
     }
 }
 
-fn data_node(dial: &Dial, tls: Option<&[String]>, port: u16, replica_of: Option<u16>) -> Node {
+fn data_node(
+    dial: &Dial,
+    dir: &std::path::Path,
+    tls: Option<&[String]>,
+    port: u16,
+    replica_of: Option<u16>,
+) -> Node {
+    // Its own directory: the RDB of a replica's full sync goes there.
+    let dir = dir.join(format!("node-{port}"));
+    std::fs::create_dir(&dir).unwrap();
     let mut args = listen_args(port, tls);
+    args.extend(["--dir".to_string(), dir.display().to_string()]);
     args.extend(
         [
             "--bind",
@@ -238,8 +248,8 @@ impl Cluster {
         let dial = Dial {
             ca: ca.map(|ca| ca.pem.clone().into_bytes()),
         };
-        let master = data_node(&dial, tls, free_port(), None);
-        let replica = data_node(&dial, tls, free_port(), Some(master.port));
+        let master = data_node(&dial, dir.path(), tls, free_port(), None);
+        let replica = data_node(&dial, dir.path(), tls, free_port(), Some(master.port));
         let mut sentinels = Vec::new();
         for i in 0..3 {
             let port = free_port();
