@@ -7,6 +7,12 @@
 //! what they learn: a failed connect marks Redis unreachable, a successful
 //! one reachable again. Requests that need Redis are refused at once while
 //! it is unreachable, instead of queueing behind a dead connection.
+//!
+//! Behind Sentinel, every connect asks the sentinels where the master is
+//! and checks its `ROLE`; the [`Link`]'s generation counts the masters
+//! lost (a failover announced or seen, a `READONLY`/`LOADING` answer), and
+//! whoever holds a connection from an older generation lets it go. This
+//! module decides nothing about rooms; it only knows where Redis is.
 
 use crate::broker::redis::target::{Sentinels, Target};
 use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, RedisError, RedisResult, Value};
