@@ -264,6 +264,7 @@ fn heavy_a_killed_master_is_followed_by_every_instance() {
         resume(&one, "c", 1, &epoch),
         "a resume across the failover recovers"
     );
+    assert!(one.metric("strand_redis_master_lost_total") >= 1.0);
     // A clean stop ends the watcher with the rest.
     one.signal(libc::SIGTERM);
     assert!(one.wait_exit().success());

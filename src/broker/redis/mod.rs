@@ -601,6 +601,12 @@ impl Broker for RedisBroker {
             h.unavailable.load(Relaxed),
         );
         family(
+            "strand_redis_master_lost_total",
+            "counter",
+            "Times every Redis connection was opened again because the master was lost (a failover announced or seen, READONLY or LOADING).",
+            self.parts.link.generation(),
+        );
+        family(
             "strand_redis_reaped_total",
             "counter",
             "Dead instances whose clients this instance announced gone.",
