@@ -29,6 +29,7 @@ pub mod receivers;
 pub mod report;
 pub mod stats;
 pub mod tail;
+pub mod tls;
 
 /// The arguments of `strand bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,10 +57,28 @@ pub enum Scenario {
 /// Flags every scenario takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// The server's URL: `ws://HOST:PORT` (scenarios add their path) or, for
-    /// echo and hold, a full `ws://HOST:PORT/PATH`.
+    /// The server's URL: `ws://HOST:PORT` or `wss://HOST:PORT` (scenarios
+    /// add their path) or, for echo, hold and connect, a full
+    /// `ws[s]://HOST:PORT/PATH`.
     #[arg(long)]
     pub url: String,
+    /// A request header on every connection, `'Name: value'` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// The `Origin` header of every connection.
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
+    /// A subprotocol to offer (repeatable, in order of preference); the one
+    /// the server chose is reported.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// PEM file of extra root certificates to trust for `wss://`.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Do not check the server's certificate for `wss://` (a warning is
+    /// printed).
+    #[arg(long)]
+    pub insecure: bool,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -76,6 +95,22 @@ pub struct Common {
 }
 
 impl Common {
+    /// How the clients connect, from these flags.
+    pub fn connect_options(&self) -> client::ConnectOptions {
+        client::ConnectOptions {
+            headers: self.headers.clone(),
+            origin: self.origin.clone(),
+            subprotocols: self.subprotocols.clone(),
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+        }
+    }
+
+    /// The connector of `--url` with these flags.
+    pub fn connector(&self) -> Result<client::Connector, String> {
+        client::Connector::new(&self.url, &self.connect_options())
+    }
+
     /// `--timeout` as a duration (at least 1 ms).
     pub fn timeout(&self) -> Duration {
         secs(self.timeout).max(Duration::from_millis(1))
@@ -109,6 +144,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
             eprintln!("strand bench: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
+    }
+    if report.none_connected() {
+        eprintln!("strand bench: no client connected");
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

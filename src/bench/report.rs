@@ -1,6 +1,7 @@
 //! The result of a run: a two-column table for people (stdout) and the same
 //! figures as one JSON object for machines (`--json`).
 
+use crate::bench::client::Connector;
 use crate::bench::live::Live;
 use crate::bench::stats::{human_us, Delivery, Summary};
 use serde_json::{json, Map, Value};
@@ -10,6 +11,7 @@ pub struct Report {
     title: String,
     rows: Vec<(String, String)>,
     json: Map<String, Value>,
+    connected: Option<u64>,
 }
 
 impl Report {
@@ -22,7 +24,19 @@ impl Report {
             title: format!("strand bench {scenario} {url}"),
             rows: Vec::new(),
             json,
+            connected: None,
         }
+    }
+
+    /// How many clients connected at least once (a run where none did
+    /// fails: exit 1).
+    pub fn set_connected(&mut self, n: u64) {
+        self.connected = Some(n);
+    }
+
+    /// Whether the run says no client connected.
+    pub fn none_connected(&self) -> bool {
+        self.connected == Some(0)
     }
 
     /// A figure: its table label and text, and its JSON key and value.
@@ -85,8 +99,41 @@ impl Report {
             let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
             text.push_str(&format!(" ({})", parts.join(", ")));
         }
-        let value = json!({ "total": live.errors(), "kinds": kinds });
+        let samples = live.error_samples();
+        let value = json!({ "total": live.errors(), "kinds": kinds, "samples": samples });
         self.add("errors", text, "errors", value);
+        for (kind, body) in samples {
+            self.rows
+                .push((format!("  {kind} body"), format!("{body:?}")));
+        }
+    }
+
+    /// The subprotocol the server chose (when the run offered some): the
+    /// most frequent choice, and every choice with its count.
+    pub fn subprotocol(&mut self, connector: &Connector) {
+        if !connector.offers_subprotocols() {
+            return;
+        }
+        let chosen = connector.subprotocols_chosen();
+        let top = chosen
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map(|(p, _)| p.clone());
+        let text = if chosen.is_empty() {
+            "no connection".to_string()
+        } else {
+            let parts: Vec<String> = chosen
+                .iter()
+                .map(|(p, n)| {
+                    let p = if p.is_empty() { "none" } else { p };
+                    format!("{p} ({n})")
+                })
+                .collect();
+            parts.join(", ")
+        };
+        let top = top.filter(|p| !p.is_empty());
+        self.add("subprotocol", text, "subprotocol", json!(top));
+        self.json.insert("subprotocols".into(), json!(chosen));
     }
 
     /// The table for people.
