@@ -162,3 +162,49 @@ fn a_bad_header_or_cacert_stops_the_run_before_it_starts() {
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("--cacert"), "{out}");
 }
+
+#[test]
+fn thresholds_gate_the_exit_status() {
+    let server = EchoServer::start(EchoOptions::default());
+    let run = |thresholds: &[&str]| {
+        let mut args = vec![
+            "echo",
+            "--url",
+            &server.url,
+            "--clients",
+            "2",
+            "--messages",
+            "20",
+        ];
+        for t in thresholds {
+            args.extend_from_slice(&["--threshold", t]);
+        }
+        bench(&args)
+    };
+    let held = run(&["errors==0", "p(99)<10s", "rate>0", "connected==2"]);
+    assert_eq!(held.code, 0, "{held}");
+    let verdicts = held.json()["thresholds"].as_array().unwrap().clone();
+    assert_eq!(verdicts.len(), 4);
+    assert!(verdicts.iter().all(|v| v["ok"] == true), "{held}");
+    assert_eq!(verdicts[1]["metric"], "rtt");
+    assert!(held.stdout.contains("threshold p(99)<10s"), "{held}");
+
+    // No round trip takes under a microsecond; the other one holds.
+    let crossed = run(&["p(99)<1us", "errors==0"]);
+    assert_eq!(crossed.code, 99, "{crossed}");
+    let j = crossed.json();
+    assert_eq!(j["thresholds"][0]["ok"], false, "{j}");
+    assert!(j["thresholds"][0]["actual"].as_f64().unwrap() >= 1.0, "{j}");
+    assert_eq!(j["thresholds"][1]["ok"], true, "{j}");
+    assert!(
+        crossed.stderr.contains("threshold crossed: p(99)<1us"),
+        "{crossed}"
+    );
+    assert!(!crossed.stderr.contains("errors==0"), "{crossed}");
+    assert!(crossed.stdout.contains("CROSSED"), "{crossed}");
+
+    let bad = run(&["p(99)<soon"]);
+    assert_eq!(bad.code, 1, "{bad}");
+    assert!(bad.json.is_none());
+    assert!(bad.stderr.contains("not a duration"), "{bad}");
+}

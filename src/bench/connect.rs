@@ -81,13 +81,12 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
     report.set_connected(handshakes);
     report.subprotocol(&target);
     report.real("elapsed (s)", "elapsed_s", elapsed, 3);
-    report.real(
+    report.rate(
         "handshakes/s",
         "handshakes_per_s",
         handshakes as f64 / elapsed,
-        0,
     );
-    report.latency("connect time", "connect", &latencies.summary());
+    report.latency("connect time", "connect", &latencies.histogram());
     report.errors(&live);
     Ok(report)
 }

@@ -111,8 +111,8 @@ pub fn run(a: &EchoArgs) -> Result<Report, String> {
     report.count("message size (bytes)", "size", a.size as u64);
     report.count("messages echoed", "messages", total);
     report.real("elapsed (s)", "elapsed_s", elapsed, 3);
-    report.real("messages/s", "msgs_per_s", total as f64 / elapsed, 0);
-    report.latency("round trip", "rtt", &run.rtt.summary());
+    report.rate("messages/s", "msgs_per_s", total as f64 / elapsed);
+    report.latency("round trip", "rtt", &run.rtt.histogram());
     report.errors(&live);
     Ok(report)
 }

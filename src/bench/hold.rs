@@ -88,7 +88,7 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
         connecting.as_secs_f64(),
         3,
     );
-    report.latency("connect time", "connect", &run.connect.summary());
+    report.latency("connect time", "connect", &run.connect.histogram());
     report.real("held (s)", "held_s", a.duration, 1);
     report.count("survivors", "survivors", run.survivors.load(Relaxed));
     report.errors(&live);

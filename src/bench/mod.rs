@@ -15,6 +15,7 @@
 //! never a crash of the tool. This module must not depend on the server's
 //! internals: it speaks to any server over the wire only.
 
+use report::Report;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub mod receivers;
 pub mod report;
 pub mod stats;
 pub mod tail;
+pub mod threshold;
 pub mod tls;
 
 /// The arguments of `strand bench`.
@@ -89,6 +91,12 @@ pub struct Common {
     /// SYNs overflows the listen backlog and measures retransmits instead).
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub connect_concurrency: usize,
+    /// A pass/fail condition on the run's figures in k6's forms
+    /// (repeatable): `p(99)<50ms`, `p(99.9)<=200ms`, `avg<10ms`, `max<1s`,
+    /// `errors==0`, `rate>=1000`, or on a named latency, `connect:p(99)<20ms`.
+    /// A crossed one makes the exit status 99.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -122,24 +130,54 @@ pub fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
 }
 
+/// Exit status of a run in which a threshold was crossed (k6's).
+const THRESHOLD_CROSSED: u8 = 99;
+
 /// Runs a benchmark: prints its table on stdout, and writes `--json`.
+/// Exit status: 0 when it completed and every threshold held, 99 when one
+/// was crossed, 1 when it could not start or no client connected.
 pub fn run(args: BenchArgs) -> ExitCode {
-    let (common, outcome) = match &args.scenario {
-        Scenario::Echo(a) => (&a.common, echo::run(a)),
-        Scenario::Fanout(a) => (&a.common, fanout::run(a)),
-        Scenario::Hold(a) => (&a.common, hold::run(a)),
-        Scenario::Connect(a) => (&a.common, connect::run(a)),
-        Scenario::Tail(a) => (&a.common, tail::run(a)),
+    let common = match &args.scenario {
+        Scenario::Echo(a) => &a.common,
+        Scenario::Fanout(a) => &a.common,
+        Scenario::Hold(a) => &a.common,
+        Scenario::Connect(a) => &a.common,
+        Scenario::Tail(a) => &a.common,
     };
-    let report = match outcome {
+    let thresholds = match threshold::parse_all(&common.thresholds) {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("strand bench: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match &args.scenario {
+        Scenario::Echo(a) => echo::run(a),
+        Scenario::Fanout(a) => fanout::run(a),
+        Scenario::Hold(a) => hold::run(a),
+        Scenario::Connect(a) => connect::run(a),
+        Scenario::Tail(a) => tail::run(a),
+    };
+    let mut report = match outcome {
         Ok(r) => r,
         Err(message) => {
             eprintln!("strand bench: {message}");
             return ExitCode::FAILURE;
         }
     };
+    let verdicts = threshold::evaluate(&thresholds, report.figures());
+    report.thresholds(&verdicts);
+    finish(&report, &verdicts, common.json.as_deref())
+}
+
+/// Prints `report`, writes it to `json`, and gives the exit status.
+pub fn finish(
+    report: &Report,
+    verdicts: &[threshold::Verdict],
+    json: Option<&std::path::Path>,
+) -> ExitCode {
     print!("{}", report.table());
-    if let Some(path) = &common.json {
+    if let Some(path) = json {
         if let Err(e) = std::fs::write(path, report.json_text()) {
             eprintln!("strand bench: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
@@ -149,5 +187,13 @@ pub fn run(args: BenchArgs) -> ExitCode {
         eprintln!("strand bench: no client connected");
         return ExitCode::FAILURE;
     }
-    ExitCode::SUCCESS
+    let crossed: Vec<_> = verdicts.iter().filter(|v| !v.ok).collect();
+    for v in &crossed {
+        eprintln!("strand bench: threshold crossed: {} ({})", v.expr, v.metric);
+    }
+    if crossed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(THRESHOLD_CROSSED)
+    }
 }

@@ -156,8 +156,8 @@ impl Receivers {
         } else {
             0.0
         };
-        report.real("deliveries/s", "deliveries_per_s", rate, 0);
-        report.latency("delivery latency", "latency", &self.latency.summary());
+        report.rate("deliveries/s", "deliveries_per_s", rate);
+        report.latency("delivery latency", "latency", &self.latency.histogram());
         report.delivery(&d);
         let mut lossy = self.lossy.lock().unwrap_or_else(|e| e.into_inner()).clone();
         lossy.sort_unstable();

@@ -1,9 +1,13 @@
 //! The result of a run: a two-column table for people (stdout) and the same
-//! figures as one JSON object for machines (`--json`).
+//! figures as one JSON object for machines (`--json`), with each latency's
+//! HDR buckets so results merge exactly; and the figures thresholds are
+//! evaluated on.
 
 use crate::bench::client::Connector;
 use crate::bench::live::Live;
-use crate::bench::stats::{human_us, Delivery, Summary};
+use crate::bench::stats::{buckets, human_us, Delivery, Summary};
+use crate::bench::threshold::{Figures, Verdict};
+use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 
 /// The figures of one run, in the order they were added.
@@ -12,6 +16,7 @@ pub struct Report {
     rows: Vec<(String, String)>,
     json: Map<String, Value>,
     connected: Option<u64>,
+    figures: Figures,
 }
 
 impl Report {
@@ -25,6 +30,7 @@ impl Report {
             rows: Vec::new(),
             json,
             connected: None,
+            figures: Figures::default(),
         }
     }
 
@@ -45,19 +51,32 @@ impl Report {
         self.json.insert(key.to_string(), value);
     }
 
-    /// A count or other integer.
+    /// A count or other integer (a figure thresholds can name by `key`).
     pub fn count(&mut self, label: &str, key: &str, n: u64) {
         self.add(label, n.to_string(), key, json!(n));
+        self.figures.values.insert(key.into(), n as f64);
     }
 
-    /// A rate or other real number, shown with `decimals`.
+    /// A real number, shown with `decimals` (a figure thresholds can name
+    /// by `key`).
     pub fn real(&mut self, label: &str, key: &str, x: f64, decimals: usize) {
         let x = if x.is_finite() { x } else { 0.0 };
         self.add(label, format!("{x:.decimals$}"), key, json!(x));
+        self.figures.values.insert(key.into(), x);
     }
 
-    /// Latency percentiles under `key` (values in µs in the JSON).
-    pub fn latency(&mut self, label: &str, key: &str, s: &Summary) {
+    /// The scenario's main rate (per second): a [`Report::real`] that
+    /// thresholds also know as `rate`.
+    pub fn rate(&mut self, label: &str, key: &str, x: f64) {
+        self.real(label, key, x, 0);
+        let x = self.figures.values[key];
+        self.figures.values.entry("rate".into()).or_insert(x);
+    }
+
+    /// Latency percentiles and HDR buckets under `key` (values in µs in
+    /// the JSON); the first latency added is the main one for thresholds.
+    pub fn latency(&mut self, label: &str, key: &str, h: &Histogram<u64>) {
+        let s = &Summary::of(h);
         let text = if s.count == 0 {
             "no samples".to_string()
         } else {
@@ -71,8 +90,11 @@ impl Report {
                 s.count
             )
         };
-        let value = serde_json::to_value(s).unwrap_or(Value::Null);
+        let mut value = serde_json::to_value(s).unwrap_or(Value::Null);
+        value["histogram"] = json!(buckets(h));
         self.add(label, text, &format!("{key}_us"), value);
+        self.figures.latencies.insert(key.into(), h.clone());
+        self.figures.main.get_or_insert_with(|| key.into());
     }
 
     /// Loss and duplicates over all receivers.
@@ -89,6 +111,14 @@ impl Report {
         );
         let value = serde_json::to_value(d).unwrap_or(Value::Null);
         self.add("delivery", text, "delivery", value);
+        for (key, n) in [
+            ("delivered", d.delivered),
+            ("lost", d.lost),
+            ("duplicates", d.duplicates),
+            ("reordered", d.reordered),
+        ] {
+            self.figures.values.insert(key.into(), n as f64);
+        }
     }
 
     /// The client errors of the run, by kind.
@@ -99,6 +129,9 @@ impl Report {
             let parts: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
             text.push_str(&format!(" ({})", parts.join(", ")));
         }
+        self.figures
+            .values
+            .insert("errors".into(), live.errors() as f64);
         let samples = live.error_samples();
         let value = json!({ "total": live.errors(), "kinds": kinds, "samples": samples });
         self.add("errors", text, "errors", value);
@@ -136,6 +169,29 @@ impl Report {
         self.json.insert("subprotocols".into(), json!(chosen));
     }
 
+    /// The figures thresholds are evaluated on.
+    pub fn figures(&self) -> &Figures {
+        &self.figures
+    }
+
+    /// The thresholds' verdicts: a row each, and `thresholds` in the JSON.
+    pub fn thresholds(&mut self, verdicts: &[Verdict]) {
+        for v in verdicts {
+            let actual = match v.actual {
+                None => "no such figure or no samples".to_string(),
+                Some(a) if v.time => human_us(a.round() as u64),
+                Some(a) if a.fract() == 0.0 => format!("{a:.0}"),
+                Some(a) => format!("{a:.2}"),
+            };
+            let verdict = if v.ok { "ok" } else { "CROSSED" };
+            self.rows.push((
+                format!("threshold {}", v.expr),
+                format!("{verdict} ({} {actual})", v.metric),
+            ));
+        }
+        self.json.insert("thresholds".into(), json!(verdicts));
+    }
+
     /// The table for people.
     pub fn table(&self) -> String {
         let width = self.rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
@@ -167,32 +223,68 @@ mod tests {
     fn table_and_json_carry_the_same_figures() {
         let mut r = Report::new("echo", "ws://x:1/ws");
         r.count("clients", "clients", 3);
-        r.real("messages/s", "msgs_per_s", 1234.567, 1);
-        r.latency(
-            "rtt",
-            "rtt",
-            &Summary {
-                count: 10,
-                p50: 40,
-                p90: 50,
-                p99: 1500,
-                p999: 1500,
-                max: 2_000_000,
-                mean: 60,
-            },
-        );
+        r.rate("messages/s", "msgs_per_s", 1234.567);
+        let mut h = crate::bench::stats::histogram();
+        h.record_n(40, 6).unwrap();
+        h.record_n(50, 3).unwrap();
+        h.record(1500).unwrap();
+        r.latency("rtt", "rtt", &h);
         let live = Live::new(3);
         live.error("refused");
         live.error("refused");
+        live.connect_error(&crate::bench::client::ConnectError {
+            kind: "http 401".into(),
+            body: Some("no token".into()),
+        });
         r.errors(&live);
         let table = r.table();
-        assert!(table.contains("messages/s  1234.6"), "{table}");
+        assert!(table.contains("messages/s       1235"), "{table}");
         assert!(table.contains("p50 40 µs"), "{table}");
         assert!(table.contains("p99 1.50 ms"), "{table}");
-        assert!(table.contains("2 (refused 2)"), "{table}");
+        assert!(table.contains("3 (http 401 1, refused 2)"), "{table}");
+        assert!(table.contains("http 401 body  \"no token\""), "{table}");
         let j: Value = serde_json::from_str(&r.json_text()).unwrap();
         assert_eq!(j["clients"], 3);
         assert_eq!(j["rtt_us"]["p99"], 1500);
+        assert_eq!(
+            j["rtt_us"]["histogram"],
+            json!([[40, 6], [50, 3], [1500, 1]])
+        );
         assert_eq!(j["errors"]["kinds"]["refused"], 2);
+        assert_eq!(j["errors"]["samples"]["http 401"], "no token");
+        let f = r.figures();
+        assert_eq!(f.main.as_deref(), Some("rtt"));
+        assert_eq!(f.values["rate"], 1234.567);
+        assert_eq!(f.values["errors"], 3.0);
+        assert_eq!(f.values["clients"], 3.0);
+    }
+
+    #[test]
+    fn thresholds_show_their_verdicts() {
+        use crate::bench::threshold::{evaluate, Threshold};
+        let mut r = Report::new("echo", "ws://x:1/ws");
+        let mut h = crate::bench::stats::histogram();
+        h.record(2_000).unwrap();
+        r.latency("rtt", "rtt", &h);
+        let t: Vec<_> = ["p(99)<1ms", "avg<5ms"]
+            .iter()
+            .map(|s| Threshold::parse(s).unwrap())
+            .collect();
+        let verdicts = evaluate(&t, r.figures());
+        r.thresholds(&verdicts);
+        let table = r.table();
+        assert!(
+            table.contains("threshold p(99)<1ms  CROSSED (rtt 2.00 ms)"),
+            "{table}"
+        );
+        assert!(
+            table.contains("threshold avg<5ms    ok (rtt 2.00 ms)"),
+            "{table}"
+        );
+        let j: Value = serde_json::from_str(&r.json_text()).unwrap();
+        assert_eq!(
+            j["thresholds"][0],
+            json!({"expr": "p(99)<1ms", "metric": "rtt", "actual": 2000.0, "ok": false})
+        );
     }
 }
