@@ -5,6 +5,7 @@
 mod bench_util;
 
 use bench_util::{bench, EchoOptions, EchoServer, TestCa, UNAUTHORIZED_BODY};
+use std::time::Duration;
 
 /// A TLS echo server that wants `X-Token: t` and the subprotocol `chat`.
 fn guarded(ca: &TestCa) -> EchoServer {
@@ -207,4 +208,70 @@ fn thresholds_gate_the_exit_status() {
     assert_eq!(bad.code, 1, "{bad}");
     assert!(bad.json.is_none());
     assert!(bad.stderr.contains("not a duration"), "{bad}");
+}
+
+/// The share of a latency's samples at or above `us`, from its JSON buckets.
+fn share_at_least(latency: &serde_json::Value, us: u64) -> f64 {
+    let buckets = latency["histogram"].as_array().unwrap();
+    let (mut slow, mut all) = (0, 0);
+    for b in buckets {
+        let (v, n) = (b[0].as_u64().unwrap(), b[1].as_u64().unwrap());
+        all += n;
+        if v >= us {
+            slow += n;
+        }
+    }
+    slow as f64 / all.max(1) as f64
+}
+
+#[test]
+fn open_loop_shows_a_stall_that_the_closed_loop_hides() {
+    // The server holds every reply for the first 200 ms of each second.
+    let server = EchoServer::start(
+        EchoOptions::default().stall(Duration::from_secs(1), Duration::from_millis(200)),
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "echo",
+            "--url",
+            &server.url,
+            "--clients",
+            "2",
+            "--duration",
+            "2.5",
+        ];
+        args.extend_from_slice(extra);
+        let out = bench(&args);
+        assert_eq!(out.code, 0, "{out}");
+        out.json().clone()
+    };
+    let open = run(&["--rate", "200"]);
+    let closed = run(&[]);
+    assert_eq!(open["offered_rate"], 200.0);
+    assert_eq!(open["errors"]["total"], 0, "{open}");
+    // Open loop: every message due during a stall waits for its end.
+    let open_p99 = open["rtt_us"]["p99"].as_u64().unwrap();
+    assert!(
+        open_p99 >= 150_000,
+        "open-loop p99 {open_p99} µs hides the stall"
+    );
+    // Closed loop: one slow round trip per stall and client, so a smaller
+    // share of its samples sees the stall.
+    let (open_slow, closed_slow) = (
+        share_at_least(&open["rtt_us"], 100_000),
+        share_at_least(&closed["rtt_us"], 100_000),
+    );
+    println!(
+        "open loop: p99 {open_p99} µs, {open_slow:.3} of samples >= 100 ms; \
+         closed loop: p99 {} µs, {closed_slow:.4}",
+        closed["rtt_us"]["p99"]
+    );
+    assert!(
+        open_slow >= 0.05,
+        "open loop: {open_slow} of samples >= 100 ms"
+    );
+    assert!(
+        closed_slow < open_slow,
+        "closed loop {closed_slow} vs open loop {open_slow} of samples >= 100 ms"
+    );
 }
