@@ -39,7 +39,9 @@ pub struct ConnectArgs {
 pub fn run(a: &ConnectArgs) -> Result<Report, String> {
     let target = Arc::new(a.common.connector()?);
     let path = target.target.path_or("/ws");
-    let live = Live::new(a.threads as u64);
+    let share = a.common.share(a.threads);
+    let threads = share.len();
+    let live = Live::new(threads as u64);
     let latencies = Latencies::new();
     let timeout = a.common.timeout();
     let progress = Progress::start(&live, a.common.quiet);
@@ -51,7 +53,7 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
         latencies.clone(),
         path.clone(),
     );
-    let fleet = Fleet::spawn(a.threads, "bench-connect", &live, move |_, ready| {
+    let fleet = Fleet::spawn_range(share, "bench-connect", &live, move |_, ready| {
         ready.connected();
         let mut rec = lat.recorder();
         while Instant::now() < deadline {
@@ -76,7 +78,7 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
 
     let handshakes = live.messages.load(Relaxed);
     let mut report = Report::new("connect", &target.target.url(&path));
-    report.count("threads", "threads", a.threads as u64);
+    report.count("threads", "threads", threads as u64);
     report.count("handshakes", "handshakes", handshakes);
     report.set_connected(handshakes);
     report.subprotocol(&target);
@@ -87,6 +89,6 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
         handshakes as f64 / elapsed,
     );
     report.latency("connect time", "connect", &latencies.histogram());
-    report.errors(&live);
+    report.run_of(&live, Some(&latencies));
     Ok(report)
 }

@@ -91,7 +91,9 @@ pub fn run(a: &EchoArgs) -> Result<Report, String> {
         Some(r) => return Err(format!("--rate {r}: expected messages per second above 0")),
         None => None,
     };
-    let live = Live::new(a.clients as u64);
+    let share = a.common.share(a.clients);
+    let clients = share.len();
+    let live = Live::new(clients as u64);
     let run = Arc::new(Run {
         interval,
         clients: a.clients,
@@ -108,11 +110,11 @@ pub fn run(a: &EchoArgs) -> Result<Report, String> {
     });
     let progress = Progress::start(&live, a.common.quiet);
     let r = run.clone();
-    let fleet = Fleet::spawn(a.clients, "bench-echo", &live, move |i, ready| {
+    let fleet = Fleet::spawn_range(share, "bench-echo", &live, move |i, ready| {
         client(&r, i, ready)
     });
     let connected = fleet.wait_ready();
-    progress.note(&format!("{connected} of {} connected", a.clients));
+    progress.note(&format!("{connected} of {clients} connected"));
     let start = Instant::now();
     let start_us = now_us();
     let deadline = a
@@ -127,7 +129,7 @@ pub fn run(a: &EchoArgs) -> Result<Report, String> {
     let elapsed = (end_us - start_us) as f64 / 1e6;
     let total = live.messages.load(Relaxed);
     let mut report = Report::new("echo", &run.connector.target.url(&run.path));
-    report.count("clients", "clients", a.clients as u64);
+    report.count("clients", "clients", clients as u64);
     report.count("connected", "connected", connected as u64);
     report.set_connected(connected as u64);
     report.subprotocol(&run.connector);
@@ -144,7 +146,7 @@ pub fn run(a: &EchoArgs) -> Result<Report, String> {
         "round trip"
     };
     report.latency(label, "rtt", &run.rtt.histogram());
-    report.errors(&live);
+    report.run_of(&live, Some(&run.rtt));
     Ok(report)
 }
 
@@ -174,6 +176,7 @@ fn client(run: &Run, index: usize, ready: crate::bench::client::Ready) {
         .map(|every| Schedule::new(Instant::now(), every, index, run.clients));
     let mut rtt = run.rtt.recorder();
     let mut counted = 0;
+    let mut second = now_us() / 1_000_000;
     for k in 0..run.messages {
         // Open loop: wait for the message's due time (none if late), and
         // time the round trip from it.
@@ -190,9 +193,11 @@ fn client(run: &Run, index: usize, ready: crate::bench::client::Ready) {
         }
         rtt.record(t0.elapsed().as_micros() as u64);
         counted += 1;
-        if counted == COUNT_BATCH {
+        // Counted in batches, and at each second's end for the series.
+        let now = now_us() / 1_000_000;
+        if counted == COUNT_BATCH || now != second {
             run.live.add_messages(counted);
-            counted = 0;
+            (counted, second) = (0, now);
         }
     }
     run.live.add_messages(counted);

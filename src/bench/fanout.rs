@@ -77,6 +77,7 @@ struct Run {
 
 /// Runs the scenario.
 pub fn run(a: &FanoutArgs) -> Result<Report, String> {
+    a.common.unsegmented("fanout")?;
     let first = a.common.connector()?;
     let mut spread = Vec::new();
     for url in &a.spread_urls {
@@ -156,7 +157,7 @@ pub fn run(a: &FanoutArgs) -> Result<Report, String> {
     report.count("messages sent", "sent", sent);
     report.real("offered rate (msg/s)", "rate", a.rate, 1);
     run.rx.report(&mut report, first_send_us);
-    report.errors(&live);
+    report.run_of(&live, Some(&run.rx.latency));
     Ok(report)
 }
 

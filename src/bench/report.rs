@@ -5,7 +5,7 @@
 
 use crate::bench::client::Connector;
 use crate::bench::live::Live;
-use crate::bench::stats::{buckets, human_us, Delivery, Summary};
+use crate::bench::stats::{buckets, human_us, now_us, unix_ms, Delivery, Latencies, Summary};
 use crate::bench::threshold::{Figures, Verdict};
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
@@ -31,6 +31,18 @@ impl Report {
             json,
             connected: None,
             figures: Figures::default(),
+        }
+    }
+
+    /// The run's `label` (`--label`, else `SCENARIO URL`) and `segment`.
+    pub fn set_run(&mut self, common: &crate::bench::Common) {
+        let label = common
+            .label
+            .clone()
+            .unwrap_or_else(|| self.title.trim_start_matches("strand bench ").to_string());
+        self.json.insert("label".into(), json!(label));
+        if let Some(s) = common.segment {
+            self.json.insert("segment".into(), json!(s.to_string()));
         }
     }
 
@@ -139,6 +151,21 @@ impl Report {
             self.rows
                 .push((format!("  {kind} body"), format!("{body:?}")));
         }
+    }
+
+    /// What the run's live counters add: its errors (a row), and in the
+    /// JSON its start (`started_at_ms`, Unix ms), `duration_s` and `series`
+    /// (one entry a second, with the p99 of `main` in that second).
+    pub fn run_of(&mut self, live: &Live, main: Option<&Latencies>) {
+        self.errors(live);
+        let p99 = main.map(|l| l.p99_by_second()).unwrap_or_default();
+        self.json.insert(
+            "started_at_ms".into(),
+            json!(unix_ms(live.started_us).round() as u64),
+        );
+        let duration = now_us().saturating_sub(live.started_us) as f64 / 1e6;
+        self.json.insert("duration_s".into(), json!(duration));
+        self.json.insert("series".into(), json!(live.series(&p99)));
     }
 
     /// The subprotocol the server chose (when the run offered some): the
