@@ -12,7 +12,7 @@
 use crate::bench::client::Fleet;
 use crate::bench::live::{Live, Progress};
 use crate::bench::report::Report;
-use crate::bench::stats::Latencies;
+use crate::bench::stats::{now_us, Latencies};
 use crate::bench::{secs, Common};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -46,6 +46,7 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
     let timeout = a.common.timeout();
     let progress = Progress::start(&live, a.common.quiet);
     let start = Instant::now();
+    let start_us = now_us();
     let deadline = start + secs(a.duration);
     let (t, l, lat, p) = (
         target.clone(),
@@ -74,6 +75,7 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
     fleet.wait_ready();
     fleet.join();
     let elapsed = start.elapsed().as_secs_f64();
+    let end_us = now_us();
     drop(progress);
 
     let handshakes = live.messages.load(Relaxed);
@@ -86,7 +88,10 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
     report.rate(
         "handshakes/s",
         "handshakes_per_s",
-        handshakes as f64 / elapsed,
+        "handshakes",
+        handshakes,
+        start_us,
+        end_us,
     );
     report.latency("connect time", "connect", &latencies.histogram());
     report.run_of(&live, Some(&latencies));

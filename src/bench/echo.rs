@@ -133,13 +133,20 @@ pub fn run(a: &EchoArgs) -> Result<Report, String> {
     report.count("connected", "connected", connected as u64);
     report.set_connected(connected as u64);
     report.subprotocol(&run.connector);
-    report.count("message size (bytes)", "size", a.size as u64);
+    report.setting("message size (bytes)", "size", a.size as u64);
     report.count("messages echoed", "messages", total);
     if let Some(rate) = a.rate {
         report.real("offered rate per client (msg/s)", "offered_rate", rate, 1);
     }
     report.real("elapsed (s)", "elapsed_s", elapsed, 3);
-    report.rate("messages/s", "msgs_per_s", total as f64 / elapsed);
+    report.rate(
+        "messages/s",
+        "msgs_per_s",
+        "messages",
+        total,
+        start_us,
+        end_us,
+    );
     let label = if run.interval.is_some() {
         "round trip (from when due)"
     } else {

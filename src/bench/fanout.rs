@@ -143,7 +143,7 @@ pub fn run(a: &FanoutArgs) -> Result<Report, String> {
         &run.spread[0].target.url(&format!("/ws/{}/sub-N", a.room)),
     );
     report.count("subscribers", "subscribers", a.subscribers as u64);
-    report.count("servers", "servers", run.spread.len() as u64);
+    report.setting("servers", "servers", run.spread.len() as u64);
     report.count("connected", "connected", connected);
     report.set_connected(connected);
     report.subprotocol(&run.spread[0]);

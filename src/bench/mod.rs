@@ -26,6 +26,7 @@ pub mod echo;
 pub mod fanout;
 pub mod hold;
 pub mod live;
+pub mod merge;
 pub mod receivers;
 pub mod report;
 pub mod segment;
@@ -55,6 +56,8 @@ pub enum Scenario {
     Connect(connect::ConnectArgs),
     /// Followers of a file the tool appends to: append-to-delivery latency.
     Tail(tail::TailArgs),
+    /// Merges the `--json` results of several runs (segments) exactly.
+    Merge(merge::MergeArgs),
 }
 
 /// Flags every scenario takes.
@@ -171,6 +174,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Scenario::Hold(a) => &a.common,
         Scenario::Connect(a) => &a.common,
         Scenario::Tail(a) => &a.common,
+        Scenario::Merge(a) => return merge::run(a),
     };
     let thresholds = match threshold::parse_all(&common.thresholds) {
         Ok(t) => t,
@@ -195,6 +199,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Scenario::Hold(a) => hold::run(a),
         Scenario::Connect(a) => connect::run(a),
         Scenario::Tail(a) => tail::run(a),
+        Scenario::Merge(a) => return merge::run(a),
     };
     let mut report = match outcome {
         Ok(r) => r,
