@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
@@ -209,14 +209,17 @@ pub struct Connector {
     pub target: Target,
     headers: Vec<(HeaderName, HeaderValue)>,
     offered: bool,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    cacert: Option<PathBuf>,
+    insecure: bool,
+    /// Built at the first `wss://` connection (at once for a `wss://`
+    /// `--url`), shared with the connectors made by [`Connector::to`].
+    tls: Arc<OnceLock<Result<Arc<rustls::ClientConfig>, String>>>,
     chosen: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Connector {
-    /// The connector for `url` with `options`; a bad header, URL or
-    /// `--cacert` is an error (the run does not start). The TLS
-    /// configuration is built only for a `wss://` URL.
+    /// The connector for `url` with `options`; a bad header, URL or (for
+    /// a `wss://` URL) `--cacert` is an error (the run does not start).
     pub fn new(url: &str, options: &ConnectOptions) -> Result<Connector, String> {
         let target = Target::parse(url)?;
         let mut headers = Vec::new();
@@ -232,55 +235,73 @@ impl Connector {
                 &options.subprotocols.join(", "),
             )?);
         }
-        let tls = if target.tls {
-            if options.insecure {
-                eprintln!(
-                    "strand bench: warning: --insecure: the server's certificate is not checked"
-                );
-            }
-            Some(tls::client_config(&tls::Trust {
-                cacert: options.cacert.as_deref(),
-                insecure: options.insecure,
-            })?)
-        } else {
-            None
-        };
-        Ok(Connector {
+        let connector = Connector {
             target,
             headers,
             offered: !options.subprotocols.is_empty(),
-            tls,
+            cacert: options.cacert.clone(),
+            insecure: options.insecure,
+            tls: Arc::new(OnceLock::new()),
             chosen: Mutex::new(BTreeMap::new()),
-        })
+        };
+        if connector.target.tls {
+            connector.tls()?;
+        }
+        Ok(connector)
     }
 
     /// A connector for another server, with the same headers and TLS
-    /// configuration (a `wss://` URL needs this one's to be `wss://`).
+    /// configuration.
     pub fn to(&self, url: &str) -> Result<Connector, String> {
         let target = Target::parse(url)?;
-        if target.tls && self.tls.is_none() {
-            return Err(format!(
-                "{url}: mix wss:// with --url ws:// is not supported"
-            ));
-        }
-        Ok(Connector {
+        let connector = Connector {
             target,
             headers: self.headers.clone(),
             offered: self.offered,
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
             tls: self.tls.clone(),
             chosen: Mutex::new(BTreeMap::new()),
-        })
+        };
+        if connector.target.tls {
+            connector.tls()?;
+        }
+        Ok(connector)
+    }
+
+    /// The TLS client configuration, built once.
+    fn tls(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.tls
+            .get_or_init(|| {
+                if self.insecure {
+                    eprintln!(
+                        "strand bench: warning: --insecure: the server's certificate is not checked"
+                    );
+                }
+                tls::client_config(&tls::Trust {
+                    cacert: self.cacert.as_deref(),
+                    insecure: self.insecure,
+                })
+            })
+            .clone()
     }
 
     /// Opens a TCP connection (TCP_NODELAY, `timeout` on connect, reads and
     /// writes), then TLS for `wss://`, and completes the WebSocket
-    /// handshake for `path` on the target.
-    pub fn connect(&self, path: &str, timeout: Duration) -> Result<Socket, ConnectError> {
+    /// handshake. `url_or_path` is a path on the target (`/ws/room`) or a
+    /// whole `ws[s]://` URL of another server (resolved at each call).
+    pub fn connect(&self, url_or_path: &str, timeout: Duration) -> Result<Socket, ConnectError> {
         let io_error = |e: &io::Error| ConnectError {
             kind: io_kind(e),
             body: None,
         };
-        let t = &self.target;
+        let other;
+        let (t, path) = if url_or_path.starts_with("ws://") || url_or_path.starts_with("wss://") {
+            other = Target::parse(url_or_path).map_err(|kind| ConnectError { kind, body: None })?;
+            (&other, other.path.as_str())
+        } else {
+            (&self.target, url_or_path)
+        };
         let stream = TcpStream::connect_timeout(&t.addr, timeout).map_err(|e| io_error(&e))?;
         let _ = stream.set_nodelay(true);
         stream
@@ -292,9 +313,13 @@ impl Connector {
             .into_client_request()
             .map_err(|e| ConnectError::of(&e))?;
         request.headers_mut().extend(self.headers.iter().cloned());
-        let stream = match &self.tls {
-            Some(config) => tls_stream(config, t.host(), stream)?,
-            None => Stream::Plain(stream),
+        let stream = if t.tls {
+            let config = self
+                .tls()
+                .map_err(|kind| ConnectError { kind, body: None })?;
+            tls_stream(&config, t.host(), stream)?
+        } else {
+            Stream::Plain(stream)
         };
         let config = Some(WebSocketConfig::default().read_buffer_size(READ_BUFFER));
         match tungstenite::client::client_with_config(request, stream, config) {
@@ -689,6 +714,30 @@ mod tests {
         let c = Connector::new(&url, &ConnectOptions::default()).unwrap();
         let e = c.connect("/ws", Duration::from_secs(2)).err().unwrap();
         assert_eq!(e.kind, "refused");
+    }
+
+    #[test]
+    fn a_whole_url_reaches_another_server_with_the_same_options() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Connector::new("ws://127.0.0.1:1/", &ConnectOptions::default()).unwrap();
+        let url = format!("ws://127.0.0.1:{closed}/x");
+        let e = c.connect(&url, Duration::from_secs(2)).err().unwrap();
+        assert_eq!(e.kind, "refused");
+        // The TLS configuration is built at the first wss:// connection.
+        let options = ConnectOptions {
+            cacert: Some("/nonexistent/ca.pem".into()),
+            ..ConnectOptions::default()
+        };
+        let c = Connector::new("ws://127.0.0.1:1/", &options).unwrap();
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("wss://{}/", open.local_addr().unwrap());
+        let e = c.connect(&url, Duration::from_secs(2)).err().unwrap();
+        assert!(e.kind.contains("--cacert"), "{e}");
+        assert!(Connector::new(&url, &options).is_err());
     }
 
     #[test]
