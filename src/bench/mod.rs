@@ -27,6 +27,7 @@ pub mod hold;
 pub mod live;
 pub mod receivers;
 pub mod report;
+pub mod script;
 pub mod stats;
 pub mod tail;
 
@@ -51,6 +52,8 @@ pub enum Scenario {
     Connect(connect::ConnectArgs),
     /// Followers of a file the tool appends to: append-to-delivery latency.
     Tail(tail::TailArgs),
+    /// Scripted exchanges from a scenario file: named latencies, stages.
+    Run(script::RunArgs),
 }
 
 /// Flags every scenario takes.
@@ -89,12 +92,13 @@ pub fn secs(s: f64) -> Duration {
 
 /// Runs a benchmark: prints its table on stdout, and writes `--json`.
 pub fn run(args: BenchArgs) -> ExitCode {
-    let (common, outcome) = match &args.scenario {
-        Scenario::Echo(a) => (&a.common, echo::run(a)),
-        Scenario::Fanout(a) => (&a.common, fanout::run(a)),
-        Scenario::Hold(a) => (&a.common, hold::run(a)),
-        Scenario::Connect(a) => (&a.common, connect::run(a)),
-        Scenario::Tail(a) => (&a.common, tail::run(a)),
+    let (json, outcome) = match &args.scenario {
+        Scenario::Echo(a) => (&a.common.json, echo::run(a)),
+        Scenario::Fanout(a) => (&a.common.json, fanout::run(a)),
+        Scenario::Hold(a) => (&a.common.json, hold::run(a)),
+        Scenario::Connect(a) => (&a.common.json, connect::run(a)),
+        Scenario::Tail(a) => (&a.common.json, tail::run(a)),
+        Scenario::Run(a) => (&a.json, script::run(a)),
     };
     let report = match outcome {
         Ok(r) => r,
@@ -104,7 +108,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         }
     };
     print!("{}", report.table());
-    if let Some(path) = &common.json {
+    if let Some(path) = json {
         if let Err(e) = std::fs::write(path, report.json_text()) {
             eprintln!("strand bench: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;

@@ -31,6 +31,16 @@ impl Report {
         self.json.insert(key.to_string(), value);
     }
 
+    /// A line of the table only.
+    pub fn row(&mut self, label: &str, text: String) {
+        self.rows.push((label.to_string(), text));
+    }
+
+    /// A JSON figure only.
+    pub fn insert(&mut self, key: &str, value: Value) {
+        self.json.insert(key.to_string(), value);
+    }
+
     /// A count or other integer.
     pub fn count(&mut self, label: &str, key: &str, n: u64) {
         self.add(label, n.to_string(), key, json!(n));
