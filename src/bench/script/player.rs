@@ -125,7 +125,7 @@ struct Client<'a> {
     row: &'a [String],
     ws: Option<Socket>,
     vars: Vec<Option<String>>,
-    /// Sends so far (`{{n}}`).
+    /// Sends so far, the one being rendered included (`{{n}}`).
     n: u64,
     /// When the latest send (or handshake) ended: expect latencies start here.
     since: Instant,
@@ -243,14 +243,17 @@ impl Client<'_> {
                 self.since = Instant::now();
             }
             Kind::Send { body, binary } => {
+                // `{{n}}` counts this send: an expect after it sees the same n.
+                self.n += 1;
                 let text = self.render(step, body)?;
                 let message = if *binary {
                     Message::Binary(Bytes::from(text.into_bytes()))
                 } else {
                     Message::text(text)
                 };
-                self.n += 1;
-                let ws = self.ws.as_mut().ok_or(Stop::Failed)?;
+                let Some(ws) = self.ws.as_mut() else {
+                    return Err(self.fail(step, "not connected"));
+                };
                 if let Err(e) = ws.send(message) {
                     let kind = error_kind(&e);
                     return Err(self.fail(step, &kind));

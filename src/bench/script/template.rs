@@ -1,5 +1,5 @@
 //! Templates of a scenario file: text with `{{client}}` (the client's
-//! index), `{{n}}` (its send counter), `{{now_us}}` (Unix time in
+//! index), `{{n}}` (its sends so far, 1 in its first send), `{{now_us}}` (Unix time in
 //! microseconds when rendered), `{{csv.COLUMN}}` (the client's row of the
 //! CSV feeder) and `{{NAME}}` (a value captured earlier). Names resolve
 //! when the file is loaded, so a typo is refused before the run; rendering

@@ -1,0 +1,208 @@
+//! `strand bench run FILE`: scripted scenarios end to end, against a JSON
+//! pub/sub server that is not strand (tests/bench_script_util), against
+//! strand's hub, and against a server that never answers; the shipped
+//! examples run as they are, with `--url` pointing at the test's server.
+mod bench_script_util;
+mod support;
+
+use bench_script_util::{silent_server, PubSub};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use support::Server;
+
+/// What a run of `strand bench run` left.
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    json: Option<Value>,
+}
+
+/// Runs `strand bench run FILE ARGS --json OUT -q`.
+fn run(file: &Path, args: &[&str]) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_strand"))
+        .args(["bench", "run"])
+        .arg(file)
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("-q")
+        .output()
+        .expect("run strand bench");
+    let json = std::fs::read_to_string(&json)
+        .ok()
+        .map(|t| serde_json::from_str(&t).unwrap_or_else(|e| panic!("{e}: {t}")));
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        json,
+    }
+}
+
+/// Writes `text` as a scenario file in `dir`.
+fn scenario(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn example(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/bench")
+        .join(name)
+}
+
+/// A run that completed (exit 0) and its JSON.
+fn completed(o: Outcome) -> Value {
+    assert_eq!(o.code, 0, "exit {}:\n{}{}", o.code, o.stdout, o.stderr);
+    assert!(o.stdout.starts_with("strand bench run "), "{}", o.stdout);
+    o.json.expect("the JSON file")
+}
+
+#[test]
+fn the_pubsub_example_runs_against_a_json_pubsub_server() {
+    let server = PubSub::start();
+    let j = completed(run(&example("pubsub.toml"), &["--url", &server.ws_url]));
+    // 8 clients, 2 iterations, 5 publishes each.
+    assert_eq!(j["iterations"], 16, "{j}");
+    assert_eq!(j["failed_iterations"], 0, "{j}");
+    assert_eq!(j["sent"], 16 * 6, "{j}");
+    assert_eq!(j["errors"]["total"], 0, "{j}");
+    let m = &j["metrics_us"];
+    assert_eq!(m["publish"]["count"], 80, "{j}");
+    assert_eq!(m["publish"]["errors"], 0, "{j}");
+    assert_eq!(m["subscribe"]["count"], 16, "{j}");
+    assert_eq!(m["hello"]["count"], 16, "{j}");
+    assert_eq!(m["connect"]["count"], 16, "{j}");
+    assert!(m["publish"]["p50"].as_u64().unwrap() > 0, "{j}");
+    assert_eq!(
+        server.published.load(std::sync::atomic::Ordering::SeqCst),
+        80
+    );
+    // The CSV feeder's users went out as a header, row I to client I.
+    let mut users = server.users.lock().unwrap().clone();
+    users.sort();
+    users.dedup();
+    assert_eq!(users, ["ada", "bob", "cyd", "dee"]);
+}
+
+#[test]
+fn the_hub_example_runs_against_strand() {
+    let server = Server::start(&[]);
+    let o = run(&example("strand-hub.toml"), &["--url", &server.url("")]);
+    let j = completed(o);
+    assert_eq!(j["iterations"], 20, "{j}");
+    assert_eq!(j["errors"]["total"], 0, "{j}");
+    let m = &j["metrics_us"];
+    for (name, n) in [
+        ("welcome", 20),
+        ("join", 20),
+        ("chat", 200),
+        ("direct", 20),
+        ("presence", 20),
+        ("leave", 20),
+    ] {
+        assert_eq!(m[name]["count"], n, "{name}: {j}");
+        assert_eq!(m[name]["errors"], 0, "{name}: {j}");
+    }
+    server.wait_until("every client gone", || {
+        server.get_json("/healthz").1["connections"] == 0
+    });
+}
+
+#[test]
+fn an_expect_that_times_out_is_an_error_of_its_step() {
+    let url = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        &dir,
+        &format!(
+            r#"
+url = "{url}"
+clients = 2
+[[step]]
+connect = "/"
+[[step]]
+send = "ping"
+[[step]]
+expect = "*"
+timeout = "200ms"
+metric = "pong"
+"#
+        ),
+    );
+    let o = run(&file, &[]);
+    assert!(o.stdout.contains("pong: timeout 2"), "{}", o.stdout);
+    let j = o.json.expect("the JSON file");
+    assert_eq!(j["failed_iterations"], 2, "{j}");
+    assert_eq!(j["metrics_us"]["pong"]["errors"], 2, "{j}");
+    assert_eq!(j["metrics_us"]["pong"]["count"], 0, "{j}");
+    assert_eq!(j["errors"]["kinds"]["pong: timeout"], 2, "{j}");
+}
+
+#[test]
+fn a_malformed_file_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        &dir,
+        "url = \"ws://127.0.0.1:9\"\n[[step]]\nconnect = \"/\"\n\n[[step]]\nsend = \"{{who}}\"\n",
+    );
+    let o = run(&file, &[]);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.is_empty(), "no run: {}", o.stdout);
+    assert!(o.json.is_none());
+    assert!(
+        o.stderr.contains("scenario.toml: line 5: {{who}} is not"),
+        "{}",
+        o.stderr
+    );
+    let missing = run(&dir.path().join("nope.toml"), &[]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("cannot read it"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn stages_ramp_clients_up_and_down() {
+    let server = PubSub::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario(
+        &dir,
+        &format!(
+            r#"
+url = "{}"
+stages = [{{ target = 4, duration = "400ms" }}, {{ target = 4, duration = "400ms" }}, {{ target = 0, duration = "200ms" }}]
+graceful_ramp_down = "2s"
+[[step]]
+connect = "/"
+[[step]]
+expect = '$.type == "hello"'
+[[step]]
+send = '{{"type":"subscribe","topic":"t{{{{client}}}}"}}'
+[[step]]
+expect = '$.type == "subscribed"'
+metric = "subscribe"
+[[step]]
+think = "50ms..100ms"
+"#,
+            server.ws_url
+        ),
+    );
+    let j = completed(run(&file, &[]));
+    assert_eq!(j["clients"], 4, "{j}");
+    let iterations = j["iterations"].as_u64().unwrap();
+    // Each client iterates (connect, exchange, think) until stopped.
+    assert!(iterations > 4, "{j}");
+    assert_eq!(j["metrics_us"]["subscribe"]["count"], iterations, "{j}");
+    assert_eq!(j["failed_iterations"], 0, "{j}");
+    assert_eq!(j["errors"]["total"], 0, "{j}");
+    let elapsed = j["elapsed_s"].as_f64().unwrap();
+    assert!(elapsed >= 1.0, "the stages last 1 s: {j}");
+}
