@@ -3,9 +3,11 @@
 //! strand's hub, and against a server that never answers; the shipped
 //! examples run as they are, with `--url` pointing at the test's server.
 mod bench_script_util;
+mod bench_util;
 mod support;
 
 use bench_script_util::{silent_server, PubSub};
+use bench_util::{EchoOptions, EchoServer, TestCa};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -56,6 +58,13 @@ fn example(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// The run's `n` thresholds were evaluated and every one held.
+fn assert_all_held(j: &Value, n: usize) {
+    let verdicts = j["thresholds"].as_array().expect("thresholds");
+    assert_eq!(verdicts.len(), n, "{j}");
+    assert!(verdicts.iter().all(|v| v["ok"] == true), "{j}");
+}
+
 /// A run that completed (exit 0) and its JSON.
 fn completed(o: Outcome) -> Value {
     assert_eq!(o.code, 0, "exit {}:\n{}{}", o.code, o.stdout, o.stderr);
@@ -72,13 +81,13 @@ fn the_pubsub_example_runs_against_a_json_pubsub_server() {
     assert_eq!(j["failed_iterations"], 0, "{j}");
     assert_eq!(j["sent"], 16 * 6, "{j}");
     assert_eq!(j["errors"]["total"], 0, "{j}");
-    let m = &j["metrics_us"];
-    assert_eq!(m["publish"]["count"], 80, "{j}");
-    assert_eq!(m["publish"]["errors"], 0, "{j}");
-    assert_eq!(m["subscribe"]["count"], 16, "{j}");
-    assert_eq!(m["hello"]["count"], 16, "{j}");
-    assert_eq!(m["connect"]["count"], 16, "{j}");
-    assert!(m["publish"]["p50"].as_u64().unwrap() > 0, "{j}");
+    assert_eq!(j["publish_us"]["count"], 80, "{j}");
+    assert_eq!(j["publish_errors"], 0, "{j}");
+    assert_eq!(j["subscribe_us"]["count"], 16, "{j}");
+    assert_eq!(j["hello_us"]["count"], 16, "{j}");
+    assert_eq!(j["connect_us"]["count"], 16, "{j}");
+    assert!(j["publish_us"]["p50"].as_u64().unwrap() > 0, "{j}");
+    assert_all_held(&j, 2);
     assert_eq!(
         server.published.load(std::sync::atomic::Ordering::SeqCst),
         80
@@ -97,7 +106,7 @@ fn the_hub_example_runs_against_strand() {
     let j = completed(o);
     assert_eq!(j["iterations"], 20, "{j}");
     assert_eq!(j["errors"]["total"], 0, "{j}");
-    let m = &j["metrics_us"];
+    assert_all_held(&j, 3);
     for (name, n) in [
         ("welcome", 20),
         ("join", 20),
@@ -106,8 +115,8 @@ fn the_hub_example_runs_against_strand() {
         ("presence", 20),
         ("leave", 20),
     ] {
-        assert_eq!(m[name]["count"], n, "{name}: {j}");
-        assert_eq!(m[name]["errors"], 0, "{name}: {j}");
+        assert_eq!(j[format!("{name}_us")]["count"], n, "{name}: {j}");
+        assert_eq!(j[format!("{name}_errors")], 0, "{name}: {j}");
     }
     server.wait_until("every client gone", || {
         server.get_json("/healthz").1["connections"] == 0
@@ -115,7 +124,7 @@ fn the_hub_example_runs_against_strand() {
 }
 
 #[test]
-fn an_expect_that_times_out_is_an_error_of_its_step() {
+fn an_expect_that_times_out_is_an_error_of_its_step_and_crosses_thresholds() {
     let url = silent_server();
     let dir = tempfile::tempdir().unwrap();
     let file = scenario(
@@ -124,6 +133,7 @@ fn an_expect_that_times_out_is_an_error_of_its_step() {
             r#"
 url = "{url}"
 clients = 2
+thresholds = ["errors==0", "pong:p(99)<1s", "connect:p(99)<5s"]
 [[step]]
 connect = "/"
 [[step]]
@@ -135,13 +145,33 @@ metric = "pong"
 "#
         ),
     );
-    let o = run(&file, &[]);
-    assert!(o.stdout.contains("pong: timeout 2"), "{}", o.stdout);
+    let o = run(&file, &["--threshold", "pong_errors<1"]);
+    assert_eq!(o.code, 99, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("(pong: timeout 2)"), "{}", o.stdout);
+    assert!(o.stdout.contains("threshold errors==0"), "{}", o.stdout);
+    assert!(
+        o.stderr.contains("threshold crossed: errors==0"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("threshold crossed: pong_errors<1"),
+        "{}",
+        o.stderr
+    );
     let j = o.json.expect("the JSON file");
     assert_eq!(j["failed_iterations"], 2, "{j}");
-    assert_eq!(j["metrics_us"]["pong"]["errors"], 2, "{j}");
-    assert_eq!(j["metrics_us"]["pong"]["count"], 0, "{j}");
+    assert_eq!(j["pong_errors"], 2, "{j}");
+    assert_eq!(j["pong_us"]["count"], 0, "{j}");
     assert_eq!(j["errors"]["kinds"]["pong: timeout"], 2, "{j}");
+    let ok: Vec<bool> = j["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["ok"] == true)
+        .collect();
+    // errors==0 and pong's percentile (no samples) fail; the connects held.
+    assert_eq!(ok, [false, false, true, false], "{j}");
 }
 
 #[test]
@@ -200,9 +230,50 @@ think = "50ms..100ms"
     let iterations = j["iterations"].as_u64().unwrap();
     // Each client iterates (connect, exchange, think) until stopped.
     assert!(iterations > 4, "{j}");
-    assert_eq!(j["metrics_us"]["subscribe"]["count"], iterations, "{j}");
+    assert_eq!(j["subscribe_us"]["count"], iterations, "{j}");
     assert_eq!(j["failed_iterations"], 0, "{j}");
     assert_eq!(j["errors"]["total"], 0, "{j}");
     let elapsed = j["elapsed_s"].as_f64().unwrap();
     assert!(elapsed >= 1.0, "the stages last 1 s: {j}");
+}
+
+#[test]
+fn wss_with_a_header_from_the_csv_feeder_and_a_subprotocol() {
+    let ca = TestCa::new();
+    let server = EchoServer::start(
+        EchoOptions::default()
+            .tls(&ca)
+            .header("X-Token", "t")
+            .subprotocol("chat"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Client 0 has the right token, client 1 a wrong one.
+    std::fs::write(dir.path().join("tokens.csv"), "token\nt\nwrong\n").unwrap();
+    let file = scenario(
+        &dir,
+        r#"
+csv = "tokens.csv"
+clients = 2
+[[step]]
+connect = "/echo"
+headers = { X-Token = "{{csv.token}}" }
+subprotocols = ["chat"]
+[[step]]
+send = "hello {{client}}"
+[[step]]
+expect = "*"
+regex = '^hello \d$'
+metric = "echo"
+"#,
+    );
+    let cacert = ca.pem_path();
+    let o = run(
+        &file,
+        &["--url", &server.url, "--cacert", cacert.to_str().unwrap()],
+    );
+    let j = o.json.expect("the JSON file");
+    assert_eq!(j["iterations"], 1, "{j}");
+    assert_eq!(j["echo_us"]["count"], 1, "{j}");
+    assert_eq!(j["errors"]["kinds"]["line 4 connect: http 401"], 1, "{j}");
+    assert_eq!(j["connect_errors"], 1, "{j}");
 }

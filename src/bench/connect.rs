@@ -9,7 +9,7 @@
 //! (`net.ipv4.tcp_tw_reuse`), elsewhere long runs may run out of local
 //! ports (counted as `no local port`).
 
-use crate::bench::client::{Fleet, Target};
+use crate::bench::client::Fleet;
 use crate::bench::live::{Live, Progress};
 use crate::bench::report::Report;
 use crate::bench::stats::Latencies;
@@ -37,8 +37,8 @@ pub struct ConnectArgs {
 
 /// Runs the scenario.
 pub fn run(a: &ConnectArgs) -> Result<Report, String> {
-    let target = Arc::new(Target::parse(&a.common.url)?);
-    let path = target.path_or("/ws");
+    let target = Arc::new(a.common.connector()?);
+    let path = target.target.path_or("/ws");
     let live = Live::new(a.threads as u64);
     let latencies = Latencies::new();
     let timeout = a.common.timeout();
@@ -62,8 +62,8 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
                     l.add_messages(1);
                     let _ = ws.close(None);
                 }
-                Err(kind) => {
-                    l.error(kind);
+                Err(e) => {
+                    l.connect_error(&e);
                     std::thread::sleep(BACKOFF);
                 }
             }
@@ -75,17 +75,18 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
     drop(progress);
 
     let handshakes = live.messages.load(Relaxed);
-    let mut report = Report::new("connect", &target.url(&path));
+    let mut report = Report::new("connect", &target.target.url(&path));
     report.count("threads", "threads", a.threads as u64);
     report.count("handshakes", "handshakes", handshakes);
+    report.set_connected(handshakes);
+    report.subprotocol(&target);
     report.real("elapsed (s)", "elapsed_s", elapsed, 3);
-    report.real(
+    report.rate(
         "handshakes/s",
         "handshakes_per_s",
         handshakes as f64 / elapsed,
-        0,
     );
-    report.latency("connect time", "connect", &latencies.summary());
+    report.latency("connect time", "connect", &latencies.histogram());
     report.errors(&live);
     Ok(report)
 }

@@ -3,16 +3,15 @@
 //! 6455 echo server. Reports echoed messages per second and round-trip
 //! percentiles; a payload that comes back different counts as an error.
 
-use crate::bench::client::{is_timeout, Fleet, Gate, Limiter, Target};
+use crate::bench::client::{self, is_timeout, Connector, Fleet, Gate, Limiter, Socket};
 use crate::bench::live::{Live, Progress};
 use crate::bench::report::Report;
 use crate::bench::stats::{now_us, Latencies};
 use crate::bench::{secs, Common};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tungstenite::{Bytes, Message, WebSocket};
+use tungstenite::{Bytes, Message};
 
 /// Messages a client counts locally before adding them to the live total.
 const COUNT_BATCH: u64 = 64;
@@ -43,7 +42,7 @@ pub struct EchoArgs {
 }
 
 struct Run {
-    target: Target,
+    connector: Connector,
     path: String,
     timeout: Duration,
     messages: u64,
@@ -58,8 +57,8 @@ struct Run {
 
 /// Runs the scenario.
 pub fn run(a: &EchoArgs) -> Result<Report, String> {
-    let target = Target::parse(&a.common.url)?;
-    let path = target.path_or("/ws");
+    let connector = a.common.connector()?;
+    let path = connector.target.path_or("/ws");
     let messages = match (a.messages, a.duration) {
         (Some(m), _) => m,
         (None, Some(_)) => u64::MAX,
@@ -73,7 +72,7 @@ pub fn run(a: &EchoArgs) -> Result<Report, String> {
     };
     let live = Live::new(a.clients as u64);
     let run = Arc::new(Run {
-        target,
+        connector,
         path,
         timeout: a.common.timeout(),
         messages,
@@ -104,14 +103,16 @@ pub fn run(a: &EchoArgs) -> Result<Report, String> {
     let end_us = run.finished_us.load(Relaxed).max(start_us);
     let elapsed = (end_us - start_us) as f64 / 1e6;
     let total = live.messages.load(Relaxed);
-    let mut report = Report::new("echo", &run.target.url(&run.path));
+    let mut report = Report::new("echo", &run.connector.target.url(&run.path));
     report.count("clients", "clients", a.clients as u64);
     report.count("connected", "connected", connected as u64);
+    report.set_connected(connected as u64);
+    report.subprotocol(&run.connector);
     report.count("message size (bytes)", "size", a.size as u64);
     report.count("messages echoed", "messages", total);
     report.real("elapsed (s)", "elapsed_s", elapsed, 3);
-    report.real("messages/s", "msgs_per_s", total as f64 / elapsed, 0);
-    report.latency("round trip", "rtt", &run.rtt.summary());
+    report.rate("messages/s", "msgs_per_s", total as f64 / elapsed);
+    report.latency("round trip", "rtt", &run.rtt.histogram());
     report.errors(&live);
     Ok(report)
 }
@@ -125,12 +126,12 @@ pub fn far_future(from: Instant) -> Instant {
 fn client(run: &Run, ready: crate::bench::client::Ready) {
     let connected = {
         let _permit = run.limiter.acquire();
-        run.target.connect(&run.path, run.timeout)
+        run.connector.connect(&run.path, run.timeout)
     };
     let mut ws = match connected {
         Ok(ws) => ws,
-        Err(kind) => {
-            run.live.error(kind);
+        Err(e) => {
+            run.live.connect_error(&e);
             return ready.failed();
         }
     };
@@ -164,7 +165,7 @@ fn client(run: &Run, ready: crate::bench::client::Ready) {
 
 /// Sends `message` and reads until a data message comes back; an error
 /// names what went wrong.
-fn round_trip(ws: &mut WebSocket<TcpStream>, message: &Message) -> Result<(), String> {
+fn round_trip(ws: &mut Socket, message: &Message) -> Result<(), String> {
     ws.send(message.clone())
         .map_err(|e| crate::bench::client::error_kind(&e))?;
     loop {
@@ -185,11 +186,11 @@ fn round_trip(ws: &mut WebSocket<TcpStream>, message: &Message) -> Result<(), St
 
 /// Closes politely: our close frame, then the server's reply (bounded by
 /// the socket's read timeout) so the server sees a clean close.
-pub fn close(ws: &mut WebSocket<TcpStream>) {
+pub fn close(ws: &mut Socket) {
     if ws.close(None).is_err() {
         return;
     }
-    let _ = ws.get_ref().set_read_timeout(Some(Duration::from_secs(1)));
+    client::set_read_timeout(ws, Some(Duration::from_secs(1)));
     loop {
         match ws.read() {
             Ok(_) => continue,

@@ -20,6 +20,8 @@ pub struct Live {
     pub messages: AtomicU64,
     errors: AtomicU64,
     kinds: Mutex<BTreeMap<String, u64>>,
+    /// The first body of a refused upgrade, per kind (`http 401`).
+    samples: Mutex<BTreeMap<String, String>>,
 }
 
 impl Live {
@@ -32,6 +34,7 @@ impl Live {
             messages: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             kinds: Mutex::new(BTreeMap::new()),
+            samples: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -40,6 +43,26 @@ impl Live {
         self.errors.fetch_add(1, Relaxed);
         let mut kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
         *kinds.entry(kind.into()).or_insert(0) += 1;
+    }
+
+    /// Counts a failed connection under its kind, keeping the first body
+    /// of each kind of refused upgrade as its sample.
+    pub fn connect_error(&self, e: &crate::bench::client::ConnectError) {
+        if let Some(body) = &e.body {
+            let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+            samples
+                .entry(e.kind.clone())
+                .or_insert_with(|| body.clone());
+        }
+        self.error(e.kind.clone());
+    }
+
+    /// One body per kind of refused upgrade.
+    pub fn error_samples(&self) -> BTreeMap<String, String> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Errors so far.

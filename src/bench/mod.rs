@@ -15,6 +15,7 @@
 //! never a crash of the tool. This module must not depend on the server's
 //! internals: it speaks to any server over the wire only.
 
+use report::Report;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub mod report;
 pub mod script;
 pub mod stats;
 pub mod tail;
+pub mod threshold;
+pub mod tls;
 
 /// The arguments of `strand bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -59,10 +62,28 @@ pub enum Scenario {
 /// Flags every scenario takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// The server's URL: `ws://HOST:PORT` (scenarios add their path) or, for
-    /// echo and hold, a full `ws://HOST:PORT/PATH`.
+    /// The server's URL: `ws://HOST:PORT` or `wss://HOST:PORT` (scenarios
+    /// add their path) or, for echo, hold and connect, a full
+    /// `ws[s]://HOST:PORT/PATH`.
     #[arg(long)]
     pub url: String,
+    /// A request header on every connection, `'Name: value'` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// The `Origin` header of every connection.
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
+    /// A subprotocol to offer (repeatable, in order of preference); the one
+    /// the server chose is reported.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// PEM file of extra root certificates to trust for `wss://`.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Do not check the server's certificate for `wss://` (a warning is
+    /// printed).
+    #[arg(long)]
+    pub insecure: bool,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -73,12 +94,34 @@ pub struct Common {
     /// SYNs overflows the listen backlog and measures retransmits instead).
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub connect_concurrency: usize,
+    /// A pass/fail condition on the run's figures in k6's forms
+    /// (repeatable): `p(99)<50ms`, `p(99.9)<=200ms`, `avg<10ms`, `max<1s`,
+    /// `errors==0`, `rate>=1000`, or on a named latency, `connect:p(99)<20ms`.
+    /// A crossed one makes the exit status 99.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
 impl Common {
+    /// How the clients connect, from these flags.
+    pub fn connect_options(&self) -> client::ConnectOptions {
+        client::ConnectOptions {
+            headers: self.headers.clone(),
+            origin: self.origin.clone(),
+            subprotocols: self.subprotocols.clone(),
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+        }
+    }
+
+    /// The connector of `--url` with these flags.
+    pub fn connector(&self) -> Result<client::Connector, String> {
+        client::Connector::new(&self.url, &self.connect_options())
+    }
+
     /// `--timeout` as a duration (at least 1 ms).
     pub fn timeout(&self) -> Duration {
         secs(self.timeout).max(Duration::from_millis(1))
@@ -90,23 +133,54 @@ pub fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
 }
 
+/// Exit status of a run in which a threshold was crossed (k6's).
+const THRESHOLD_CROSSED: u8 = 99;
+
 /// Runs a benchmark: prints its table on stdout, and writes `--json`.
+/// Exit status: 0 when it completed and every threshold held, 99 when one
+/// was crossed, 1 when it could not start or no client connected.
 pub fn run(args: BenchArgs) -> ExitCode {
-    let (json, outcome) = match &args.scenario {
-        Scenario::Echo(a) => (&a.common.json, echo::run(a)),
-        Scenario::Fanout(a) => (&a.common.json, fanout::run(a)),
-        Scenario::Hold(a) => (&a.common.json, hold::run(a)),
-        Scenario::Connect(a) => (&a.common.json, connect::run(a)),
-        Scenario::Tail(a) => (&a.common.json, tail::run(a)),
-        Scenario::Run(a) => (&a.json, script::run(a)),
+    let common = match &args.scenario {
+        Scenario::Run(a) => return script::main(a),
+        Scenario::Echo(a) => &a.common,
+        Scenario::Fanout(a) => &a.common,
+        Scenario::Hold(a) => &a.common,
+        Scenario::Connect(a) => &a.common,
+        Scenario::Tail(a) => &a.common,
     };
-    let report = match outcome {
+    let thresholds = match threshold::parse_all(&common.thresholds) {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("strand bench: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match &args.scenario {
+        Scenario::Echo(a) => echo::run(a),
+        Scenario::Fanout(a) => fanout::run(a),
+        Scenario::Hold(a) => hold::run(a),
+        Scenario::Connect(a) => connect::run(a),
+        Scenario::Tail(a) => tail::run(a),
+        Scenario::Run(_) => unreachable!("run returned above"),
+    };
+    let mut report = match outcome {
         Ok(r) => r,
         Err(message) => {
             eprintln!("strand bench: {message}");
             return ExitCode::FAILURE;
         }
     };
+    let verdicts = threshold::evaluate(&thresholds, report.figures());
+    report.thresholds(&verdicts);
+    finish(&report, &verdicts, common.json.as_deref())
+}
+
+/// Prints `report`, writes it to `json`, and gives the exit status.
+pub fn finish(
+    report: &Report,
+    verdicts: &[threshold::Verdict],
+    json: Option<&std::path::Path>,
+) -> ExitCode {
     print!("{}", report.table());
     if let Some(path) = json {
         if let Err(e) = std::fs::write(path, report.json_text()) {
@@ -114,5 +188,17 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    ExitCode::SUCCESS
+    if report.none_connected() {
+        eprintln!("strand bench: no client connected");
+        return ExitCode::FAILURE;
+    }
+    let crossed: Vec<_> = verdicts.iter().filter(|v| !v.ok).collect();
+    for v in &crossed {
+        eprintln!("strand bench: threshold crossed: {} ({})", v.expr, v.metric);
+    }
+    if crossed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(THRESHOLD_CROSSED)
+    }
 }

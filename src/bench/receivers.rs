@@ -2,18 +2,17 @@
 //! the figures they share, the read loop that fills them, and the report
 //! of them.
 
-use crate::bench::client::{error_kind, is_timeout, Gate, Ready};
+use crate::bench::client::{error_kind, is_timeout, set_read_timeout, Gate, Ready, Socket};
 use crate::bench::echo;
 use crate::bench::live::Live;
 use crate::bench::report::Report;
 use crate::bench::stats::{now_us, Delivery, Latencies, SeqTracker};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::json;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
 /// How often a waiting receiver looks at the stop gate.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -79,14 +78,14 @@ impl Receivers {
     /// tracker, closes `ws` and counts it off `live`.
     pub fn receive(
         &self,
-        mut ws: WebSocket<TcpStream>,
+        mut ws: Socket,
         index: usize,
         ready: Ready,
         live: &Live,
         complete_at_start: bool,
         mut stamp_of: impl FnMut(&str) -> Option<(u64, u64)>,
     ) {
-        let _ = ws.get_ref().set_read_timeout(Some(POLL));
+        set_read_timeout(&ws, Some(POLL));
         live.connected.fetch_add(1, Relaxed);
         ready.connected();
         let mut tracker = SeqTracker::new(self.expected);
@@ -157,8 +156,8 @@ impl Receivers {
         } else {
             0.0
         };
-        report.real("deliveries/s", "deliveries_per_s", rate, 0);
-        report.latency("delivery latency", "latency", &self.latency.summary());
+        report.rate("deliveries/s", "deliveries_per_s", rate);
+        report.latency("delivery latency", "latency", &self.latency.histogram());
         report.delivery(&d);
         let mut lossy = self.lossy.lock().unwrap_or_else(|e| e.into_inner()).clone();
         lossy.sort_unstable();

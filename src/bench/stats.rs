@@ -35,11 +35,33 @@ impl Default for Latencies {
     }
 }
 
+/// An empty latency histogram: microseconds from 1 to an hour, 3
+/// significant figures (every histogram of the tool has these bounds, so
+/// any two merge exactly).
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds")
+}
+
+/// The recorded buckets of `h`, `[value_us, count]` each (the value is the
+/// highest equivalent value of its bucket): recording each value `count`
+/// times into a histogram of the same bounds rebuilds `h` exactly.
+pub fn buckets(h: &Histogram<u64>) -> Vec<[u64; 2]> {
+    h.iter_recorded()
+        .map(|v| [v.value_iterated_to(), v.count_at_value()])
+        .collect()
+}
+
+/// Adds `buckets` (from [`buckets`]) to `h`.
+pub fn add_buckets(h: &mut Histogram<u64>, buckets: &[[u64; 2]]) {
+    for &[us, n] in buckets {
+        h.saturating_record_n(us.clamp(1, MAX_US), n);
+    }
+}
+
 impl Latencies {
     /// An empty histogram (microseconds, 3 significant figures).
     pub fn new() -> Latencies {
-        let h = Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds");
-        Latencies(Arc::new(Mutex::new(h)))
+        Latencies(Arc::new(Mutex::new(histogram())))
     }
 
     /// A per-thread recorder feeding this histogram.
@@ -61,6 +83,11 @@ impl Latencies {
     /// The percentiles of everything recorded so far.
     pub fn summary(&self) -> Summary {
         Summary::of(&self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A copy of everything recorded so far.
+    pub fn histogram(&self) -> Histogram<u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -303,6 +330,24 @@ mod tests {
         assert_eq!(s.p999, 999);
         assert_eq!(s.max, 1000);
         assert_eq!(s.mean, 501);
+    }
+
+    #[test]
+    fn merging_buckets_equals_recording_every_sample() {
+        // Two runs' samples, spread over many buckets and magnitudes.
+        let (mut a, mut b, mut all) = (histogram(), histogram(), histogram());
+        for i in 0..20_000u64 {
+            let us = 1 + (i * 7919) % 2_000_000 + (i % 13) * 100_000;
+            let h = if i % 3 == 0 { &mut a } else { &mut b };
+            h.record(us).unwrap();
+            all.record(us).unwrap();
+        }
+        let mut merged = histogram();
+        add_buckets(&mut merged, &buckets(&a));
+        add_buckets(&mut merged, &buckets(&b));
+        assert_eq!(buckets(&merged), buckets(&all));
+        assert_eq!(Summary::of(&merged), Summary::of(&all));
+        assert_eq!(merged.min(), all.min());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::bench::script::feeder::Feeder;
 use crate::bench::script::matcher::{self, Condition, Path, Source};
 use crate::bench::script::stages::{Plan, Stage};
 use crate::bench::script::template::{Names, Template};
+use crate::bench::threshold::{Stat, Threshold};
 use regex_lite::Regex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -34,8 +35,8 @@ pub struct Script {
     pub graceful_ramp_down: Duration,
     /// The CSV feeder (empty without `csv`).
     pub feeder: Feeder,
-    /// Thresholds with their line (0 for those from the command line).
-    pub thresholds: Vec<(usize, String)>,
+    /// The file's thresholds, then those of the command line.
+    pub thresholds: Vec<Threshold>,
     /// The steps each client runs, once per iteration.
     pub steps: Vec<Step>,
     /// Names of the captured variables, by index.
@@ -206,7 +207,7 @@ fn line_of(text: &str, pos: usize) -> usize {
 /// Reads and validates the scenario at `path`; `url` (from `--url`)
 /// replaces the file's `url`, `thresholds` (from `--threshold`) add to its
 /// own. An error says `line N: ...` where it can.
-pub fn load(path: &FsPath, url: Option<&str>, thresholds: &[String]) -> Result<Script, String> {
+pub fn load(path: &FsPath, url: Option<&str>, thresholds: &[Threshold]) -> Result<Script, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
     let dir = path.parent().unwrap_or(FsPath::new("."));
     let name = path
@@ -222,7 +223,7 @@ pub fn parse(
     dir: &FsPath,
     default_name: &str,
     url: Option<&str>,
-    thresholds: &[String],
+    thresholds: &[Threshold],
 ) -> Result<Script, String> {
     let raw: RawFile = toml::from_str(text).map_err(|e| match e.span() {
         Some(span) => at(line_of(text, span.start), e.message()),
@@ -269,12 +270,6 @@ pub fn parse(
         None => Feeder::default(),
     };
     let base = url.map(str::to_string).or(raw.url.clone());
-    let mut all_thresholds: Vec<(usize, String)> = raw
-        .thresholds
-        .iter()
-        .map(|t| (line_of(text, t.span().start), t.get_ref().clone()))
-        .collect();
-    all_thresholds.extend(thresholds.iter().map(|t| (0, t.clone())));
     let mut scope = Scope {
         text,
         base,
@@ -289,6 +284,18 @@ pub fn parse(
         return Err("no [[step]]: a scenario needs at least a connect step".into());
     }
     let steps = scope.steps(&raw.step)?;
+    let mut all_thresholds = Vec::new();
+    for t in &raw.thresholds {
+        let line = line_of(text, t.span().start);
+        let parsed = Threshold::parse(t.get_ref())
+            .map_err(|e| at(line, e.strip_prefix("--threshold ").unwrap_or(&e)))?;
+        scope.knows(&parsed).map_err(|e| at(line, e))?;
+        all_thresholds.push(parsed);
+    }
+    for t in thresholds {
+        scope.knows(t)?;
+        all_thresholds.push(t.clone());
+    }
     Ok(Script {
         name: raw.name.unwrap_or_else(|| default_name.to_string()),
         load,
@@ -521,6 +528,32 @@ impl Scope<'_> {
         Template::parse(&full, self)
     }
 
+    /// Whether `t` names a metric this scenario measures (a figure of the
+    /// report such as `errors` is checked when it is evaluated).
+    fn knows(&self, t: &Threshold) -> Result<(), String> {
+        let name = match (&t.metric, &t.stat) {
+            (Some(m), _) => m,
+            (None, Stat::Value(_)) => return Ok(()),
+            (None, _) => {
+                return Err(format!(
+                    "{:?}: name the metric, e.g. {}:{}",
+                    t.expr,
+                    self.metrics.last().map_or(CONNECT_METRIC, |m| m.as_str()),
+                    t.expr
+                ))
+            }
+        };
+        if self.metrics.contains(name) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{:?}: no metric {name:?} (this scenario measures {})",
+                t.expr,
+                self.metrics.join(", ")
+            ))
+        }
+    }
+
     fn metric(&mut self, name: String) -> usize {
         match self.metrics.iter().position(|m| *m == name) {
             Some(i) => i,
@@ -594,7 +627,8 @@ close = true
                 iterations: 2
             }
         );
-        assert_eq!(s.thresholds, vec![(6, "join:p(99)<50ms".to_string())]);
+        assert_eq!(s.thresholds.len(), 1);
+        assert_eq!(s.thresholds[0].metric.as_deref(), Some("join"));
         assert_eq!(s.vars, ["seq"]);
         assert_eq!(s.metrics, ["connect", "join", "expect_line29"]);
         let lines: Vec<usize> = s.steps.iter().map(|s| s.line).collect();
@@ -618,12 +652,13 @@ close = true
 
     #[test]
     fn the_url_flag_replaces_the_files_and_thresholds_add() {
+        let extra = Threshold::parse("errors==0").unwrap();
         let s = parse(
             GOOD,
             FsPath::new("."),
             "t",
             Some("ws://10.0.0.1:80/"),
-            &["errors==0".into()],
+            std::slice::from_ref(&extra),
         )
         .unwrap();
         let Kind::Connect { url, .. } = &s.steps[0].kind else {
@@ -636,7 +671,7 @@ close = true
             vars: &[],
         };
         assert_eq!(url.render(&v).unwrap(), "ws://10.0.0.1:80/ws/chat/u4");
-        assert_eq!(s.thresholds[1], (0, "errors==0".to_string()));
+        assert_eq!(s.thresholds[1], extra);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! like the rest of `strand bench`, it speaks to the server over the wire
 //! only.
 
+pub mod dial;
 pub mod duration;
 pub mod feeder;
 pub mod file;
@@ -21,13 +22,14 @@ pub mod schedule;
 pub mod stages;
 pub mod template;
 
+use crate::bench::client::ConnectOptions;
 use crate::bench::live::{Live, Progress};
 use crate::bench::report::Report;
-use crate::bench::secs;
-use crate::bench::stats::{human_us, Summary};
+use crate::bench::{secs, threshold};
 use player::Shared;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,6 +44,26 @@ pub struct RunArgs {
     /// `url`).
     #[arg(long)]
     pub url: Option<String>,
+    /// A request header on every connection, `'Name: value'` (repeatable;
+    /// a step's `headers` add to these).
+    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// The `Origin` header of every connection.
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
+    /// A subprotocol to offer (repeatable) where a step offers none.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// PEM file of extra root certificates to trust for `wss://`.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Do not check the server's certificate for `wss://`.
+    #[arg(long)]
+    pub insecure: bool,
+    /// A threshold added to the file's (repeatable): `join:p(99)<50ms`,
+    /// `errors==0`. A crossed one makes the exit status 99.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -56,43 +78,55 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
+/// Runs `strand bench run`: exit 1 for a faulty file (with its line) or a
+/// run in which no client connected, 99 when a threshold was crossed.
+pub fn main(a: &RunArgs) -> ExitCode {
+    match run(a) {
+        Ok((report, verdicts)) => crate::bench::finish(&report, &verdicts, a.json.as_deref()),
+        Err(message) => {
+            eprintln!("strand bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Loads the scenario (refusing a faulty one with its line), runs it, and
-/// reports every named metric.
-pub fn run(a: &RunArgs) -> Result<Report, String> {
-    let script = file::load(&a.file, a.url.as_deref(), &[])
+/// reports every named metric and the thresholds' verdicts.
+pub fn run(a: &RunArgs) -> Result<(Report, Vec<threshold::Verdict>), String> {
+    let extra = threshold::parse_all(&a.thresholds)?;
+    let script = file::load(&a.file, a.url.as_deref(), &extra)
         .map_err(|e| format!("{}: {e}", a.file.display()))?;
-    let peak = script.load.peak();
-    let live = Live::new(peak as u64);
+    let dialer = dial::Dialer::new(ConnectOptions {
+        headers: a.headers.clone(),
+        origin: a.origin.clone(),
+        subprotocols: a.subprotocols.clone(),
+        cacert: a.cacert.clone(),
+        insecure: a.insecure,
+    })?;
+    let live = Live::new(script.load.peak() as u64);
     let timeout = secs(a.timeout).max(std::time::Duration::from_millis(1));
-    let shared = Arc::new(Shared::new(
-        script,
-        live.clone(),
-        a.connect_concurrency,
-        timeout,
-    ));
+    let shared = Shared::new(script, live.clone(), dialer, a.connect_concurrency, timeout);
+    let shared = Arc::new(shared);
     let progress = Progress::start(&live, a.quiet);
     let started = Instant::now();
     let most = schedule::run(&shared);
     let elapsed = started.elapsed().as_secs_f64();
     drop(progress);
-    Ok(report(
-        &shared,
-        &a.file.display().to_string(),
-        most,
-        elapsed,
-    ))
+    let mut report = report(&shared, &a.file.display().to_string(), most, elapsed);
+    let verdicts = threshold::evaluate(&shared.script.thresholds, report.figures());
+    report.thresholds(&verdicts);
+    Ok((report, verdicts))
 }
 
 fn report(shared: &Shared, file: &str, most: usize, elapsed: f64) -> Report {
     let mut r = Report::new("run", file);
-    r.add(
-        "scenario",
-        shared.script.name.clone(),
-        "name",
-        json!(shared.script.name),
-    );
+    let name = &shared.script.name;
+    r.add("scenario", name.clone(), "name", json!(name));
     r.count("clients (most at once)", "clients", most as u64);
     r.real("elapsed (s)", "elapsed_s", elapsed, 3);
+    let connects = shared.metrics[0].latency.summary().count;
+    r.count("connections opened", "connections", connects);
+    r.set_connected(connects);
     r.count("iterations", "iterations", shared.iterations.load(Relaxed));
     r.count(
         "failed iterations",
@@ -105,35 +139,11 @@ fn report(shared: &Shared, file: &str, most: usize, elapsed: f64) -> Report {
         "received",
         shared.received.load(Relaxed),
     );
-    let mut metrics = Map::new();
     for (name, m) in shared.script.metrics.iter().zip(&shared.metrics) {
-        let s = m.latency.summary();
+        r.latency(name, name, &m.latency.histogram());
         let errors = m.errors.load(Relaxed);
-        if s.count == 0 && errors == 0 && name == file::CONNECT_METRIC {
-            continue;
-        }
-        r.row(name, format!("{}  errors {errors}", latency_text(&s)));
-        let mut value = serde_json::to_value(s).unwrap_or(Value::Null);
-        if let Value::Object(o) = &mut value {
-            o.insert("errors".into(), json!(errors));
-        }
-        metrics.insert(name.clone(), value);
+        r.count(&format!("{name} errors"), &format!("{name}_errors"), errors);
     }
-    r.insert("metrics_us", Value::Object(metrics));
     r.errors(&shared.live);
     r
-}
-
-fn latency_text(s: &Summary) -> String {
-    if s.count == 0 {
-        return "no samples".into();
-    }
-    format!(
-        "p50 {}  p90 {}  p99 {}  max {}  (n={})",
-        human_us(s.p50),
-        human_us(s.p90),
-        human_us(s.p99),
-        human_us(s.max),
-        s.count
-    )
 }

@@ -6,9 +6,10 @@
 //! Waits (think, expect, the pause after a failed iteration) end at once
 //! when the run interrupts the client.
 
-use crate::bench::client::{error_kind, is_timeout, Limiter};
+use crate::bench::client::{self, error_kind, is_timeout, Limiter, Socket};
 use crate::bench::echo;
 use crate::bench::live::Live;
+use crate::bench::script::dial::Dialer;
 use crate::bench::script::duration::Jitter;
 use crate::bench::script::file::{Kind, Repeat, Script, Step};
 use crate::bench::script::matcher::Miss;
@@ -16,20 +17,16 @@ use crate::bench::script::template::{Template, Unset, Values};
 use crate::bench::stats::Latencies;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use serde_json::Value;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tungstenite::{Bytes, Message, WebSocket};
+use tungstenite::{Bytes, Message};
 
 /// How often a client waiting for a message looks whether it is stopped.
 const POLL: Duration = Duration::from_millis(100);
 /// The pause after a failed iteration, so a server that refuses every
 /// client is not hammered in a tight loop.
 const AFTER_FAILURE: Duration = Duration::from_secs(1);
-
-/// A scripted client's connection.
-pub type Socket = WebSocket<TcpStream>;
 
 /// A latency metric: its histogram and the errors of its steps.
 pub struct Metric {
@@ -49,6 +46,8 @@ pub struct Shared {
     pub metrics: Vec<Metric>,
     /// Connection attempts in flight at once.
     pub limiter: Limiter,
+    /// How connect steps connect.
+    pub dialer: Dialer,
     /// Bound on a connect and its handshake.
     pub connect_timeout: Duration,
     /// Messages sent.
@@ -63,7 +62,13 @@ pub struct Shared {
 
 impl Shared {
     /// The shared state of a run of `script`.
-    pub fn new(script: Script, live: Arc<Live>, concurrency: usize, timeout: Duration) -> Shared {
+    pub fn new(
+        script: Script,
+        live: Arc<Live>,
+        dialer: Dialer,
+        concurrency: usize,
+        timeout: Duration,
+    ) -> Shared {
         let metrics = script
             .metrics
             .iter()
@@ -77,6 +82,7 @@ impl Shared {
             live,
             metrics,
             limiter: Limiter::new(concurrency),
+            dialer,
             connect_timeout: timeout,
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
@@ -232,7 +238,12 @@ impl Client<'_> {
                 let started = Instant::now();
                 let connected = {
                     let _permit = self.shared.limiter.acquire();
-                    connect(&url, &rendered, subprotocols, self.shared.connect_timeout)
+                    self.shared.dialer.connect(
+                        &url,
+                        &rendered,
+                        subprotocols,
+                        self.shared.connect_timeout,
+                    )
                 };
                 let ws = connected.map_err(|e| self.fail(step, &e))?;
                 self.shared.metrics[0]
@@ -325,9 +336,7 @@ impl Client<'_> {
             let Some(ws) = self.ws.as_mut() else {
                 return Err(self.fail(step, "not connected"));
             };
-            let _ = ws
-                .get_ref()
-                .set_read_timeout(Some((deadline - now).min(POLL)));
+            client::set_read_timeout(ws, Some((deadline - now).min(POLL)));
             let text = match ws.read() {
                 Ok(Message::Text(t)) => t.as_str().to_string(),
                 Ok(Message::Binary(b)) => String::from_utf8_lossy(&b).into_owned(),
@@ -369,46 +378,5 @@ impl Client<'_> {
             self.shared.live.connected.fetch_sub(1, Relaxed);
         }
         self.last = None;
-    }
-}
-
-/// Opens `url` with extra `headers` and `subprotocols` offered, within
-/// `timeout` for the TCP connect, the handshake and every later read or
-/// write.
-fn connect(
-    url: &str,
-    headers: &[(&str, String)],
-    subprotocols: &[String],
-    timeout: Duration,
-) -> Result<Socket, String> {
-    use tungstenite::client::IntoClientRequest;
-    use tungstenite::http::{HeaderName, HeaderValue};
-    let target = crate::bench::client::Target::parse(url)?;
-    let mut request = url
-        .into_client_request()
-        .map_err(|e| format!("bad URL: {e}"))?;
-    for (name, value) in headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("bad header name {name:?}"))?;
-        let value =
-            HeaderValue::from_str(value).map_err(|_| format!("bad header value {value:?}"))?;
-        request.headers_mut().append(name, value);
-    }
-    if !subprotocols.is_empty() {
-        let value = HeaderValue::from_str(&subprotocols.join(", "))
-            .map_err(|_| "bad subprotocol".to_string())?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", value);
-    }
-    let stream = TcpStream::connect_timeout(&target.addr, timeout)
-        .map_err(|e| crate::bench::client::io_kind(&e))?;
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
-    match tungstenite::client::client_with_config(request, stream, None) {
-        Ok((ws, _)) => Ok(ws),
-        Err(tungstenite::HandshakeError::Failure(e)) => Err(error_kind(&e)),
-        Err(tungstenite::HandshakeError::Interrupted(_)) => Err("handshake timeout".into()),
     }
 }
