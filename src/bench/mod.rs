@@ -26,6 +26,8 @@ pub mod echo;
 pub mod fanout;
 pub mod hold;
 pub mod live;
+pub mod post;
+pub mod pubsub;
 pub mod receivers;
 pub mod report;
 pub mod script;
@@ -55,6 +57,9 @@ pub enum Scenario {
     Connect(connect::ConnectArgs),
     /// Followers of a file the tool appends to: append-to-delivery latency.
     Tail(tail::TailArgs),
+    /// Fan-out through any pub/sub server: subscribers, one publisher
+    /// (WebSocket or HTTP POST), delivery latency, loss, duplicates.
+    Pubsub(pubsub::PubsubArgs),
     /// Scripted exchanges from a scenario file: named latencies, stages.
     Run(script::RunArgs),
 }
@@ -147,6 +152,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Scenario::Hold(a) => &a.common,
         Scenario::Connect(a) => &a.common,
         Scenario::Tail(a) => &a.common,
+        Scenario::Pubsub(a) => &a.common,
     };
     let thresholds = match threshold::parse_all(&common.thresholds) {
         Ok(t) => t,
@@ -161,6 +167,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Scenario::Hold(a) => hold::run(a),
         Scenario::Connect(a) => connect::run(a),
         Scenario::Tail(a) => tail::run(a),
+        Scenario::Pubsub(a) => pubsub::run(a),
         Scenario::Run(_) => unreachable!("run returned above"),
     };
     let mut report = match outcome {

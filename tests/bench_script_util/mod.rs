@@ -65,12 +65,21 @@ impl PubSub {
     }
 }
 
+/// Delivers `data` to `topic`'s subscribers. Two topics misbehave on
+/// purpose: `lossy` drops the messages whose `data.id` ends in 3, `twice`
+/// delivers every message two times.
 fn publish(topics: &Topics, published: &AtomicU64, topic: &str, data: &Value) {
     published.fetch_add(1, Ordering::SeqCst);
+    if topic == "lossy" && data["id"].as_u64().is_some_and(|id| id % 10 == 3) {
+        return;
+    }
+    let copies = if topic == "twice" { 2 } else { 1 };
     let text = json!({"type": "message", "topic": topic, "data": data}).to_string();
     let mut topics = topics.lock().unwrap();
     if let Some(subs) = topics.get_mut(topic) {
-        subs.retain(|s| s.send(text.clone()).is_ok());
+        for _ in 0..copies {
+            subs.retain(|s| s.send(text.clone()).is_ok());
+        }
     }
 }
 
