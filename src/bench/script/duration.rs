@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// The longest duration a file may give: deadlines are instants, and an
+/// absurd duration must be refused, not overflow one.
+const LONGEST: Duration = Duration::from_secs(10 * 366 * 86_400);
+
 /// Parses `N` followed by `us`, `ms`, `s`, `m` or `h` (a bare number is
 /// seconds). The number may have a fraction; it must not be negative.
 pub fn parse(text: &str) -> Result<Duration, String> {
@@ -26,7 +30,10 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("{text:?} is out of range"))
+    Duration::try_from_secs_f64(value * scale)
+        .ok()
+        .filter(|d| *d <= LONGEST)
+        .ok_or_else(|| format!("{text:?} is out of range (at most 10 years)"))
 }
 
 /// A duration or a range of them, drawn uniformly.
@@ -95,6 +102,8 @@ mod tests {
         assert!(parse("fast").is_err());
         assert!(parse("3 days").is_err());
         assert!(parse("-1s").is_err());
+        assert!(parse("99999999999h").is_err());
+        assert!(parse("3650d").is_err());
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub const CONNECT_METRIC: &str = "connect";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client asked to stop may take to finish its iteration.
 const DEFAULT_GRACEFUL: Duration = Duration::from_secs(30);
+/// Most clients a file may ask for (each is a thread; the OS stops far
+/// sooner, but a typo must not allocate a slot table for billions).
+const MOST_CLIENTS: usize = 1_000_000;
 
 /// A loaded scenario.
 #[derive(Debug)]
@@ -260,6 +263,12 @@ pub fn parse(
             iterations: iterations.unwrap_or(1),
         },
     };
+    if load.peak() > MOST_CLIENTS {
+        return Err(format!(
+            "{} clients: at most {MOST_CLIENTS} (each is a thread)",
+            load.peak()
+        ));
+    }
     let feeder = match &raw.csv {
         Some(file) => {
             let csv_path = dir.join(file);
@@ -775,6 +784,8 @@ send = "ping"
             .unwrap_err()
             .starts_with("line 1: connect \"/ws\" is a path"));
         assert!(parse_text("clients = 1\nstages = []\n[[step]]\nclose=true\n").is_err());
+        let huge = parse_text("clients = 2000000000\n[[step]]\nconnect = \"ws://h:1/\"\n");
+        assert!(huge.unwrap_err().contains("at most 1000000"));
     }
 
     #[test]
