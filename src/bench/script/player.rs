@@ -235,20 +235,23 @@ impl Client<'_> {
                 for (name, value) in headers {
                     rendered.push((name.as_str(), self.render(step, value)?));
                 }
-                let started = Instant::now();
-                let connected = {
+                // Timed from the permit: waiting for one is the tool's
+                // queue, not the server's handshake.
+                let (connected, took) = {
                     let _permit = self.shared.limiter.acquire();
-                    self.shared.dialer.connect(
+                    let started = Instant::now();
+                    let c = self.shared.dialer.connect(
                         &url,
                         &rendered,
                         subprotocols,
                         self.shared.connect_timeout,
-                    )
+                    );
+                    (c, started.elapsed())
                 };
                 let ws = connected.map_err(|e| self.fail(step, &e))?;
                 self.shared.metrics[0]
                     .latency
-                    .add(&[started.elapsed().as_micros() as u64]);
+                    .add(&[took.as_micros() as u64]);
                 self.shared.live.connected.fetch_add(1, Relaxed);
                 self.ws = Some(ws);
                 self.since = Instant::now();
