@@ -4,7 +4,8 @@
 //! status a CI job reads.
 mod bench_util;
 
-use bench_util::{bench, EchoOptions, EchoServer, TestCa, UNAUTHORIZED_BODY};
+use bench_util::{bench, bench_in, EchoOptions, EchoServer, TestCa, UNAUTHORIZED_BODY};
+use std::time::Duration;
 
 /// A TLS echo server that wants `X-Token: t` and the subprotocol `chat`.
 fn guarded(ca: &TestCa) -> EchoServer {
@@ -207,4 +208,173 @@ fn thresholds_gate_the_exit_status() {
     assert_eq!(bad.code, 1, "{bad}");
     assert!(bad.json.is_none());
     assert!(bad.stderr.contains("not a duration"), "{bad}");
+}
+
+/// The share of a latency's samples at or above `us`, from its JSON buckets.
+fn share_at_least(latency: &serde_json::Value, us: u64) -> f64 {
+    let buckets = latency["histogram"].as_array().unwrap();
+    let (mut slow, mut all) = (0, 0);
+    for b in buckets {
+        let (v, n) = (b[0].as_u64().unwrap(), b[1].as_u64().unwrap());
+        all += n;
+        if v >= us {
+            slow += n;
+        }
+    }
+    slow as f64 / all.max(1) as f64
+}
+
+#[test]
+fn open_loop_shows_a_stall_that_the_closed_loop_hides() {
+    // The server holds every reply for the first 200 ms of each second.
+    let server = EchoServer::start(
+        EchoOptions::default().stall(Duration::from_secs(1), Duration::from_millis(200)),
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "echo",
+            "--url",
+            &server.url,
+            "--clients",
+            "2",
+            "--duration",
+            "2.5",
+        ];
+        args.extend_from_slice(extra);
+        let out = bench(&args);
+        assert_eq!(out.code, 0, "{out}");
+        out.json().clone()
+    };
+    let open = run(&["--rate", "200"]);
+    let closed = run(&[]);
+    assert_eq!(open["offered_rate"], 200.0);
+    assert_eq!(open["errors"]["total"], 0, "{open}");
+    // Open loop: every message due during a stall waits for its end.
+    let open_p99 = open["rtt_us"]["p99"].as_u64().unwrap();
+    assert!(
+        open_p99 >= 150_000,
+        "open-loop p99 {open_p99} µs hides the stall"
+    );
+    // Closed loop: one slow round trip per stall and client, so a smaller
+    // share of its samples sees the stall.
+    let (open_slow, closed_slow) = (
+        share_at_least(&open["rtt_us"], 100_000),
+        share_at_least(&closed["rtt_us"], 100_000),
+    );
+    println!(
+        "open loop: p99 {open_p99} µs, {open_slow:.3} of samples >= 100 ms; \
+         closed loop: p99 {} µs, {closed_slow:.4}",
+        closed["rtt_us"]["p99"]
+    );
+    assert!(
+        open_slow >= 0.05,
+        "open loop: {open_slow} of samples >= 100 ms"
+    );
+    assert!(
+        closed_slow < open_slow,
+        "closed loop {closed_slow} vs open loop {open_slow} of samples >= 100 ms"
+    );
+}
+
+#[test]
+fn three_segments_merged_equal_one_run() {
+    let server = EchoServer::start(EchoOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "echo",
+        "--url",
+        &server.url,
+        "--clients",
+        "7",
+        "--messages",
+        "10",
+    ];
+    let whole = bench(&args);
+    assert_eq!(whole.code, 0, "{whole}");
+    let whole = whole.json().clone();
+
+    // Three machines' shares, started together.
+    let start_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 0.5;
+    let start_at = format!("{start_at:.3}");
+    let segments: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let runs: Vec<_> = ["1/3", "2/3", "3/3"]
+            .iter()
+            .map(|segment| {
+                let mut a = args.to_vec();
+                a.extend_from_slice(&["--segment", segment, "--start-at", &start_at]);
+                let dir = dir.path();
+                s.spawn(move || bench_in(dir, &a))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|r| {
+                let out = r.join().unwrap();
+                assert_eq!(out.code, 0, "{out}");
+                out.json().clone()
+            })
+            .collect()
+    });
+    let clients: Vec<_> = segments
+        .iter()
+        .map(|j| j["clients"].as_u64().unwrap())
+        .collect();
+    assert_eq!(clients, vec![2, 2, 3]);
+    assert_eq!(segments[1]["segment"], "2/3");
+
+    let files: Vec<String> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, j)| {
+            let path = dir.path().join(format!("segment-{i}.json"));
+            std::fs::write(&path, j.to_string()).unwrap();
+            path.to_str().unwrap().to_string()
+        })
+        .collect();
+    let mut merge_args = vec!["merge"];
+    merge_args.extend(files.iter().map(String::as_str));
+    merge_args.extend_from_slice(&["--threshold", "messages==70", "--threshold", "errors==0"]);
+    let merged = bench_in(dir.path(), &merge_args);
+    assert_eq!(merged.code, 0, "{merged}");
+    assert!(merged.stdout.starts_with("strand bench echo "), "{merged}");
+    let m = merged.json();
+    for key in [
+        "clients",
+        "connected",
+        "messages",
+        "clients_connected",
+        "size",
+    ] {
+        assert_eq!(m[key], whole[key], "{key}: {m}");
+    }
+    assert_eq!(m["rtt_us"]["count"], whole["rtt_us"]["count"]);
+    assert_eq!(m["errors"]["total"], 0);
+    assert_eq!(m["merged"], serde_json::json!(["1/3", "2/3", "3/3"]));
+    let recorded: u64 = m["rtt_us"]["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(recorded, 70);
+    let series: u64 = m["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["messages"].as_u64().unwrap())
+        .sum();
+    assert_eq!(series, 70, "{m}");
+    assert!(m["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["ok"] == true));
+
+    // A threshold crossed on the merged figures exits 99.
+    merge_args.extend_from_slice(&["--threshold", "connected>=8"]);
+    let crossed = bench_in(dir.path(), &merge_args);
+    assert_eq!(crossed.code, 99, "{crossed}");
 }

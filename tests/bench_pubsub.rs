@@ -109,7 +109,10 @@ fn loss_and_duplicates_of_a_misbehaving_server_are_counted() {
     let (code, j) = pubsub(&server, "twice", "2", &[]);
     assert_eq!(code, 0, "{j}");
     assert_eq!(j["delivery"]["delivered"], 100, "{j}");
-    assert_eq!(j["delivery"]["duplicates"], 100, "{j}");
+    // Each copy follows its first at once, but a subscriber stops reading
+    // once it has every id: the last message's copy may go unread.
+    let duplicates = j["delivery"]["duplicates"].as_u64().unwrap();
+    assert!((98..=100).contains(&duplicates), "{j}");
 }
 
 #[test]

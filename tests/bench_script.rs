@@ -87,6 +87,23 @@ fn the_pubsub_example_runs_against_a_json_pubsub_server() {
     assert_eq!(j["hello_us"]["count"], 16, "{j}");
     assert_eq!(j["connect_us"]["count"], 16, "{j}");
     assert!(j["publish_us"]["p50"].as_u64().unwrap() > 0, "{j}");
+    // The run's format: its HDR buckets, label, start, series.
+    let buckets: u64 = j["publish_us"]["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[1].as_u64().unwrap())
+        .sum();
+    assert_eq!(buckets, 80, "{j}");
+    assert_eq!(
+        j["label"],
+        "JSON pub/sub: subscribe, publish, receive your own"
+    );
+    assert!(
+        j["started_at_ms"].as_u64().unwrap() > 1_600_000_000_000,
+        "{j}"
+    );
+    assert!(j["series"].is_array(), "{j}");
     assert_all_held(&j, 2);
     assert_eq!(
         server.published.load(std::sync::atomic::Ordering::SeqCst),

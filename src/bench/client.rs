@@ -488,10 +488,24 @@ impl Fleet {
     where
         F: Fn(usize, Ready) + Send + Sync + 'static,
     {
+        Fleet::spawn_range(0..n, name, live, f)
+    }
+
+    /// [`Fleet::spawn`] for the clients of indices `range` (a segment's
+    /// share of a run).
+    pub fn spawn_range<F>(
+        range: std::ops::Range<usize>,
+        name: &str,
+        live: &crate::bench::live::Live,
+        f: F,
+    ) -> Fleet
+    where
+        F: Fn(usize, Ready) + Send + Sync + 'static,
+    {
         let (tx, ready) = crossbeam_channel::unbounded();
         let f = std::sync::Arc::new(f);
-        let mut handles = Vec::with_capacity(n);
-        for i in 0..n {
+        let mut handles = Vec::with_capacity(range.len());
+        for i in range {
             let (f, r) = (f.clone(), Ready(tx.clone()));
             match spawn(name, move || f(i, r)) {
                 Ok(h) => handles.push(h),

@@ -77,6 +77,7 @@ struct Run {
 
 /// Runs the scenario.
 pub fn run(a: &FanoutArgs) -> Result<Report, String> {
+    a.common.unsegmented("fanout")?;
     let first = a.common.connector()?;
     let mut spread = Vec::new();
     for url in &a.spread_urls {
@@ -142,7 +143,7 @@ pub fn run(a: &FanoutArgs) -> Result<Report, String> {
         &run.spread[0].target.url(&format!("/ws/{}/sub-N", a.room)),
     );
     report.count("subscribers", "subscribers", a.subscribers as u64);
-    report.count("servers", "servers", run.spread.len() as u64);
+    report.setting("servers", "servers", run.spread.len() as u64);
     report.count("connected", "connected", connected);
     report.set_connected(connected);
     report.subprotocol(&run.spread[0]);
@@ -156,7 +157,7 @@ pub fn run(a: &FanoutArgs) -> Result<Report, String> {
     report.count("messages sent", "sent", sent);
     report.real("offered rate (msg/s)", "rate", a.rate, 1);
     run.rx.report(&mut report, first_send_us);
-    report.errors(&live);
+    report.run_of(&live, Some(&run.rx.latency));
     Ok(report)
 }
 

@@ -49,7 +49,9 @@ struct Run {
 pub fn run(a: &HoldArgs) -> Result<Report, String> {
     let connector = a.common.connector()?;
     let path = connector.target.path_or("/ws");
-    let live = Live::new(a.clients as u64);
+    let share = a.common.share(a.clients);
+    let clients = share.len();
+    let live = Live::new(clients as u64);
     let run = Arc::new(Run {
         connector,
         path,
@@ -63,7 +65,7 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     let progress = Progress::start(&live, a.common.quiet);
     let started = Instant::now();
     let r = run.clone();
-    let fleet = Fleet::spawn(a.clients, "bench-hold", &live, move |_, ready| {
+    let fleet = Fleet::spawn_range(share, "bench-hold", &live, move |_, ready| {
         client(&r, ready)
     });
     let connected = fleet.wait_ready();
@@ -71,14 +73,14 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     let hold = secs(a.duration);
     progress.note(&format!(
         "all {connected} connected (of {}); holding for {} s",
-        a.clients, a.duration
+        clients, a.duration
     ));
     run.gate.open(Some(Instant::now() + hold));
     fleet.join();
     drop(progress);
 
     let mut report = Report::new("hold", &run.connector.target.url(&run.path));
-    report.count("clients", "clients", a.clients as u64);
+    report.count("clients", "clients", clients as u64);
     report.count("connected", "connected", connected as u64);
     report.set_connected(connected as u64);
     report.subprotocol(&run.connector);
@@ -91,7 +93,7 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     report.latency("connect time", "connect", &run.connect.histogram());
     report.real("held (s)", "held_s", a.duration, 1);
     report.count("survivors", "survivors", run.survivors.load(Relaxed));
-    report.errors(&live);
+    report.run_of(&live, Some(&run.connect));
     Ok(report)
 }
 

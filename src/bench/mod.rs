@@ -26,11 +26,13 @@ pub mod echo;
 pub mod fanout;
 pub mod hold;
 pub mod live;
+pub mod merge;
 pub mod post;
 pub mod pubsub;
 pub mod receivers;
 pub mod report;
 pub mod script;
+pub mod segment;
 pub mod stats;
 pub mod tail;
 pub mod threshold;
@@ -62,6 +64,8 @@ pub enum Scenario {
     Pubsub(pubsub::PubsubArgs),
     /// Scripted exchanges from a scenario file: named latencies, stages.
     Run(script::RunArgs),
+    /// Merges the `--json` results of several runs (segments) exactly.
+    Merge(merge::MergeArgs),
 }
 
 /// Flags every scenario takes.
@@ -105,6 +109,18 @@ pub struct Common {
     /// A crossed one makes the exit status 99.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
+    /// A name for this run in the JSON (default: `SCENARIO URL`).
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+    /// Run the I-th of N shares of the clients (echo, hold, connect; their
+    /// indices stay those of the whole run), e.g. 2/3 on the second of
+    /// three machines; merge the results with `strand bench merge`.
+    #[arg(long, value_name = "I/N")]
+    pub segment: Option<segment::Segment>,
+    /// Start at this Unix time (seconds), so that every machine's share
+    /// starts together.
+    #[arg(long, value_name = "UNIX_TIME")]
+    pub start_at: Option<f64>,
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -125,6 +141,21 @@ impl Common {
     /// The connector of `--url` with these flags.
     pub fn connector(&self) -> Result<client::Connector, String> {
         client::Connector::new(&self.url, &self.connect_options())
+    }
+
+    /// The client indices this process runs of `total`.
+    pub fn share(&self, total: usize) -> std::ops::Range<usize> {
+        segment::share(self.segment, total)
+    }
+
+    /// Refuses `--segment` for a scenario that cannot be split.
+    pub fn unsegmented(&self, scenario: &str) -> Result<(), String> {
+        match self.segment {
+            Some(_) => Err(format!(
+                "--segment applies to echo, hold and connect, not {scenario}"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// `--timeout` as a duration (at least 1 ms).
@@ -153,6 +184,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Scenario::Connect(a) => &a.common,
         Scenario::Tail(a) => &a.common,
         Scenario::Pubsub(a) => &a.common,
+        Scenario::Merge(a) => return merge::run(a),
     };
     let thresholds = match threshold::parse_all(&common.thresholds) {
         Ok(t) => t,
@@ -161,6 +193,16 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(at) = common.start_at {
+        let wait = segment::until(at);
+        if !wait.is_zero() {
+            eprintln!(
+                "strand bench: waiting {:.1} s for --start-at {at}",
+                wait.as_secs_f64()
+            );
+            std::thread::sleep(wait);
+        }
+    }
     let outcome = match &args.scenario {
         Scenario::Echo(a) => echo::run(a),
         Scenario::Fanout(a) => fanout::run(a),
@@ -168,7 +210,8 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Scenario::Connect(a) => connect::run(a),
         Scenario::Tail(a) => tail::run(a),
         Scenario::Pubsub(a) => pubsub::run(a),
-        Scenario::Run(_) => unreachable!("run returned above"),
+        Scenario::Merge(a) => return merge::run(a),
+        Scenario::Run(a) => return script::main(a),
     };
     let mut report = match outcome {
         Ok(r) => r,
@@ -177,6 +220,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    report.set_run(common);
     let verdicts = threshold::evaluate(&thresholds, report.figures());
     report.thresholds(&verdicts);
     finish(&report, &verdicts, common.json.as_deref())

@@ -116,6 +116,7 @@ struct Run {
 
 /// Runs the scenario.
 pub fn run(a: &PubsubArgs) -> Result<Report, String> {
+    a.common.unsegmented("pubsub")?;
     let connector = a.common.connector()?;
     let publish = Template::parse(&a.publish, &IdOnly).map_err(|e| format!("--publish: {e}"))?;
     let subscribe = a
@@ -176,7 +177,7 @@ pub fn run(a: &PubsubArgs) -> Result<Report, String> {
     report.count("messages sent", "sent", sent);
     report.real("offered rate (msg/s)", "offered_rate", a.rate, 1);
     run.rx.report(&mut report, first_send_us);
-    report.errors(&live);
+    report.run_of(&live, Some(&run.rx.latency));
     Ok(report)
 }
 

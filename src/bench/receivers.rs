@@ -150,13 +150,14 @@ impl Receivers {
     pub fn report(&self, report: &mut Report, first_send_us: u64) {
         let d = *self.delivery.lock().unwrap_or_else(|e| e.into_inner());
         let last = self.last_delivery_us.load(Relaxed);
-        let span = last.saturating_sub(first_send_us) as f64 / 1e6;
-        let rate = if span > 0.0 {
-            d.delivered as f64 / span
-        } else {
-            0.0
-        };
-        report.rate("deliveries/s", "deliveries_per_s", rate);
+        report.rate(
+            "deliveries/s",
+            "deliveries_per_s",
+            "delivery.delivered",
+            d.delivered,
+            first_send_us,
+            last.max(first_send_us),
+        );
         report.latency("delivery latency", "latency", &self.latency.histogram());
         report.delivery(&d);
         let mut lossy = self.lossy.lock().unwrap_or_else(|e| e.into_inner()).clone();

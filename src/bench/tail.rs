@@ -58,6 +58,7 @@ struct Run {
 
 /// Runs the scenario.
 pub fn run(a: &TailArgs) -> Result<Report, String> {
+    a.common.unsegmented("tail")?;
     let connector = a.common.connector()?;
     let name = a
         .file
@@ -116,7 +117,7 @@ pub fn run(a: &TailArgs) -> Result<Report, String> {
     report.count("lines appended", "appended", appended);
     report.real("offered rate (lines/s)", "rate", a.rate, 1);
     run.rx.report(&mut report, first_append_us);
-    report.errors(&live);
+    report.run_of(&live, Some(&run.rx.latency));
     Ok(report)
 }
 

@@ -256,17 +256,15 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// Runs `strand bench ARGS -q --json FILE` in `dir`.
+/// Runs `strand bench ARGS --json FILE` (and `-q` unless merging) in `dir`.
 pub fn bench_in(dir: &Path, args: &[&str]) -> Outcome {
     let json = dir.join(format!("out-{}.json", unique()));
-    let out = Command::new(env!("CARGO_BIN_EXE_strand"))
-        .arg("bench")
-        .args(args)
-        .arg("--json")
-        .arg(&json)
-        .arg("-q")
-        .output()
-        .expect("run strand bench");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_strand"));
+    command.arg("bench").args(args).arg("--json").arg(&json);
+    if args.first() != Some(&"merge") {
+        command.arg("-q");
+    }
+    let out = command.output().expect("run strand bench");
     let text = std::fs::read_to_string(&json).ok();
     Outcome {
         code: out.status.code().unwrap_or(-1),

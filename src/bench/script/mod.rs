@@ -67,6 +67,9 @@ pub struct RunArgs {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// The run's name in the JSON (`label`; the scenario's `name` by default).
+    #[arg(long)]
+    pub label: Option<String>,
     /// Give up on a connect or handshake after this many seconds.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
@@ -113,6 +116,8 @@ pub fn run(a: &RunArgs) -> Result<(Report, Vec<threshold::Verdict>), String> {
     let elapsed = started.elapsed().as_secs_f64();
     drop(progress);
     let mut report = report(&shared, &a.file.display().to_string(), most, elapsed);
+    let label = a.label.as_ref().unwrap_or(&shared.script.name);
+    report.set_json("label", json!(label));
     let verdicts = threshold::evaluate(&shared.script.thresholds, report.figures());
     report.thresholds(&verdicts);
     Ok((report, verdicts))
@@ -144,6 +149,8 @@ fn report(shared: &Shared, file: &str, most: usize, elapsed: f64) -> Report {
         let errors = m.errors.load(Relaxed);
         r.count(&format!("{name} errors"), &format!("{name}_errors"), errors);
     }
-    r.errors(&shared.live);
+    // The series' p99 is the first expect's metric (connect without one).
+    let main = shared.metrics.get(1).unwrap_or(&shared.metrics[0]);
+    r.run_of(&shared.live, Some(&main.latency));
     r
 }
