@@ -25,7 +25,7 @@ pub mod template;
 use crate::bench::client::ConnectOptions;
 use crate::bench::live::{Live, Progress};
 use crate::bench::report::Report;
-use crate::bench::{secs, threshold};
+use crate::bench::{secs, segment, threshold};
 use player::Shared;
 use serde_json::json;
 use std::path::PathBuf;
@@ -70,6 +70,15 @@ pub struct RunArgs {
     /// The run's name in the JSON (`label`; the scenario's `name` by default).
     #[arg(long)]
     pub label: Option<String>,
+    /// Run the I-th of N shares of the clients (of each stage's target
+    /// with stages; `{{client}}` stays the whole run's index), e.g. 2/3 on
+    /// the second of three machines; merge with `strand bench merge`.
+    #[arg(long, value_name = "I/N")]
+    pub segment: Option<segment::Segment>,
+    /// Start at this Unix time (seconds), so that every machine's share
+    /// starts together.
+    #[arg(long, value_name = "UNIX_TIME")]
+    pub start_at: Option<f64>,
     /// Give up on a connect or handshake after this many seconds.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
@@ -106,18 +115,31 @@ pub fn run(a: &RunArgs) -> Result<(Report, Vec<threshold::Verdict>), String> {
         cacert: a.cacert.clone(),
         insecure: a.insecure,
     })?;
-    let live = Live::new(script.load.peak() as u64);
+    if let Some(at) = a.start_at {
+        let wait = segment::until(at);
+        if !wait.is_zero() {
+            eprintln!(
+                "strand bench: waiting {:.1} s for --start-at {at}",
+                wait.as_secs_f64()
+            );
+            std::thread::sleep(wait);
+        }
+    }
+    let live = Live::new(segment::share(a.segment, script.load.peak()).len() as u64);
     let timeout = secs(a.timeout).max(std::time::Duration::from_millis(1));
     let shared = Shared::new(script, live.clone(), dialer, a.connect_concurrency, timeout);
     let shared = Arc::new(shared);
     let progress = Progress::start(&live, a.quiet);
     let started = Instant::now();
-    let most = schedule::run(&shared);
+    let most = schedule::run(&shared, a.segment);
     let elapsed = started.elapsed().as_secs_f64();
     drop(progress);
     let mut report = report(&shared, &a.file.display().to_string(), most, elapsed);
     let label = a.label.as_ref().unwrap_or(&shared.script.name);
     report.set_json("label", json!(label));
+    if let Some(s) = a.segment {
+        report.set_json("segment", json!(s.to_string()));
+    }
     let verdicts = threshold::evaluate(&shared.script.thresholds, report.figures());
     report.thresholds(&verdicts);
     Ok((report, verdicts))

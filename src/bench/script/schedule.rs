@@ -9,6 +9,7 @@ use crate::bench::client;
 use crate::bench::script::file::Load;
 use crate::bench::script::player::{self, Control, Shared};
 use crate::bench::script::stages::{actions, Action, Plan, Slot};
+use crate::bench::segment::{share, Segment};
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -106,29 +107,34 @@ impl Lane {
     }
 }
 
-/// Runs the clients `shared.script.load` asks for; returns the most that
-/// ran at once.
-pub fn run(shared: &Arc<Shared>) -> usize {
+/// Runs the clients `shared.script.load` asks for, or this process's
+/// `segment` of them (their indices, as `{{client}}` and the CSV row,
+/// stay those of the whole run); returns the most that ran at once.
+pub fn run(shared: &Arc<Shared>, segment: Option<Segment>) -> usize {
     let graceful = shared.script.graceful_ramp_down;
     match shared.script.load.clone() {
         Load::Iterations {
             clients,
             iterations,
         } => {
-            let mut lanes: Vec<Lane> = (0..clients).map(|_| Lane::default()).collect();
+            let mine = share(segment, clients);
+            let mut lanes: Vec<Lane> = mine.clone().map(|_| Lane::default()).collect();
             let mut started = 0;
-            for (i, lane) in lanes.iter_mut().enumerate() {
+            for (lane, i) in lanes.iter_mut().zip(mine) {
                 started += usize::from(lane.start(shared, i, Some(iterations)));
             }
             drain(&mut lanes, graceful);
             started
         }
-        Load::Stages(plan) => ramp(shared, &plan, graceful),
+        Load::Stages(plan) => ramp(shared, &plan, segment, graceful),
     }
 }
 
-fn ramp(shared: &Arc<Shared>, plan: &Plan, graceful: Duration) -> usize {
-    let mut lanes: Vec<Lane> = (0..plan.peak()).map(|_| Lane::default()).collect();
+/// Follows `plan`: a segment runs its share of each moment's target, in
+/// its share of the peak's slots.
+fn ramp(shared: &Arc<Shared>, plan: &Plan, segment: Option<Segment>, graceful: Duration) -> usize {
+    let slots = share(segment, plan.peak());
+    let mut lanes: Vec<Lane> = slots.clone().map(|_| Lane::default()).collect();
     let start = Instant::now();
     let total = plan.total();
     let mut peak = 0;
@@ -141,11 +147,12 @@ fn ramp(shared: &Arc<Shared>, plan: &Plan, graceful: Duration) -> usize {
         for lane in lanes.iter_mut() {
             lane.tend(now, graceful);
         }
-        let slots: Vec<Slot> = lanes.iter().map(Lane::slot).collect();
-        for action in actions(&slots, plan.target_at(t)) {
+        let states: Vec<Slot> = lanes.iter().map(Lane::slot).collect();
+        let target = share(segment, plan.target_at(t)).len();
+        for action in actions(&states, target) {
             match action {
                 Action::Start(i) => {
-                    lanes[i].start(shared, i, None);
+                    lanes[i].start(shared, slots.start + i, None);
                 }
                 Action::Resume(i) => lanes[i].resume(),
                 Action::Stop(i) => lanes[i].stop(now),
