@@ -72,15 +72,16 @@ pub struct PubsubArgs {
     pub grace: f64,
 }
 
-/// Names a pub/sub template may use besides client, n and now_us: `id`.
-struct IdOnly;
+/// Names a pub/sub template may use besides client, n and now_us: `id`
+/// in `--publish`, none in `--subscribe` and `--ack`.
+struct IdOnly(bool);
 
 impl Names for IdOnly {
     fn column(&self, _: &str) -> Option<usize> {
         None
     }
     fn variable(&self, name: &str) -> Option<usize> {
-        (name == "id").then_some(0)
+        (self.0 && name == "id").then_some(0)
     }
 }
 
@@ -118,17 +119,18 @@ struct Run {
 pub fn run(a: &PubsubArgs) -> Result<Report, String> {
     a.common.unsegmented("pubsub")?;
     let connector = a.common.connector()?;
-    let publish = Template::parse(&a.publish, &IdOnly).map_err(|e| format!("--publish: {e}"))?;
+    let publish =
+        Template::parse(&a.publish, &IdOnly(true)).map_err(|e| format!("--publish: {e}"))?;
     let subscribe = a
         .subscribe
         .as_deref()
-        .map(|t| Template::parse(t, &IdOnly))
+        .map(|t| Template::parse(t, &IdOnly(false)))
         .transpose()
         .map_err(|e| format!("--subscribe: {e}"))?;
     let ack = a
         .ack
         .as_deref()
-        .map(|c| Condition::parse(c, &IdOnly))
+        .map(|c| Condition::parse(c, &IdOnly(false)))
         .transpose()
         .map_err(|e| format!("--ack: {e}"))?;
     let publisher = publisher(a, &connector)?;
@@ -352,7 +354,7 @@ mod tests {
 
     #[test]
     fn publish_templates_know_id() {
-        let t = Template::parse(r#"{"id":{{id}},"at":{{now_us}}}"#, &IdOnly).unwrap();
+        let t = Template::parse(r#"{"id":{{id}},"at":{{now_us}}}"#, &IdOnly(true)).unwrap();
         let vars = [Some("5".to_string())];
         let v = Values {
             client: 0,
@@ -363,6 +365,8 @@ mod tests {
         let v: Value = serde_json::from_str(&t.render(&v).unwrap()).unwrap();
         assert_eq!(v["id"], 5);
         assert!(v["at"].as_u64().unwrap() > 1_600_000_000_000_000);
-        assert!(Template::parse("{{seq}}", &IdOnly).is_err());
+        assert!(Template::parse("{{seq}}", &IdOnly(true)).is_err());
+        assert!(Template::parse("sub {{id}}", &IdOnly(false)).is_err());
+        assert!(Template::parse("sub {{client}}", &IdOnly(false)).is_ok());
     }
 }
