@@ -50,6 +50,19 @@ fn wss_with_a_ca_a_header_and_a_subprotocol_succeeds() {
     assert_eq!(j["errors"]["total"], 0, "{j}");
     assert_eq!(j["subprotocol"], "chat", "{j}");
     assert_eq!(j["subprotocols"]["chat"], 3, "{j}");
+    // What runs over several machines and reports are drawn from.
+    assert_eq!(j["label"], format!("echo {url}"));
+    assert!(
+        j["started_at_ms"].as_u64().unwrap() > 1_600_000_000_000,
+        "{j}"
+    );
+    assert!(j["duration_s"].as_f64().unwrap() > 0.0, "{j}");
+    let series = j["series"].as_array().unwrap();
+    let sent: u64 = series.iter().map(|s| s["messages"].as_u64().unwrap()).sum();
+    assert_eq!(sent, 60, "{j}");
+    for key in ["t", "errors", "connections", "p99_us"] {
+        assert!(series[0].get(key).is_some(), "{key}: {j}");
+    }
     assert!(out.stdout.contains("subprotocol") && out.stdout.contains("chat (3)"));
 }
 

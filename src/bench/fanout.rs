@@ -223,7 +223,8 @@ fn publish(run: &Run, a: &FanoutArgs) -> u64 {
     let stop = Arc::new(AtomicBool::new(false));
     // Under TLS the drain discards records unread: the publisher only writes.
     let drain = crate::bench::client::tcp(&ws)
-        .and_then(|s| s.try_clone().ok())
+        .try_clone()
+        .ok()
         .and_then(|s| spawn_drain(s, stop.clone()));
     let start = Instant::now();
     let mut sent = 0;

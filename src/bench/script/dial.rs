@@ -1,14 +1,15 @@
-//! How scripted clients open connections. A connect step's URL, headers
-//! and subprotocols are templates rendered per client (a token from the
-//! CSV feeder, a path with the client's index), so the run's one
-//! [`Connector`](crate::bench::client::Connector), which fixes them, does
-//! not fit; this shares the rest with it: URL parsing and the error kinds
-//! of [`client`](crate::bench::client), the TLS configuration of
-//! [`tls`](crate::bench::tls) (built once per run), the small read
-//! buffer. Each host is resolved once per run.
+//! How scripted clients open connections. A connect step's headers and
+//! subprotocols are templates rendered per client (a token from the CSV
+//! feeder), while the run's [`Connector`](crate::bench::client::Connector)
+//! fixes its headers once per run; this shares the rest with it: URL
+//! parsing, header parsing, error kinds and the client stream of
+//! [`client`](crate::bench::client), the TLS configuration of
+//! [`tls`](crate::bench::tls) (built once per run, at the first `wss://`
+//! connect), the small read buffer. Each host is resolved once per run.
 
-use crate::bench::client::{self, ConnectOptions, Socket};
+use crate::bench::client::{self, ConnectOptions, Socket, Stream};
 use crate::bench::tls;
+use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -113,20 +114,42 @@ impl Dialer {
                 client::parse_header(&format!("Sec-WebSocket-Protocol: {}", offered.join(", ")))?;
             fields.insert(n, v);
         }
-        let connector = if secure {
-            tungstenite::Connector::Rustls(self.tls()?)
-        } else {
-            tungstenite::Connector::Plain
-        };
         let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| client::io_kind(&e))?;
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(timeout));
         let _ = stream.set_write_timeout(Some(timeout));
+        let stream = if secure {
+            tls_stream(self.tls()?, &authority, stream)?
+        } else {
+            Stream::Plain(stream)
+        };
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        match tungstenite::client_tls_with_config(request, stream, Some(config), Some(connector)) {
+        match tungstenite::client::client_with_config(request, stream, Some(config)) {
             Ok((ws, _)) => Ok(ws),
             Err(tungstenite::HandshakeError::Failure(e)) => Err(client::error_kind(&e)),
             Err(tungstenite::HandshakeError::Interrupted(_)) => Err("handshake timeout".into()),
         }
     }
+}
+
+/// `stream` under a TLS client for the host of `authority` (`HOST:PORT`).
+/// Never inlined, as in [`client`]: its large locals must not deepen the
+/// stack of every plain client.
+#[inline(never)]
+fn tls_stream(
+    config: Arc<ClientConfig>,
+    authority: &str,
+    stream: TcpStream,
+) -> Result<Stream, String> {
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| format!("tls: {host:?} is not a server name"))?;
+    let conn = rustls::ClientConnection::new(config, name).map_err(|e| format!("tls: {e}"))?;
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(
+        conn, stream,
+    ))))
 }
