@@ -27,8 +27,11 @@ pub mod fanout;
 pub mod hold;
 pub mod live;
 pub mod merge;
+pub mod post;
+pub mod pubsub;
 pub mod receivers;
 pub mod report;
+pub mod script;
 pub mod segment;
 pub mod stats;
 pub mod tail;
@@ -56,6 +59,11 @@ pub enum Scenario {
     Connect(connect::ConnectArgs),
     /// Followers of a file the tool appends to: append-to-delivery latency.
     Tail(tail::TailArgs),
+    /// Fan-out through any pub/sub server: subscribers, one publisher
+    /// (WebSocket or HTTP POST), delivery latency, loss, duplicates.
+    Pubsub(pubsub::PubsubArgs),
+    /// Scripted exchanges from a scenario file: named latencies, stages.
+    Run(script::RunArgs),
     /// Merges the `--json` results of several runs (segments) exactly.
     Merge(merge::MergeArgs),
 }
@@ -169,11 +177,13 @@ const THRESHOLD_CROSSED: u8 = 99;
 /// was crossed, 1 when it could not start or no client connected.
 pub fn run(args: BenchArgs) -> ExitCode {
     let common = match &args.scenario {
+        Scenario::Run(a) => return script::main(a),
         Scenario::Echo(a) => &a.common,
         Scenario::Fanout(a) => &a.common,
         Scenario::Hold(a) => &a.common,
         Scenario::Connect(a) => &a.common,
         Scenario::Tail(a) => &a.common,
+        Scenario::Pubsub(a) => &a.common,
         Scenario::Merge(a) => return merge::run(a),
     };
     let thresholds = match threshold::parse_all(&common.thresholds) {
@@ -199,7 +209,9 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Scenario::Hold(a) => hold::run(a),
         Scenario::Connect(a) => connect::run(a),
         Scenario::Tail(a) => tail::run(a),
+        Scenario::Pubsub(a) => pubsub::run(a),
         Scenario::Merge(a) => return merge::run(a),
+        Scenario::Run(a) => return script::main(a),
     };
     let mut report = match outcome {
         Ok(r) => r,
