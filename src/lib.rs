@@ -37,6 +37,7 @@ pub mod session;
 pub mod shared;
 pub mod stream;
 pub mod threads;
+pub mod tls;
 pub mod web;
 pub mod wire;
 pub mod ws;
