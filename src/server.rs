@@ -217,7 +217,7 @@ impl Server {
 /// Answers 503 from the accept loop, never blocking it for long.
 fn refuse(mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    let _ = stream.write_all(&crate::http::router::over_capacity().to_bytes());
+    let _ = stream.write_all(&crate::http::response::over_capacity().to_bytes());
 }
 
 /// Gives each complete request a thread from `cache`: a parked one, else a
@@ -246,7 +246,7 @@ fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) ->
             let arrival = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             if let Some(arrival) = arrival {
                 // On the readiness thread: never block.
-                let _ = (&arrival.stream).write(&crate::http::router::over_capacity().to_bytes());
+                let _ = (&arrival.stream).write(&crate::http::response::over_capacity().to_bytes());
             }
         }
     })

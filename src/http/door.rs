@@ -367,7 +367,7 @@ fn refuse_now(stream: TcpStream) {
     let _ = stream.set_nonblocking(true);
     let mut sink = [0u8; 1024];
     while matches!((&stream).read(&mut sink), Ok(n) if n > 0) {}
-    let response = crate::http::router::over_capacity();
+    let response = crate::http::response::over_capacity();
     let _ = (&stream).write(&response.to_bytes());
     let _ = stream.shutdown(Shutdown::Write);
 }

@@ -8,7 +8,7 @@
 use crate::http::door::Arrival;
 use crate::http::door::IpSlot;
 use crate::http::request::ReadError;
-use crate::http::response::switching_protocols;
+use crate::http::response::{over_capacity, switching_protocols};
 use crate::http::{access, Request, Response};
 use crate::names;
 use crate::session;
@@ -311,11 +311,6 @@ pub fn serve_websocket(shared: &Shared, upgrade: Box<Upgrade>) {
     if let Err(e) = result {
         log::debug!("connection {id} not started: {e}");
     }
-}
-
-/// The 503 of a server at its connection or thread limit.
-pub fn over_capacity() -> Response {
-    Response::error(503, "server at capacity, try again later").header("Retry-After: 1")
 }
 
 /// The upgrade checks, in the order a client would want to hear about them.
