@@ -8,6 +8,8 @@
 //!   pair; the server's rustls configuration.
 //! - [`expiry`]: the leaf certificate's `notAfter`, read from its DER
 //!   (pure), for `/metrics`.
+//! - [`reload`]: reloading `--tls-cert`/`--tls-key` when either file
+//!   changes (inotify on their directories) or on SIGHUP.
 //! - [`Tls`]: what the server holds when its port speaks TLS: the
 //!   certificates, the rustls configuration built on them, and the
 //!   handshake failures counted by reason.
@@ -17,6 +19,7 @@
 
 pub mod certs;
 pub mod expiry;
+pub mod reload;
 
 use certs::Certs;
 use rustls::ServerConfig;
