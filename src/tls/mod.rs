@@ -118,8 +118,8 @@ pub enum Failure {
     /// The client refused the certificate (a `bad_certificate`,
     /// `unknown_ca`, `certificate_expired`... alert).
     BadCertificate,
-    /// No protocol version, cipher suite, group or signature scheme in
-    /// common.
+    /// No protocol version, cipher suite, group, signature scheme or ALPN
+    /// protocol in common.
     NoSharedCipher,
     /// No certificate to show (ACME before its first certificate).
     NoCertificate,
@@ -168,7 +168,8 @@ impl Failure {
                 | A::AccessDenied,
             ) => Failure::BadCertificate,
             rustls::Error::AlertReceived(A::HandshakeFailure | A::ProtocolVersion)
-            | rustls::Error::PeerIncompatible(_) => Failure::NoSharedCipher,
+            | rustls::Error::PeerIncompatible(_)
+            | rustls::Error::NoApplicationProtocol => Failure::NoSharedCipher,
             rustls::Error::General(why) if why.contains("no server certificate") => {
                 Failure::NoCertificate
             }
