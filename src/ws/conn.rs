@@ -304,6 +304,8 @@ struct TlsRead {
 }
 
 impl TlsRead {
+    // Out of line: the plain read above stays a branch and a `recv`.
+    #[inline(never)]
     fn read(&mut self, socket: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.outbox.tls_read_plain(buf) {

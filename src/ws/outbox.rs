@@ -631,17 +631,29 @@ impl Gate {
 /// Writes `slices` to the sink's socket without blocking; the plaintext
 /// bytes taken (0 when the socket would block). Under TLS, the ciphertext
 /// left waiting counts in `queued` (see the module docs).
+///
+/// Inlined, with the TLS branch out of line, so that a plain socket's send
+/// costs what it did before TLS existed.
+#[inline]
 fn put(sink: &mut Sink, queued: &AtomicUsize, slices: &[IoSlice<'_>]) -> io::Result<usize> {
     match sink {
         Sink::Socket(socket) => send_vectored_now(socket, slices),
-        Sink::Tls(socket, wire) => {
-            let before = wire.pending();
-            let taken = wire.send(socket, slices);
-            account(queued, before, wire.pending());
-            taken
-        }
+        Sink::Tls(socket, wire) => put_tls(socket, wire, queued, slices),
         Sink::Channel(_) | Sink::Gone => Ok(0),
     }
+}
+
+#[inline(never)]
+fn put_tls(
+    socket: &TcpStream,
+    wire: &mut TlsWire,
+    queued: &AtomicUsize,
+    slices: &[IoSlice<'_>],
+) -> io::Result<usize> {
+    let before = wire.pending();
+    let taken = wire.send(socket, slices);
+    account(queued, before, wire.pending());
+    taken
 }
 
 /// Moves the queued count by the change of the ciphertext waiting.
