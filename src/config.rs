@@ -4,8 +4,10 @@
 
 use crate::cli::ServeArgs;
 use crate::stream::{DiskLimits, ProducerSpec};
+use rustls::sign::CertifiedKey;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server needs to know, validated.
@@ -55,6 +57,35 @@ pub struct Config {
     pub thread_cache_idle: Duration,
     /// The shared broker, if instances share one Redis.
     pub redis: Option<RedisConfig>,
+    /// `--tls-cert`/`--tls-key`: the port speaks TLS with this pair.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `--tls-cert` and `--tls-key`, and the pair they held at start.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The PEM private key.
+    pub key: PathBuf,
+    /// The pair loaded and checked at start.
+    pub pair: Arc<CertifiedKey>,
+}
+
+impl TlsFiles {
+    /// Both flags or neither; a pair that cannot be loaded, or whose key
+    /// is not the certificate's, is refused with the reason.
+    fn from_args(args: &ServeArgs) -> Result<Option<TlsFiles>, String> {
+        let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+            (Some(_), None) => return Err("--tls-cert needs --tls-key (its private key)".into()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert (its certificate)".into()),
+        };
+        let pair = crate::tls::certs::load_pair(&cert, &key)
+            .map_err(|e| format!("--tls-cert/--tls-key cannot be served: {e}"))?;
+        Ok(Some(TlsFiles { cert, key, pair }))
+    }
 }
 
 /// `--redis` and its companions.
@@ -178,6 +209,7 @@ impl Config {
             admin_token: args.admin_token.clone().filter(|s| !s.is_empty()),
             max_messages_per_second: args.max_messages_per_second,
             redis: RedisConfig::from_args(args)?,
+            tls: TlsFiles::from_args(args)?,
         })
     }
 

@@ -23,6 +23,7 @@ use crate::memory::TrimCheck;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
 use crate::threads::Cache;
+use crate::tls::reload::{Reload, Watcher};
 use crate::ws::registry::Registry;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -55,6 +56,10 @@ pub struct Server {
     /// Samples the operator view's series; hands the allocator's free
     /// pages back after connections end.
     housekeeping: Option<Housekeeping>,
+    /// Reloads `--tls-cert`/`--tls-key` (SIGHUP, and the watcher).
+    reload: Option<Reload>,
+    /// Reloads them when their files change.
+    tls_watch: Option<Watcher>,
 }
 
 /// Stops a running [`Server`] from another thread (a signal handler's).
@@ -96,6 +101,19 @@ impl Server {
         let (acceptor, waker) = Acceptor::new(listener)?;
         let shared = Arc::new(Shared::new(config));
         let housekeeping = Housekeeping::start(chores(shared.clone()));
+        let reload = match (&shared.tls, &shared.config.tls) {
+            (Some(tls), Some(files)) => Some(Reload::new(
+                tls.certs.clone(),
+                files.cert.clone(),
+                files.key.clone(),
+            )),
+            _ => None,
+        };
+        let tls_watch = reload.clone().and_then(|reload| {
+            Watcher::start(reload)
+                .map_err(|e| log::warn!("cannot watch the certificate files ({e}); SIGHUP reloads"))
+                .ok()
+        });
         Ok(Server {
             acceptor,
             waker,
@@ -103,6 +121,8 @@ impl Server {
             stopping: Arc::new(AtomicBool::new(false)),
             live: Arc::new(LiveThreads::default()),
             housekeeping,
+            reload,
+            tls_watch,
         })
     }
 
@@ -114,6 +134,11 @@ impl Server {
     /// The shared state, for embedding and tests.
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// What reloads `--tls-cert`/`--tls-key` (on SIGHUP), when given.
+    pub fn tls_reload(&self) -> Option<Reload> {
+        self.reload.clone()
     }
 
     /// A handle that stops this server.
@@ -141,6 +166,7 @@ impl Server {
             self.shared.metrics.clone(),
             config.max_connections,
             config.max_connections_per_ip,
+            self.shared.tls.clone(),
             dispatcher(self.shared.clone(), cache.clone(), self.live.clone()),
         );
         let mut refused_logged = Instant::now() - Duration::from_secs(60);
@@ -203,6 +229,9 @@ impl Server {
         if let Some(mut housekeeping) = self.housekeeping.take() {
             housekeeping.stop();
         }
+        if let Some(mut watch) = self.tls_watch.take() {
+            watch.stop();
+        }
         self.shared.shutdown();
         log::info!("stopped");
     }
@@ -233,7 +262,7 @@ fn chores(shared: Arc<Shared>) -> impl FnMut(u64) + Send + 'static {
 /// Answers 503 from the accept loop, never blocking it for long.
 fn refuse(mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    let _ = stream.write_all(&crate::http::router::over_capacity().to_bytes());
+    let _ = stream.write_all(&crate::http::response::over_capacity().to_bytes());
 }
 
 /// Gives each complete request a thread from `cache`: a parked one, else a
@@ -260,7 +289,7 @@ fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) ->
                 .fetch_add(1, Ordering::Relaxed);
             log::warn!("the OS refused a connection thread: {e}; answered 503");
             let arrival = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(arrival) = arrival {
+            if let Some(mut arrival) = arrival {
                 let peer = crate::activity::events::address(arrival.stream.peer_addr().ok());
                 shared.metrics.events.record(
                     crate::activity::Kind::Refused,
@@ -268,7 +297,7 @@ fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) ->
                     format!("{peer}: the OS refused a connection thread ({e}); answered 503"),
                 );
                 // On the readiness thread: never block.
-                let _ = (&arrival.stream).write(&crate::http::router::over_capacity().to_bytes());
+                arrival.answer_now(&crate::http::response::over_capacity());
             }
         }
     })

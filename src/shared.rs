@@ -14,6 +14,8 @@ use crate::hub::stats::{Gauges, HubStats};
 use crate::metrics::Metrics;
 use crate::stream::Spools;
 use crate::threads::CacheStats;
+use crate::tls::certs::Certs;
+use crate::tls::Tls;
 use crate::ws::readiness::Readiness;
 use crate::ws::ConnParams;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +46,9 @@ pub struct Shared {
     pub series: Series,
     /// The largest rooms' message rates (the operator view).
     pub room_rates: RoomRates,
+    /// TLS on the serving port, when it speaks TLS: the certificates (which
+    /// a reload or the ACME client replaces) and the rustls configuration.
+    pub tls: Option<Arc<Tls>>,
     started: Instant,
     next_id: AtomicU64,
 }
@@ -71,6 +76,11 @@ impl Shared {
         let notifier = config
             .notify_interval
             .and_then(|every| Notifier::start(broker.clone(), every));
+        // Served from the start with the pair loaded from the files.
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|files| Tls::new(Certs::with(files.pair.clone())));
         Shared {
             broker,
             hub_stats,
@@ -88,6 +98,7 @@ impl Shared {
             thread_cache: Arc::default(),
             series: Series::default(),
             room_rates: RoomRates::default(),
+            tls,
             started: Instant::now(),
             next_id: AtomicU64::new(1),
         }
@@ -135,6 +146,9 @@ impl Shared {
         extra.push_str(&self.tails.metrics_text());
         extra.push_str(&self.spools.metrics_text());
         extra.push_str(&self.thread_cache.render());
+        if let Some(tls) = &self.tls {
+            extra.push_str(&tls.metrics_text());
+        }
         self.metrics.render(self.uptime_s(), &extra)
     }
 

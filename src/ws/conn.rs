@@ -23,6 +23,14 @@
 //! (its queue overflowed) leaves at once: the handler's `on_close` runs
 //! before anything else, the unsent backlog is dropped, and the socket is
 //! closed within [`SLOW_CLOSE_WAIT`].
+//!
+//! A close that follows a client's broken frame (1009 for a message over
+//! the limit, 1002, 1007) must reach a client that is still sending: the
+//! socket cannot be closed with the rest of that frame unread (the kernel
+//! would answer with a reset, and the client would read the reset, not the
+//! code). So after the close frame is out the connection sends its FIN
+//! (after a `close_notify` under TLS) and reads and discards raw bytes,
+//! unparsed, until the client's FIN or [`CLOSE_WAIT`].
 
 use crate::activity::events::{address, client_name};
 use crate::activity::Kind;
@@ -141,10 +149,12 @@ impl Conn<'_> {
 /// own frames lie beneath it: an idle connection thread keeps every stack
 /// page it ever touched, and each page is 4 KiB per connection.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 pub fn serve(
     id: u64,
     stream: TcpStream,
     key: Option<Key>,
+    tls: Option<Box<rustls::ServerConnection>>,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
     session: Box<dyn Handler>,
@@ -153,7 +163,7 @@ pub fn serve(
     // On the heap: the engine (tungstenite's reader state most of it)
     // would otherwise sit in this frame beneath the loop for the
     // connection's life.
-    let mut engine = Box::new(start(id, stream, key, leftover, handshake, params)?);
+    let mut engine = Box::new(start(id, stream, key, tls, leftover, handshake, params)?);
     let mut session = session;
     let outcome = catch_unwind(AssertUnwindSafe(|| engine.run(&mut *session)));
     finish(engine, outcome.is_err(), session);
@@ -166,6 +176,7 @@ fn start(
     id: u64,
     stream: TcpStream,
     key: Option<Key>,
+    tls: Option<Box<rustls::ServerConnection>>,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
     params: &ConnParams,
@@ -185,20 +196,29 @@ fn start(
                 .register(&*socket, signal.clone(), false, false)?
         }
     };
+    let is_tls = tls.is_some();
     let outbox = Outbox::for_socket(
         id,
         params.max_queue_bytes,
         params.metrics.clone(),
         socket.clone(),
+        tls,
         signal.clone(),
     );
     params.registry.register(&outbox, &socket);
-    let leftover_empty = leftover.is_empty();
-    let reader = FrameReader::new(
-        SocketRead(socket.clone()),
-        leftover,
-        reader::config(params.max_message_bytes),
-    );
+    // The session may already hold plaintext the door did not need.
+    let read_now = !leftover.is_empty() || is_tls;
+    let source = SocketRead {
+        socket: socket.clone(),
+        tls: is_tls.then(|| {
+            Box::new(TlsRead {
+                outbox: outbox.clone(),
+                cipher: Vec::new(),
+                at: 0,
+            })
+        }),
+    };
+    let reader = FrameReader::new(source, leftover, reader::config(params.max_message_bytes));
     let written = outbox.write_own(&handshake, false);
     drop(handshake);
     if let Err(e) = written {
@@ -219,8 +239,10 @@ fn start(
         params,
         armed: (false, false),
         // The leftover may hold whole frames; else the socket says when.
-        read_more: !leftover_empty,
+        read_more: read_now,
         reader_ended: false,
+        discarding: false,
+        half_closed: false,
         paused: false,
         close_sent: false,
         closing: None,
@@ -251,15 +273,78 @@ fn finish(mut engine: Box<Engine<'_>>, panicked: bool, mut session: Box<dyn Hand
     let params = engine.params;
     params.registry.deregister(id);
     params.readiness.deregister(&*engine.socket, engine.key);
+    if engine.discarding && !engine.reader_ended {
+        // What arrived since the last read would turn the close into a reset.
+        engine.discard();
+    }
     let _ = engine.socket.shutdown(Shutdown::Both);
 }
 
-/// Reads a shared socket.
-struct SocketRead(Arc<TcpStream>);
+/// Reads a shared socket: plain, or through its TLS session.
+struct SocketRead {
+    socket: Arc<TcpStream>,
+    tls: Option<Box<TlsRead>>,
+}
 
 impl Read for SocketRead {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
+        match &mut self.tls {
+            None => (&*self.socket).read(buf),
+            Some(tls) => tls.read(&self.socket, buf),
+        }
+    }
+}
+
+/// Ciphertext received per `recv` under TLS (one full record).
+const CIPHER_READ: usize = 16 * 1024 + 256;
+
+/// The read side of a TLS connection. Ciphertext is received here,
+/// outside the write gate's lock, and fed to the session under it
+/// ([`Outbox::tls_feed`]); plaintext is copied out under it too.
+struct TlsRead {
+    outbox: Arc<Outbox>,
+    /// Received ciphertext; freed whenever the socket runs dry, so an idle
+    /// connection holds none.
+    cipher: Vec<u8>,
+    /// How much of `cipher` the session took.
+    at: usize,
+}
+
+impl TlsRead {
+    // Out of line: the plain read above stays a branch and a `recv`.
+    #[inline(never)]
+    fn read(&mut self, socket: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.outbox.tls_read_plain(buf) {
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Some(done) => return done,
+                None => return Ok(0),
+            }
+            if self.at < self.cipher.len() {
+                let taken = self.outbox.tls_feed(&self.cipher[self.at..])?;
+                if taken == 0 {
+                    // Neither plaintext to read nor room for more: a
+                    // session that makes no progress is broken.
+                    return Err(io::Error::other("TLS session stalled"));
+                }
+                self.at += taken;
+                continue;
+            }
+            self.cipher.resize(CIPHER_READ, 0);
+            self.at = 0;
+            let n = match Read::read(&mut &*socket, &mut self.cipher) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.cipher = Vec::new();
+                    return Err(e);
+                }
+            };
+            if n == 0 {
+                self.cipher = Vec::new();
+                return Ok(0);
+            }
+            self.cipher.truncate(n);
+        }
     }
 }
 
@@ -279,6 +364,11 @@ struct Engine<'p> {
     read_more: bool,
     /// The client's close, end or failure was read: nothing more to read.
     reader_ended: bool,
+    /// The client broke the protocol: what it still sends is read and
+    /// discarded raw until its FIN (see the module docs).
+    discarding: bool,
+    /// Our FIN was sent (after the close frame, while discarding).
+    half_closed: bool,
     /// Reading stopped because frames wait to be written.
     paused: bool,
     close_sent: bool,
@@ -326,6 +416,10 @@ impl Engine<'_> {
                 return self.write_failed(e);
             }
             let backlog = self.outbox.queued_bytes() > 0;
+            if self.discarding && self.close_sent && !backlog && !self.half_closed {
+                self.half_close();
+                continue;
+            }
             let now = Instant::now();
             if let Some(deadline) = self.closing {
                 if (self.reader_ended && !backlog) || now >= deadline {
@@ -440,6 +534,10 @@ impl Engine<'_> {
         if self.reader_ended {
             return Flow::Continue;
         }
+        if self.discarding {
+            self.discard();
+            return Flow::Continue;
+        }
         self.hold();
         for _ in 0..BATCH {
             let Some(event) = self.reader.read() else {
@@ -535,6 +633,37 @@ impl Engine<'_> {
         self.begin_close(1008, "slow consumer", SLOW_CLOSE_WAIT);
     }
 
+    /// Our close frame is out after a broken frame: ends the TLS session
+    /// (`close_notify`, which may wait in the gate like any write) and
+    /// then sends our FIN, so the client reads the close, then the end.
+    #[cold]
+    #[inline(never)]
+    fn half_close(&mut self) {
+        self.outbox.tls_close_notify();
+        if self.outbox.queued_bytes() == 0 {
+            self.half_closed = true;
+            let _ = self.socket.shutdown(Shutdown::Write);
+        }
+    }
+
+    /// Reads and drops what the socket holds, raw (under TLS the
+    /// ciphertext, undecrypted: the session has ended), until it would
+    /// block; the client's FIN or a failure ends the reading.
+    #[cold]
+    #[inline(never)]
+    fn discard(&mut self) {
+        let mut sink = vec![0u8; 16 * 1024];
+        loop {
+            match Read::read(&mut &*self.socket, &mut sink) {
+                Ok(0) => break self.reader_ended = true,
+                Ok(_) => self.last_heard = Instant::now(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break self.reader_ended = true,
+            }
+        }
+    }
+
     /// Queues a close frame (once) and starts the closing deadline.
     #[inline(never)]
     fn begin_close(&mut self, code: u16, reason: &str, wait: Duration) {
@@ -606,7 +735,7 @@ impl Engine<'_> {
                 return Flow::Answered;
             }
             Inbound::Failed(code, reason) => {
-                self.reader_ended = true;
+                self.discarding = true;
                 log::debug!("connection {}: {reason}", self.outbox.id());
                 return Flow::Close(code, reason);
             }
