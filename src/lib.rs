@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod acceptor;
+pub mod acme;
 pub mod bench;
 pub mod broker;
 pub mod cli;

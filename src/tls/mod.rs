@@ -6,11 +6,14 @@
 //!   swapped atomically when the files change or a renewal lands, and the
 //!   ACME `tls-alpn-01` challenge certificates; loading and checking a PEM
 //!   pair; the server's rustls configuration.
+//! - [`validity`]: a certificate's notBefore and notAfter, read from DER
+//!   (renewal, the expiry metric).
 //!
 //! It must not know HTTP, WebSocket framing or sockets' owners: the door
 //! and the engine drive the sessions it configures.
 
 pub mod certs;
+pub mod validity;
 
 use std::sync::Arc;
 
