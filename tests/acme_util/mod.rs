@@ -220,9 +220,13 @@ impl Drop for Pebble {
     }
 }
 
-/// A TLS client that trusts `root_pem`: the leaf `name` presents on
-/// `port` (the handshake verified), or the error.
-pub fn served_leaf(port: u16, name: &str, root_pem: &str) -> Result<Vec<u8>, String> {
+/// A TLS connection to `127.0.0.1:port` for `name`, verified against
+/// `root_pem`, with its handshake done.
+pub fn tls_connect(
+    port: u16,
+    name: &str,
+    root_pem: &str,
+) -> Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, ServerName};
     let mut roots = rustls::RootCertStore::empty();
@@ -231,21 +235,76 @@ pub fn served_leaf(port: u16, name: &str, root_pem: &str) -> Result<Vec<u8>, Str
             .add(c.map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(strand::tls::provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(strand::tls::provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let mut conn = rustls::ClientConnection::new(
         Arc::new(config),
         ServerName::try_from(name.to_string()).unwrap(),
     )
     .unwrap();
-    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let mut sock =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     while conn.is_handshaking() {
         conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
     }
-    Ok(conn.peer_certificates().ok_or("no certificate")?[0].to_vec())
+    Ok(rustls::StreamOwned::new(conn, sock))
+}
+
+/// The leaf `name` presents on `port`, verified against `root_pem`.
+pub fn served_leaf(port: u16, name: &str, root_pem: &str) -> Result<Vec<u8>, String> {
+    let stream = tls_connect(port, name, root_pem)?;
+    Ok(stream.conn.peer_certificates().ok_or("no certificate")?[0].to_vec())
+}
+
+/// `GET path` over HTTPS: the status and the body.
+pub fn https_get(port: u16, name: &str, root_pem: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = tls_connect(port, name, root_pem)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    // A server that closes without close_notify ends in an error after
+    // the whole answer: what was read is the answer.
+    let _ = stream.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply).to_string();
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no HTTP answer: {reply:?}"))?;
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Echoes one message over `wss://name:port/ws`, verified against `root_pem`.
+pub fn wss_echo(port: u16, name: &str, root_pem: &str) -> Result<String, String> {
+    let stream = tls_connect(port, name, root_pem)?;
+    let (mut ws, _) = tungstenite::client(format!("wss://{name}:{port}/ws"), stream)
+        .map_err(|e| e.to_string())?;
+    ws.send(tungstenite::Message::text("over wss"))
+        .map_err(|e| e.to_string())?;
+    match ws.read().map_err(|e| e.to_string())? {
+        tungstenite::Message::Text(t) => Ok(t.to_string()),
+        other => Err(format!("not text: {other:?}")),
+    }
+}
+
+/// Waits up to `limit` for `f` to hold, polling.
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

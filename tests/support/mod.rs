@@ -91,7 +91,15 @@ impl Server {
 
     fn launch_logging(dir: tempfile::TempDir, cmd: Command, level: &str, args: &[&str]) -> Server {
         let data = dir.path().join("data");
-        Server::spawn(dir, cmd, &data, level, args)
+        Server::spawn(dir, cmd, &data, level, "127.0.0.1:0", args)
+    }
+
+    /// As [`Server::start_in`], listening on `bind` instead of a free port
+    /// (a port another process must know before strand starts).
+    pub fn start_in_bound(dir: tempfile::TempDir, bind: &str, args: &[&str]) -> Server {
+        let data = dir.path().join("data");
+        let cmd = Command::new(env!("CARGO_BIN_EXE_strand"));
+        Server::spawn(dir, cmd, &data, "debug", bind, args)
     }
 
     /// Runs `cmd` (a launcher or the binary) followed by `serve --bind
@@ -103,7 +111,7 @@ impl Server {
         data: &std::path::Path,
         args: &[&str],
     ) -> Server {
-        Server::spawn(dir, cmd, data, "debug", args)
+        Server::spawn(dir, cmd, data, "debug", "127.0.0.1:0", args)
     }
 
     fn spawn(
@@ -111,6 +119,7 @@ impl Server {
         mut cmd: Command,
         data: &std::path::Path,
         level: &str,
+        bind: &str,
         args: &[&str],
     ) -> Server {
         // The server dies with the test thread that started it, even when
@@ -123,7 +132,7 @@ impl Server {
             });
         }
         let mut child = cmd
-            .args(["serve", "--bind", "127.0.0.1:0", "--log-level", level])
+            .args(["serve", "--bind", bind, "--log-level", level])
             .arg("--data-dir")
             .arg(data)
             .args(args)
