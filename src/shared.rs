@@ -39,6 +39,8 @@ pub struct Shared {
     pub conn_params: ConnParams,
     /// The counters of the connection thread cache.
     pub thread_cache: Arc<CacheStats>,
+    /// The ACME client's counters, with `--acme-domain`.
+    pub acme: Option<Arc<crate::acme::Stats>>,
     started: Instant,
     next_id: AtomicU64,
 }
@@ -63,6 +65,7 @@ impl Shared {
         let notifier = config
             .notify_interval
             .and_then(|every| Notifier::start(broker.clone(), every));
+        let acme = config.acme.as_ref().map(|_| Arc::default());
         Shared {
             broker,
             hub_stats,
@@ -78,6 +81,7 @@ impl Shared {
             metrics,
             conn_params,
             thread_cache: Arc::default(),
+            acme,
             started: Instant::now(),
             next_id: AtomicU64::new(1),
         }
@@ -113,6 +117,9 @@ impl Shared {
         extra.push_str(&self.tails.metrics_text());
         extra.push_str(&self.spools.metrics_text());
         extra.push_str(&self.thread_cache.render());
+        if let Some(acme) = &self.acme {
+            extra.push_str(&acme.render());
+        }
         self.metrics.render(self.uptime_s(), &extra)
     }
 

@@ -51,12 +51,11 @@ const RESULTS: [&str; 7] = [
     "local",
 ];
 
-/// What `/metrics` shows of ACME.
+/// What `/metrics` shows of ACME (the serving certificate's expiry is the
+/// TLS layer's, read from the pair it serves).
 #[derive(Debug, Default)]
 pub struct Stats {
     orders: [AtomicU64; RESULTS.len()],
-    /// The serving certificate's notAfter, Unix seconds (0: none yet).
-    pub expiry: AtomicU64,
 }
 
 impl Stats {
@@ -93,15 +92,16 @@ impl Stats {
 
 /// Starts ACME for `config`: opens the store, installs a kept certificate
 /// that is still good into `certs`, binds `--acme-http`, and starts the
-/// `acme` thread. Errors (a damaged account key, a bad `--acme-ca`, a
-/// port in use) refuse the start. `https_port` is the serving port, for
-/// the listener's redirects.
+/// `acme` thread, which counts into `stats`. Errors (a damaged account
+/// key, a bad `--acme-ca`, a port in use) refuse the start. `https_port`
+/// is the serving port, for the listener's redirects.
 pub fn start(
     config: &AcmeConfig,
     data_dir: &Path,
     certs: Arc<Certs>,
     https_port: u16,
-) -> Result<Arc<Stats>, String> {
+    stats: Arc<Stats>,
+) -> Result<(), String> {
     let store = Store::open(data_dir)?;
     let key = store.account_key()?;
     let transport = transport::Transport::new(config.ca.as_deref())?;
@@ -117,7 +117,6 @@ pub fn start(
             Some(tokens)
         }
     };
-    let stats = Arc::new(Stats::default());
     let mut manager = Manager {
         config: config.clone(),
         store,
@@ -134,7 +133,7 @@ pub fn start(
         .name("acme".into())
         .spawn(move || manager.run(key, transport))
         .map_err(|e| format!("cannot start the acme thread: {e}"))?;
-    Ok(stats)
+    Ok(())
 }
 
 /// The `acme` thread's state.
@@ -192,7 +191,6 @@ impl Manager {
             validity(pair.cert[0].as_ref()).ok_or("the certificate's dates are unreadable")?;
         self.responder.certs.install(pair);
         self.kept = Some((not_before, not_after));
-        self.stats.expiry.store(unix(not_after), Relaxed);
         Ok(not_after)
     }
 
