@@ -312,6 +312,15 @@ pub struct ServeArgs {
     #[arg(long, env = "STRAND_ACME_HTTP", value_name = "ADDR")]
     pub acme_http: Option<SocketAddr>,
 
+    /// Serve TLS (`https://`, `wss://`) with this PEM certificate chain,
+    /// leaf first; with `--tls-key`. Reloaded when the file changes or on SIGHUP.
+    #[arg(long, env = "STRAND_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(long, env = "STRAND_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
     /// error, warn, info, debug or trace.
     #[arg(
         long,

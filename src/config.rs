@@ -4,8 +4,10 @@
 
 use crate::cli::ServeArgs;
 use crate::stream::{DiskLimits, ProducerSpec};
+use rustls::sign::CertifiedKey;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything the server needs to know, validated.
@@ -57,6 +59,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// Certificates obtained by strand itself, with `--acme-domain`.
     pub acme: Option<AcmeConfig>,
+    /// `--tls-cert`/`--tls-key`: the port speaks TLS with this pair.
+    pub tls: Option<TlsFiles>,
 }
 
 /// `--acme-domain` and its companions.
@@ -79,6 +83,12 @@ impl AcmeConfig {
     fn from_args(args: &ServeArgs) -> Result<Option<AcmeConfig>, String> {
         if args.acme_domains.is_empty() {
             return Ok(None);
+        }
+        if args.tls_cert.is_some() || args.tls_key.is_some() {
+            return Err(
+                "--acme-domain obtains the certificate itself: give it or --tls-cert/--tls-key, not both"
+                    .into(),
+            );
         }
         let mut domains: Vec<String> = Vec::new();
         for name in &args.acme_domains {
@@ -132,6 +142,33 @@ fn dns_name(name: &str) -> Result<(), &'static str> {
         return Err("not a DNS name");
     }
     Ok(())
+}
+
+/// `--tls-cert` and `--tls-key`, and the pair they held at start.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The PEM private key.
+    pub key: PathBuf,
+    /// The pair loaded and checked at start.
+    pub pair: Arc<CertifiedKey>,
+}
+
+impl TlsFiles {
+    /// Both flags or neither; a pair that cannot be loaded, or whose key
+    /// is not the certificate's, is refused with the reason.
+    fn from_args(args: &ServeArgs) -> Result<Option<TlsFiles>, String> {
+        let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+            (Some(_), None) => return Err("--tls-cert needs --tls-key (its private key)".into()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert (its certificate)".into()),
+        };
+        let pair = crate::tls::certs::load_pair(&cert, &key)
+            .map_err(|e| format!("--tls-cert/--tls-key cannot be served: {e}"))?;
+        Ok(Some(TlsFiles { cert, key, pair }))
+    }
 }
 
 /// `--redis` and its companions.
@@ -230,6 +267,7 @@ impl Config {
             max_messages_per_second: args.max_messages_per_second,
             redis: RedisConfig::from_args(args)?,
             acme: AcmeConfig::from_args(args)?,
+            tls: TlsFiles::from_args(args)?,
         })
     }
 

@@ -47,6 +47,17 @@ fn run(args: ServeArgs) -> Result<(), String> {
         None => Server::bind(config).map_err(|e| format!("cannot bind {}: {e}", args.bind))?,
     };
     let addr = server.local_addr().map_err(|e| e.to_string())?;
+    // Before the port serves: a kept certificate is installed at once.
+    let shared = server.shared();
+    if let (Some(acme), Some(tls), Some(stats)) = (&shared.config.acme, &shared.tls, &shared.acme) {
+        strand::acme::start(
+            acme,
+            &shared.config.data_dir,
+            tls.certs.clone(),
+            addr.port(),
+            stats.clone(),
+        )?;
+    }
     let handle = server.shutdown_handle();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

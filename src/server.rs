@@ -143,6 +143,7 @@ impl Server {
             self.shared.metrics.clone(),
             config.max_connections,
             config.max_connections_per_ip,
+            self.shared.tls.clone(),
             dispatcher(self.shared.clone(), cache.clone(), self.live.clone()),
         );
         let mut refused_logged = Instant::now() - Duration::from_secs(60);
@@ -217,7 +218,7 @@ impl Server {
 /// Answers 503 from the accept loop, never blocking it for long.
 fn refuse(mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    let _ = stream.write_all(&crate::http::router::over_capacity().to_bytes());
+    let _ = stream.write_all(&crate::http::response::over_capacity().to_bytes());
 }
 
 /// Gives each complete request a thread from `cache`: a parked one, else a
@@ -244,9 +245,9 @@ fn dispatcher(shared: Arc<Shared>, cache: Arc<Cache>, live: Arc<LiveThreads>) ->
                 .fetch_add(1, Ordering::Relaxed);
             log::warn!("the OS refused a connection thread: {e}; answered 503");
             let arrival = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(arrival) = arrival {
+            if let Some(mut arrival) = arrival {
                 // On the readiness thread: never block.
-                let _ = (&arrival.stream).write(&crate::http::router::over_capacity().to_bytes());
+                arrival.answer_now(&crate::http::response::over_capacity());
             }
         }
     })

@@ -13,6 +13,8 @@ use crate::hub::stats::{Gauges, HubStats};
 use crate::metrics::Metrics;
 use crate::stream::Spools;
 use crate::threads::CacheStats;
+use crate::tls::certs::Certs;
+use crate::tls::Tls;
 use crate::ws::readiness::Readiness;
 use crate::ws::ConnParams;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +43,9 @@ pub struct Shared {
     pub thread_cache: Arc<CacheStats>,
     /// The ACME client's counters, with `--acme-domain`.
     pub acme: Option<Arc<crate::acme::Stats>>,
+    /// TLS on the serving port, when it speaks TLS: the certificates (which
+    /// a reload or the ACME client replaces) and the rustls configuration.
+    pub tls: Option<Arc<Tls>>,
     started: Instant,
     next_id: AtomicU64,
 }
@@ -66,6 +71,13 @@ impl Shared {
             .notify_interval
             .and_then(|every| Notifier::start(broker.clone(), every));
         let acme = config.acme.as_ref().map(|_| Arc::default());
+        // Served from the start with the pair loaded from the files; with
+        // ACME, empty until the kept certificate or the first order.
+        let tls = match (&config.tls, &config.acme) {
+            (Some(files), _) => Some(Tls::new(Certs::with(files.pair.clone()))),
+            (None, Some(_)) => Some(Tls::new(Certs::new())),
+            (None, None) => None,
+        };
         Shared {
             broker,
             hub_stats,
@@ -82,6 +94,7 @@ impl Shared {
             conn_params,
             thread_cache: Arc::default(),
             acme,
+            tls,
             started: Instant::now(),
             next_id: AtomicU64::new(1),
         }
@@ -119,6 +132,9 @@ impl Shared {
         extra.push_str(&self.thread_cache.render());
         if let Some(acme) = &self.acme {
             extra.push_str(&acme.render());
+        }
+        if let Some(tls) = &self.tls {
+            extra.push_str(&tls.metrics_text());
         }
         self.metrics.render(self.uptime_s(), &extra)
     }

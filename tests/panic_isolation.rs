@@ -47,6 +47,7 @@ fn a_panicking_session_closes_with_1011_and_the_thread_returns() {
             1,
             stream,
             None,
+            None,
             request.leftover,
             handshake,
             Box::new(Panicky),

@@ -17,12 +17,25 @@
 //! `--max-connections-per-ip`, an address over its share is answered 503
 //! at accept, before its head is read, and closed.
 //!
+//! On a TLS port the door also runs the handshake: each readiness event
+//! feeds what arrived to the connection's rustls session and writes what it
+//! answers (waiting for writability when the socket is full), then reads
+//! the decrypted head as above. The head deadline covers the handshake, so
+//! a silent TLS socket costs no thread either; the session travels with
+//! the [`Arrival`]. A client that speaks plain HTTP to the TLS port is
+//! answered a plain 400 saying so; a handshake that fails is counted by
+//! reason ([`crate::tls::Failure`]); an ACME `tls-alpn-01` validation
+//! (ALPN `acme-tls/1`) is closed as soon as its handshake completes.
+//!
 //! It must not block (it runs on the readiness thread) nor serve requests.
 
 use crate::http::request::{self, ReadError, Request, HEAD_TIMEOUT, MAX_REQUEST_BYTES};
 use crate::http::Response;
 use crate::metrics::Metrics;
+use crate::tls::certs::ACME_TLS_ALPN;
+use crate::tls::{Failure, Tls};
 use crate::ws::readiness::{Key, Readiness, Ready, Timer};
+use rustls::ServerConnection;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpStream};
@@ -43,6 +56,26 @@ pub struct Arrival {
     pub request: Result<Request, ReadError>,
     /// Holds the connection's place in its address's count until dropped.
     pub slot: IpSlot,
+    /// On a TLS port, the connection's session, its handshake done.
+    pub tls: Option<Box<ServerConnection>>,
+}
+
+impl Arrival {
+    /// Answers `response` without blocking (what the socket takes now), on
+    /// the readiness thread: the 503 of a refused thread.
+    pub fn answer_now(&mut self, response: &Response) {
+        let bytes = response.to_bytes();
+        match &mut self.tls {
+            None => {
+                let _ = (&self.stream).write(&bytes);
+            }
+            Some(session) => {
+                let _ = session.writer().write_all(&bytes);
+                session.send_close_notify();
+                let _ = flush_tls(&self.stream, session);
+            }
+        }
+    }
 }
 
 /// Where complete requests go: gives each a thread.
@@ -59,6 +92,8 @@ struct Inner {
     dispatch: Dispatch,
     bound: usize,
     per_ip: Option<Arc<PerIp>>,
+    /// The port speaks TLS.
+    tls: Option<Arc<Tls>>,
     /// Waiting heads in accept order, which is deadline order; heads that
     /// left are removed lazily.
     waiting: Mutex<VecDeque<Arc<Head>>>,
@@ -76,6 +111,14 @@ struct Reading {
     key: Key,
     buf: Vec<u8>,
     slot: IpSlot,
+    tls: Option<TlsHead>,
+}
+
+/// A TLS connection's session while the door reads its head.
+struct TlsHead {
+    session: Box<ServerConnection>,
+    /// Its first byte arrived and was a TLS handshake record's.
+    heard: bool,
 }
 
 /// Read per `read` call.
@@ -84,12 +127,14 @@ const CHUNK: usize = 4096;
 impl Door {
     /// A door on `readiness` that hands complete requests to `dispatch`;
     /// at most `bound` connections wait at once; `per_ip`: most
-    /// connections from one address (0: no limit).
+    /// connections from one address (0: no limit); `tls`: every connection
+    /// starts with a TLS handshake.
     pub fn new(
         readiness: Arc<Readiness>,
         metrics: Arc<Metrics>,
         bound: usize,
         per_ip: usize,
+        tls: Option<Arc<Tls>>,
         dispatch: Dispatch,
     ) -> Door {
         let inner = Arc::new(Inner {
@@ -103,6 +148,7 @@ impl Door {
                     open: Mutex::new(HashMap::new()),
                 })
             }),
+            tls,
             waiting: Mutex::new(VecDeque::new()),
         });
         readiness.set_timer(Arc::new(Deadlines(Arc::downgrade(&inner))));
@@ -120,7 +166,12 @@ impl Door {
                 Ok(None) => {
                     inner.metrics.per_ip_refused.fetch_add(1, Relaxed);
                     log::debug!("refusing a connection: over its address's share");
-                    return refuse_now(stream);
+                    if inner.tls.is_some() {
+                        // No plain answer means anything to a TLS client,
+                        // and a handshake would cost what the limit saves.
+                        return;
+                    }
+                    return refuse_now(stream, crate::http::response::over_capacity());
                 }
             },
         };
@@ -131,19 +182,34 @@ impl Door {
         // A client usually sends its head right after connecting, so under
         // load it is often all there already: then it goes straight to a
         // thread, without waiting on the readiness thread.
+        let mut tls = match &inner.tls {
+            None => None,
+            Some(tls) => match tls.session() {
+                Ok(session) => Some(TlsHead {
+                    session,
+                    heard: false,
+                }),
+                Err(e) => {
+                    log::warn!("cannot start a TLS session: {e}");
+                    return;
+                }
+            },
+        };
         let mut buf = Vec::new();
-        match read_available(&stream, &mut buf) {
+        match read_available(&stream, tls.as_mut(), &mut buf) {
             Progress::Waiting => {}
-            Progress::Gone => return,
             Progress::Done(request) => {
                 return (inner.dispatch)(Arrival {
                     stream,
                     key: None,
                     request,
                     slot,
+                    tls: tls.map(|t| t.session),
                 })
             }
+            ended => return inner.ended(stream, ended),
         }
+        let write = tls.as_ref().is_some_and(|t| t.session.wants_write());
         let head = Arc::new(Head {
             door: Arc::downgrade(inner),
             deadline: Instant::now() + HEAD_TIMEOUT,
@@ -153,7 +219,7 @@ impl Door {
             // Held while registering, so an event that fires at once
             // waits for the state to be in place.
             let mut state = head.lock();
-            let key = match inner.readiness.register(&stream, head.clone(), true, false) {
+            let key = match inner.readiness.register(&stream, head.clone(), true, write) {
                 Ok(key) => key,
                 Err(e) => {
                     log::warn!("cannot wait for a request head: {e}");
@@ -165,6 +231,7 @@ impl Door {
                 key,
                 buf,
                 slot,
+                tls,
             });
         }
         inner.metrics.heads_pending.fetch_add(1, Relaxed);
@@ -188,7 +255,7 @@ impl Door {
         if let Some(oldest) = evict {
             if let Some(reading) = oldest.leave(false) {
                 inner.metrics.heads_evicted.fetch_add(1, Relaxed);
-                time_out(reading);
+                inner.time_out(reading);
             }
         }
         if was_empty {
@@ -219,6 +286,49 @@ fn oldest_waiting(waiting: &mut VecDeque<Arc<Head>>) -> Option<Arc<Head>> {
 impl Inner {
     fn lock_waiting(&self) -> MutexGuard<'_, VecDeque<Arc<Head>>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection that left without a request: closed, counted when its
+    /// TLS handshake failed, answered when it spoke plain HTTP to TLS.
+    fn ended(&self, stream: TcpStream, how: Progress) {
+        let Some(tls) = &self.tls else { return };
+        match how {
+            Progress::NotTls => {
+                tls.failed(Failure::NotTls);
+                refuse_now(
+                    stream,
+                    Response::error(400, "this port speaks TLS: use https:// or wss://"),
+                );
+            }
+            Progress::Failed(why) => tls.failed(why),
+            _ => {}
+        }
+    }
+
+    /// Answers 408 without blocking (through the session under TLS, once
+    /// its handshake is done; a handshake not done is counted and closed).
+    fn time_out(&self, mut reading: Reading) {
+        let response = Response::error(
+            408,
+            &format!(
+                "request head not complete within {} s",
+                HEAD_TIMEOUT.as_secs()
+            ),
+        );
+        match (&mut reading.tls, &self.tls) {
+            (Some(head), Some(tls)) if head.session.is_handshaking() => {
+                tls.failed(Failure::Timeout);
+            }
+            (Some(head), _) => {
+                let _ = head.session.writer().write_all(&response.to_bytes());
+                head.session.send_close_notify();
+                let _ = flush_tls(&reading.stream, &mut head.session);
+            }
+            (None, _) => {
+                let _ = (&reading.stream).write(&response.to_bytes());
+            }
+        }
+        let _ = reading.stream.shutdown(Shutdown::Write);
     }
 }
 
@@ -251,32 +361,37 @@ impl Ready for Head {
             let Some(reading) = state.as_mut() else {
                 return;
             };
-            match read_available(&reading.stream, &mut reading.buf) {
+            match read_available(&reading.stream, reading.tls.as_mut(), &mut reading.buf) {
                 Progress::Waiting => {
+                    let write = reading
+                        .tls
+                        .as_ref()
+                        .is_some_and(|t| t.session.wants_write());
                     match door
                         .readiness
-                        .arm(&reading.stream, reading.key, true, false)
+                        .arm(&reading.stream, reading.key, true, write)
                     {
                         Ok(()) => return,
-                        Err(_) => None,
+                        Err(_) => Progress::Gone,
                     }
                 }
-                Progress::Gone => None,
-                Progress::Done(request) => Some(request),
+                other => other,
             }
         };
-        let Some(reading) = self.leave(outcome.is_some()) else {
+        let handed_on = matches!(outcome, Progress::Done(_));
+        let Some(reading) = self.leave(handed_on) else {
             return;
         };
         match outcome {
-            // Closed before its head was complete: nothing to answer.
-            None => drop(reading),
-            Some(request) => (door.dispatch)(Arrival {
+            Progress::Done(request) => (door.dispatch)(Arrival {
                 stream: reading.stream,
                 key: Some(reading.key),
                 request,
                 slot: reading.slot,
+                tls: reading.tls.map(|t| t.session),
             }),
+            // Closed before its head was complete: nothing to answer.
+            ended => door.ended(reading.stream, ended),
         }
     }
 }
@@ -284,12 +399,106 @@ impl Ready for Head {
 enum Progress {
     Waiting,
     Gone,
+    /// The TLS handshake failed (an alert was sent when rustls had one).
+    Failed(Failure),
+    /// The first byte on a TLS port was not a TLS handshake record's.
+    NotTls,
     Done(Result<Request, ReadError>),
+}
+
+/// Reads what `stream` holds into `buf`, through `tls` when the port
+/// speaks TLS.
+fn read_available(stream: &TcpStream, tls: Option<&mut TlsHead>, buf: &mut Vec<u8>) -> Progress {
+    match tls {
+        None => read_plain(stream, buf),
+        Some(tls) => read_tls(stream, tls, buf),
+    }
+}
+
+/// The first byte of a TLS record carrying a handshake message.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Runs the handshake as far as what arrived allows, writing what the
+/// session answers without blocking, then reads the decrypted head into
+/// `buf` (the rest of the plaintext stays in the session).
+fn read_tls(stream: &TcpStream, tls: &mut TlsHead, buf: &mut Vec<u8>) -> Progress {
+    if !tls.heard {
+        let mut first = [0u8; 1];
+        match stream.peek(&mut first) {
+            Ok(0) => return Progress::Failed(Failure::Closed),
+            Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => return Progress::NotTls,
+            Ok(_) => tls.heard = true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Waiting,
+            Err(_) => return Progress::Gone,
+        }
+    }
+    let session = &mut tls.session;
+    let mut chunk = [0u8; CHUNK];
+    loop {
+        if flush_tls(stream, session).is_err() {
+            return Progress::Gone;
+        }
+        match session.read_tls(&mut &*stream) {
+            Ok(0) if session.is_handshaking() => return Progress::Failed(Failure::Closed),
+            Ok(0) => return Progress::Gone,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Waiting,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return Progress::Gone,
+        }
+        if let Err(e) = session.process_new_packets() {
+            // The alert rustls queued tells the client why.
+            let _ = flush_tls(stream, session);
+            log::debug!("TLS handshake failed: {e}");
+            return Progress::Failed(Failure::of(&e));
+        }
+        if !session.is_handshaking() && session.alpn_protocol() == Some(ACME_TLS_ALPN) {
+            // An ACME tls-alpn-01 validation: the handshake is all it wants.
+            session.send_close_notify();
+            let _ = flush_tls(stream, session);
+            return Progress::Gone;
+        }
+        loop {
+            let room = MAX_REQUEST_BYTES.saturating_sub(buf.len());
+            if room == 0 {
+                let _ = flush_tls(stream, session);
+                return Progress::Done(Err(ReadError::HeadTooLarge));
+            }
+            match session.reader().read(&mut chunk[..room.min(CHUNK)]) {
+                Ok(0) => return Progress::Gone,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    match request::complete(buf) {
+                        Ok(None) => continue,
+                        done => {
+                            let _ = flush_tls(stream, session);
+                            return Progress::Done(done.map(|r| r.expect("complete")));
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return Progress::Gone,
+            }
+        }
+    }
+}
+
+/// Writes what `session` wants to send until the socket would block.
+pub(crate) fn flush_tls(stream: &TcpStream, session: &mut ServerConnection) -> io::Result<()> {
+    while session.wants_write() {
+        match session.write_tls(&mut &*stream) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Reads what `stream` holds into `buf`, stopping as soon as the request
 /// is complete (later bytes stay in the socket for the WebSocket reader).
-fn read_available(stream: &TcpStream, buf: &mut Vec<u8>) -> Progress {
+fn read_plain(stream: &TcpStream, buf: &mut Vec<u8>) -> Progress {
     let mut chunk = [0u8; CHUNK];
     loop {
         let room = MAX_REQUEST_BYTES.saturating_sub(buf.len());
@@ -341,33 +550,20 @@ impl Timer for Deadlines {
             let Some(head) = head else { break };
             if let Some(reading) = head.leave(false) {
                 door.metrics.heads_timed_out.fetch_add(1, Relaxed);
-                time_out(reading);
+                door.time_out(reading);
             }
         }
     }
 }
 
-/// Answers 408 without blocking, and closes.
-fn time_out(reading: Reading) {
-    let response = Response::error(
-        408,
-        &format!(
-            "request head not complete within {} s",
-            HEAD_TIMEOUT.as_secs()
-        ),
-    );
-    let _ = (&reading.stream).write(&response.to_bytes());
-    let _ = reading.stream.shutdown(Shutdown::Write);
-}
-
-/// Answers 503 at accept without blocking, and closes. What the client
-/// already sent is read and dropped first, so that closing does not reset
-/// the connection and destroy the answer.
-fn refuse_now(stream: TcpStream) {
+/// Answers `response` (a 503 at accept, a 400 for plain HTTP on a TLS
+/// port) without blocking, and closes. What the client already sent is
+/// read and dropped first, so that closing does not reset the connection
+/// and destroy the answer.
+fn refuse_now(stream: TcpStream, response: Response) {
     let _ = stream.set_nonblocking(true);
     let mut sink = [0u8; 1024];
     while matches!((&stream).read(&mut sink), Ok(n) if n > 0) {}
-    let response = crate::http::router::over_capacity();
     let _ = (&stream).write(&response.to_bytes());
     let _ = stream.shutdown(Shutdown::Write);
 }

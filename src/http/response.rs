@@ -86,6 +86,12 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// The 503 of a server at its connection or thread limit (the door's per-address
+/// refusal, the router's connection limit, the accept loop's last descriptor).
+pub fn over_capacity() -> Response {
+    Response::error(503, "server at capacity, try again later").header("Retry-After: 1")
+}
+
 /// The 101 response that completes a WebSocket handshake for `key`.
 pub fn switching_protocols(key: &str) -> Vec<u8> {
     let accept = tungstenite::handshake::derive_accept_key(key.trim().as_bytes());

@@ -8,7 +8,7 @@
 use crate::http::door::Arrival;
 use crate::http::door::IpSlot;
 use crate::http::request::ReadError;
-use crate::http::response::switching_protocols;
+use crate::http::response::{over_capacity, switching_protocols};
 use crate::http::{access, Request, Response};
 use crate::names;
 use crate::session;
@@ -16,6 +16,7 @@ use crate::shared::Shared;
 use crate::ws::conn;
 use crate::ws::readiness::{Key, Readiness};
 use crate::ws::Handler;
+use rustls::ServerConnection;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
@@ -123,6 +124,8 @@ pub struct Upgrade {
     /// The socket's registration with the readiness thread, handed on
     /// (`None`: not registered yet).
     key: Option<Key>,
+    /// The TLS session, on a TLS port.
+    tls: Option<Box<ServerConnection>>,
     ready: Ready,
 }
 
@@ -148,7 +151,9 @@ pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
         key,
         request,
         slot,
+        tls,
     } = arrival;
+    let stream = Answering { stream, tls };
     let readiness = &shared.conn_params.readiness;
     let request = match request {
         Ok(r) => Ok(r),
@@ -172,7 +177,12 @@ pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
     };
     match route(&request.method, &request.path) {
         Ok(Route::Ws(ws)) => match upgrade(shared, slot, request, ws) {
-            Ok(ready) => Some(Upgrade { stream, key, ready }),
+            Ok(ready) => Some(Upgrade {
+                stream: stream.stream,
+                key,
+                tls: stream.tls,
+                ready,
+            }),
             Err(response) => {
                 forget(readiness, &stream, key);
                 answer(shared, stream, response);
@@ -188,17 +198,24 @@ pub fn handle(shared: &Arc<Shared>, arrival: Arrival) -> Option<Upgrade> {
 }
 
 /// Removes the socket's registration with the readiness thread, if any.
-fn forget(readiness: &Readiness, stream: &TcpStream, key: Option<Key>) {
+fn forget(readiness: &Readiness, stream: &Answering, key: Option<Key>) {
     if let Some(key) = key {
-        readiness.deregister(stream, key);
+        readiness.deregister(&stream.stream, key);
     }
+}
+
+/// A connection about to get a plain answer: its socket, and its TLS
+/// session on a TLS port.
+struct Answering {
+    stream: TcpStream,
+    tls: Option<Box<ServerConnection>>,
 }
 
 /// Answers a plain HTTP request. Kept out of line: a WebSocket thread lives
 /// on with every stack page it ever touched, so the HTTP answers' frames
 /// must not sit beneath the connection loop.
 #[inline(never)]
-fn respond(shared: &Shared, stream: TcpStream, request: &Request, routed: Result<Route, Response>) {
+fn respond(shared: &Shared, stream: Answering, request: &Request, routed: Result<Route, Response>) {
     let response = match routed {
         Err(response) => response,
         Ok(Route::Ws(_)) => Response::error(500, "upgrade routed as plain HTTP"),
@@ -219,14 +236,32 @@ fn respond(shared: &Shared, stream: TcpStream, request: &Request, routed: Result
     answer(shared, stream, response);
 }
 
-fn answer(shared: &Shared, mut stream: TcpStream, response: Response) {
+fn answer(shared: &Shared, answering: Answering, response: Response) {
     shared.metrics.http_requests.fetch_add(1, Relaxed);
+    let Answering { mut stream, tls } = answering;
     // The door read the request without blocking; the answer may block
     // (briefly: see the timeout) on this connection's own thread.
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(std::time::Duration::from_secs(5)));
-    let _ = stream.write_all(&response.to_bytes());
-    let _ = stream.flush();
+    let bytes = response.to_bytes();
+    match tls {
+        None => {
+            let _ = stream.write_all(&bytes);
+            let _ = stream.flush();
+        }
+        Some(mut session) => {
+            // All of it sealed at once (a page is larger than rustls's
+            // default buffer), then the end of the session, then written.
+            session.set_buffer_limit(None);
+            let _ = session.writer().write_all(&bytes);
+            session.send_close_notify();
+            while session.wants_write() {
+                if session.write_tls(&mut stream).is_err() {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Answers a request that was not read to its end. Closing a socket with
@@ -234,8 +269,9 @@ fn answer(shared: &Shared, mut stream: TcpStream, response: Response) {
 /// before the client reads it; so the rest is read and discarded (briefly).
 /// Out of line: `io::copy` takes 8 KiB of stack, see [`respond`].
 #[inline(never)]
-fn refuse_unread(shared: &Shared, stream: TcpStream, response: Response) {
-    let mut reader = stream.try_clone().ok();
+fn refuse_unread(shared: &Shared, stream: Answering, response: Response) {
+    // Under TLS what is left is discarded as ciphertext, undecrypted.
+    let mut reader = stream.stream.try_clone().ok();
     answer(shared, stream, response);
     if let Some(s) = reader.as_mut() {
         let _ = s.shutdown(std::net::Shutdown::Write);
@@ -290,7 +326,12 @@ fn upgrade(
 // Boxed so that the caller's frame, beneath the loop, holds a pointer only.
 #[allow(clippy::boxed_local)]
 pub fn serve_websocket(shared: &Shared, upgrade: Box<Upgrade>) {
-    let Upgrade { stream, key, ready } = *upgrade;
+    let Upgrade {
+        stream,
+        key,
+        tls,
+        ready,
+    } = *upgrade;
     let Ready {
         id,
         _slot,
@@ -302,6 +343,7 @@ pub fn serve_websocket(shared: &Shared, upgrade: Box<Upgrade>) {
         id,
         stream,
         key,
+        tls,
         leftover,
         handshake,
         session,
@@ -311,11 +353,6 @@ pub fn serve_websocket(shared: &Shared, upgrade: Box<Upgrade>) {
     if let Err(e) = result {
         log::debug!("connection {id} not started: {e}");
     }
-}
-
-/// The 503 of a server at its connection or thread limit.
-pub fn over_capacity() -> Response {
-    Response::error(503, "server at capacity, try again later").header("Retry-After: 1")
 }
 
 /// The upgrade checks, in the order a client would want to hear about them.

@@ -134,10 +134,12 @@ impl Conn<'_> {
 /// own frames lie beneath it: an idle connection thread keeps every stack
 /// page it ever touched, and each page is 4 KiB per connection.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 pub fn serve(
     id: u64,
     stream: TcpStream,
     key: Option<Key>,
+    tls: Option<Box<rustls::ServerConnection>>,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
     session: Box<dyn Handler>,
@@ -146,7 +148,7 @@ pub fn serve(
     // On the heap: the engine (tungstenite's reader state most of it)
     // would otherwise sit in this frame beneath the loop for the
     // connection's life.
-    let mut engine = Box::new(start(id, stream, key, leftover, handshake, params)?);
+    let mut engine = Box::new(start(id, stream, key, tls, leftover, handshake, params)?);
     let mut session = session;
     let outcome = catch_unwind(AssertUnwindSafe(|| engine.run(&mut *session)));
     finish(engine, outcome.is_err(), session);
@@ -159,6 +161,7 @@ fn start(
     id: u64,
     stream: TcpStream,
     key: Option<Key>,
+    tls: Option<Box<rustls::ServerConnection>>,
     leftover: Vec<u8>,
     handshake: Vec<u8>,
     params: &ConnParams,
@@ -178,20 +181,29 @@ fn start(
                 .register(&*socket, signal.clone(), false, false)?
         }
     };
+    let is_tls = tls.is_some();
     let outbox = Outbox::for_socket(
         id,
         params.max_queue_bytes,
         params.metrics.clone(),
         socket.clone(),
+        tls,
         signal.clone(),
     );
     params.registry.register(&outbox, &socket);
-    let leftover_empty = leftover.is_empty();
-    let reader = FrameReader::new(
-        SocketRead(socket.clone()),
-        leftover,
-        reader::config(params.max_message_bytes),
-    );
+    // The session may already hold plaintext the door did not need.
+    let read_now = !leftover.is_empty() || is_tls;
+    let source = SocketRead {
+        socket: socket.clone(),
+        tls: is_tls.then(|| {
+            Box::new(TlsRead {
+                outbox: outbox.clone(),
+                cipher: Vec::new(),
+                at: 0,
+            })
+        }),
+    };
+    let reader = FrameReader::new(source, leftover, reader::config(params.max_message_bytes));
     let written = outbox.write_own(&handshake, false);
     drop(handshake);
     if let Err(e) = written {
@@ -212,7 +224,7 @@ fn start(
         params,
         armed: (false, false),
         // The leftover may hold whole frames; else the socket says when.
-        read_more: !leftover_empty,
+        read_more: read_now,
         reader_ended: false,
         paused: false,
         close_sent: false,
@@ -247,12 +259,69 @@ fn finish(mut engine: Box<Engine<'_>>, panicked: bool, mut session: Box<dyn Hand
     let _ = engine.socket.shutdown(Shutdown::Both);
 }
 
-/// Reads a shared socket.
-struct SocketRead(Arc<TcpStream>);
+/// Reads a shared socket: plain, or through its TLS session.
+struct SocketRead {
+    socket: Arc<TcpStream>,
+    tls: Option<Box<TlsRead>>,
+}
 
 impl Read for SocketRead {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
+        match &mut self.tls {
+            None => (&*self.socket).read(buf),
+            Some(tls) => tls.read(&self.socket, buf),
+        }
+    }
+}
+
+/// Ciphertext received per `recv` under TLS (one full record).
+const CIPHER_READ: usize = 16 * 1024 + 256;
+
+/// The read side of a TLS connection. Ciphertext is received here,
+/// outside the write gate's lock, and fed to the session under it
+/// ([`Outbox::tls_feed`]); plaintext is copied out under it too.
+struct TlsRead {
+    outbox: Arc<Outbox>,
+    /// Received ciphertext; freed whenever the socket runs dry, so an idle
+    /// connection holds none.
+    cipher: Vec<u8>,
+    /// How much of `cipher` the session took.
+    at: usize,
+}
+
+impl TlsRead {
+    fn read(&mut self, socket: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.outbox.tls_read_plain(buf) {
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Some(done) => return done,
+                None => return Ok(0),
+            }
+            if self.at < self.cipher.len() {
+                let taken = self.outbox.tls_feed(&self.cipher[self.at..])?;
+                if taken == 0 {
+                    // Neither plaintext to read nor room for more: a
+                    // session that makes no progress is broken.
+                    return Err(io::Error::other("TLS session stalled"));
+                }
+                self.at += taken;
+                continue;
+            }
+            self.cipher.resize(CIPHER_READ, 0);
+            self.at = 0;
+            let n = match Read::read(&mut &*socket, &mut self.cipher) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.cipher = Vec::new();
+                    return Err(e);
+                }
+            };
+            if n == 0 {
+                self.cipher = Vec::new();
+                return Ok(0);
+            }
+            self.cipher.truncate(n);
+        }
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`outbox`]: the write gate of a socket: any thread writes a frame
 //!   without blocking when nothing waits, else it is queued (bounded in
 //!   bytes) for the connection thread to drain.
+//! - [`tls_wire`]: a TLS connection's session as the write gate drives
+//!   it: frames sealed a batch at a time, ciphertext received fed in.
 //! - [`reader`]: parsing client frames from a non-blocking source
 //!   (tungstenite, its automatic replies discarded).
 //! - [`readiness`]: the one thread that waits on every socket (`polling`,
@@ -24,6 +26,7 @@ pub mod outbox;
 pub mod reader;
 pub mod readiness;
 pub mod registry;
+pub mod tls_wire;
 
 pub use conn::{Conn, ConnParams};
 pub use handler::Handler;

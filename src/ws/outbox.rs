@@ -17,12 +17,18 @@
 //! 1008. Producers that may wait (a stream replaying its spool) use
 //! [`Outbox::send_wait`], which waits for room rather than overflowing.
 //!
+//! Under TLS the socket's session lives behind the gate's lock too
+//! ([`TlsWire`]): queued frames stay plaintext, and are sealed when they
+//! are sent, a batch at a time, so the queue counts plaintext plus at most
+//! one batch of ciphertext not yet written.
+//!
 //! An outbox made by [`Outbox::new`] has no socket: its frames go to a
 //! channel, for unit tests of the layers above.
 //!
 //! It must not run callbacks or know what the frames mean.
 
 use crate::metrics::Metrics;
+use crate::ws::tls_wire::TlsWire;
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -121,6 +127,8 @@ pub struct Outbox {
 #[derive(Debug)]
 enum Sink {
     Socket(Arc<TcpStream>),
+    /// A socket speaking TLS through this session.
+    Tls(Arc<TcpStream>, Box<TlsWire>),
     Channel(Sender<Outgoing>),
     /// The connection ended: nothing is written any more.
     Gone,
@@ -172,20 +180,20 @@ impl Outbox {
 
     /// The gate of `socket` (non-blocking) for connection `id`, with a
     /// queue of at most `limit` bytes; `signal` wakes the connection thread.
+    /// With `tls`, every byte goes through that session.
     pub fn for_socket(
         id: u64,
         limit: usize,
         metrics: Arc<Metrics>,
         socket: Arc<TcpStream>,
+        tls: Option<Box<rustls::ServerConnection>>,
         signal: Arc<Signal>,
     ) -> Arc<Outbox> {
-        Arc::new(Outbox::with(
-            id,
-            limit,
-            metrics,
-            Sink::Socket(socket),
-            Some(signal),
-        ))
+        let sink = match tls {
+            None => Sink::Socket(socket),
+            Some(session) => Sink::Tls(socket, Box::new(TlsWire::new(session))),
+        };
+        Arc::new(Outbox::with(id, limit, metrics, sink, Some(signal)))
     }
 
     fn with(
@@ -251,20 +259,22 @@ impl Outbox {
                 let _ = tx.send(Outgoing::Frame(frame));
                 true
             }
-            Sink::Socket(socket) => {
+            Sink::Socket(_) | Sink::Tls(..) => {
                 if gate.queue.is_empty() && gate.held.is_none() {
-                    let written = match send_now(socket, &frame) {
+                    let written = match self.put(&mut gate, &[IoSlice::new(&frame)]) {
                         Ok(w) => w,
                         // A failed socket: the connection thread finds out
                         // by reading; the frame is lost with the connection.
                         Err(_) => return true,
                     };
-                    if written == n {
+                    if written == n && gate.cipher_pending() == 0 {
                         return true;
                     }
-                    gate.front_sent = written;
-                    gate.queue.push_back(frame);
-                    self.queued.fetch_add(n - written, Ordering::AcqRel);
+                    if written < n {
+                        gate.front_sent = written;
+                        gate.queue.push_back(frame);
+                        self.queued.fetch_add(n - written, Ordering::AcqRel);
+                    }
                     drop(gate);
                     self.raise(wake::QUEUED);
                 } else {
@@ -358,6 +368,37 @@ impl Outbox {
         self.raise(wake::CLOSE);
     }
 
+    /// Hands `slices` to the socket through [`put`], keeping the count of
+    /// queued bytes.
+    fn put(&self, gate: &mut Gate, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+        put(&mut gate.sink, &self.queued, slices)
+    }
+
+    /// Under TLS: decrypted plaintext the session holds (`WouldBlock` when
+    /// none; 0 after the peer's `close_notify`). Plain sockets: `None`.
+    pub(crate) fn tls_read_plain(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        match &mut self.lock().sink {
+            Sink::Tls(_, wire) => Some(wire.read_plain(buf)),
+            Sink::Gone => Some(Ok(0)),
+            _ => None,
+        }
+    }
+
+    /// Under TLS: feeds ciphertext the connection thread received (outside
+    /// the lock) to the session; how much it took. What the session answers
+    /// is written, and counts as queued while the socket holds it back.
+    pub(crate) fn tls_feed(&self, cipher: &[u8]) -> io::Result<usize> {
+        let mut gate = self.lock();
+        let Sink::Tls(socket, wire) = &mut gate.sink else {
+            return Ok(cipher.len());
+        };
+        let before = wire.pending();
+        let taken = wire.feed(socket, cipher);
+        let after = wire.pending();
+        account(&self.queued, before, after);
+        taken
+    }
+
     fn raise(&self, bits: u8) {
         if let Some(signal) = &self.signal {
             signal.raise(bits);
@@ -399,13 +440,13 @@ impl Outbox {
             let dropped: usize = gate.queue.drain(ahead..).map(|f| f.len()).sum();
             self.queued.fetch_sub(dropped, Ordering::AcqRel);
         }
-        let Sink::Socket(socket) = &gate.sink else {
+        if !gate.has_socket() {
             return Ok(Written::All);
-        };
+        }
         let queued_during_hold = gate.queue.len() > ahead;
         if !bytes.is_empty() {
             let written = if ahead == 0 {
-                send_now(socket, bytes)?
+                self.put(&mut gate, &[IoSlice::new(bytes)])?
             } else {
                 0
             };
@@ -418,7 +459,7 @@ impl Outbox {
                     .fetch_add(bytes.len() - written, Ordering::AcqRel);
             }
         }
-        if gate.queue.is_empty() {
+        if gate.queue.is_empty() && gate.cipher_pending() == 0 {
             return Ok(Written::All);
         }
         drop(gate);
@@ -432,18 +473,20 @@ impl Outbox {
     /// Writes what is queued until the socket would block. Returns whether
     /// anything was written and whether the queue is now empty.
     pub(crate) fn drain(&self) -> io::Result<(bool, Written)> {
-        let mut gate = self.lock();
+        let mut guard = self.lock();
+        let gate = &mut *guard;
         let mut progress = false;
         let result = loop {
-            if gate.queue.is_empty() {
+            if gate.queue.is_empty() && gate.cipher_pending() == 0 {
                 break Ok(Written::All);
             }
-            let Sink::Socket(socket) = &gate.sink else {
+            if !gate.has_socket() {
                 break Ok(Written::All);
-            };
+            }
             if gate.held.is_some() {
                 break Ok(Written::Queued);
             }
+            let before = self.queued.load(Ordering::Acquire);
             let slices: Vec<IoSlice<'_>> = gate
                 .queue
                 .iter()
@@ -451,12 +494,20 @@ impl Outbox {
                 .enumerate()
                 .map(|(i, f)| IoSlice::new(if i == 0 { &f[gate.front_sent..] } else { f }))
                 .collect();
-            let n = match send_vectored_now(socket, &slices) {
-                Ok(0) => break Ok(Written::Queued),
+            let n = match put(&mut gate.sink, &self.queued, &slices) {
                 Ok(n) => n,
                 Err(e) => break Err(e),
             };
             drop(slices);
+            if n == 0 {
+                // Under TLS, ciphertext may have gone out with no new
+                // plaintext taken: progress, and try again.
+                if self.queued.load(Ordering::Acquire) == before {
+                    break Ok(Written::Queued);
+                }
+                progress = true;
+                continue;
+            }
             progress = true;
             self.queued.fetch_sub(n, Ordering::AcqRel);
             let mut left = n;
@@ -472,7 +523,7 @@ impl Outbox {
                 }
             }
         };
-        drop(gate);
+        drop(guard);
         if progress {
             self.wake_waiters();
         }
@@ -529,7 +580,12 @@ impl Outbox {
     pub(crate) fn shut(&self) {
         self.closing.store(true, Ordering::Release);
         let mut gate = self.lock();
-        if matches!(gate.sink, Sink::Socket(_)) {
+        if let Sink::Tls(socket, wire) = &mut gate.sink {
+            // The peer learns the session ended on purpose (best effort:
+            // behind whatever ciphertext was waiting, without blocking).
+            wire.close_notify(socket);
+        }
+        if gate.has_socket() {
             gate.sink = Sink::Gone;
             gate.queue.clear();
             gate.front_sent = 0;
@@ -543,8 +599,47 @@ impl Outbox {
     }
 }
 
+impl Gate {
+    /// Ciphertext sealed and not yet written (TLS).
+    fn cipher_pending(&self) -> usize {
+        match &self.sink {
+            Sink::Tls(_, wire) => wire.pending(),
+            _ => 0,
+        }
+    }
+
+    fn has_socket(&self) -> bool {
+        matches!(self.sink, Sink::Socket(_) | Sink::Tls(..))
+    }
+}
+
+/// Writes `slices` to the sink's socket without blocking; the plaintext
+/// bytes taken (0 when the socket would block). Under TLS, the ciphertext
+/// left waiting counts in `queued` (see the module docs).
+fn put(sink: &mut Sink, queued: &AtomicUsize, slices: &[IoSlice<'_>]) -> io::Result<usize> {
+    match sink {
+        Sink::Socket(socket) => send_vectored_now(socket, slices),
+        Sink::Tls(socket, wire) => {
+            let before = wire.pending();
+            let taken = wire.send(socket, slices);
+            account(queued, before, wire.pending());
+            taken
+        }
+        Sink::Channel(_) | Sink::Gone => Ok(0),
+    }
+}
+
+/// Moves the queued count by the change of the ciphertext waiting.
+fn account(queued: &AtomicUsize, before: usize, after: usize) {
+    if after > before {
+        queued.fetch_add(after - before, Ordering::AcqRel);
+    } else if before > after {
+        queued.fetch_sub(before - after, Ordering::AcqRel);
+    }
+}
+
 /// One non-blocking `send`; 0 when the socket would block.
-fn send_now(socket: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+pub(crate) fn send_now(socket: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
     send_vectored_now(socket, &[IoSlice::new(bytes)])
 }
 
@@ -627,7 +722,7 @@ mod tests {
         server.set_nonblocking(true).unwrap();
         let (signal, _rx) = Signal::new();
         let metrics = Arc::new(Metrics::default());
-        let outbox = Outbox::for_socket(1, 1 << 20, metrics, Arc::new(server), signal);
+        let outbox = Outbox::for_socket(1, 1 << 20, metrics, Arc::new(server), None, signal);
         assert!(outbox.send(b"before".to_vec().into()));
         outbox.hold();
         // Another thread's frame arrives while the callback that ends the

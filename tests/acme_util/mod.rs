@@ -246,9 +246,9 @@ pub fn tls_connect(
         ServerName::try_from(name.to_string()).unwrap(),
     )
     .unwrap();
-    let mut sock =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     while conn.is_handshaking() {
         conn.complete_io(&mut sock).map_err(|e| e.to_string())?;
     }
@@ -262,7 +262,12 @@ pub fn served_leaf(port: u16, name: &str, root_pem: &str) -> Result<Vec<u8>, Str
 }
 
 /// `GET path` over HTTPS: the status and the body.
-pub fn https_get(port: u16, name: &str, root_pem: &str, path: &str) -> Result<(u16, String), String> {
+pub fn https_get(
+    port: u16,
+    name: &str,
+    root_pem: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
     let mut stream = tls_connect(port, name, root_pem)?;
     write!(
