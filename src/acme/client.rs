@@ -26,6 +26,8 @@ const NONCE_RETRIES: usize = 5;
 /// The shortest and longest wait between polls.
 const POLL_FLOOR: Duration = Duration::from_secs(1);
 const POLL_CEILING: Duration = Duration::from_secs(10);
+/// The longest `Retry-After` on a refusal that is obeyed.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 /// How long one order may take, validations included.
 const ORDER_DEADLINE: Duration = Duration::from_secs(300);
 
@@ -36,8 +38,9 @@ pub enum AcmeError {
     /// The CA could not be reached or its answer not read (network, TLS,
     /// a wrong `--acme-directory` or `--acme-ca`). Retry later.
     Transport(String),
-    /// The CA refused a request with this problem document.
-    Refused(Problem),
+    /// The CA refused a request with this problem document, and asked to
+    /// wait this long before the next (`Retry-After`, with `rateLimited`).
+    Refused(Problem, Option<Duration>),
     /// The CA's validation or the order failed (a challenge it could not
     /// reach, a name it will not issue for).
     Failed(Problem),
@@ -52,7 +55,15 @@ pub enum AcmeError {
 impl AcmeError {
     /// The CA's rate limit was hit: wait long before trying again.
     pub fn is_rate_limited(&self) -> bool {
-        matches!(self, AcmeError::Refused(p) | AcmeError::Failed(p) if p.is_rate_limited())
+        matches!(self, AcmeError::Refused(p, _) | AcmeError::Failed(p) if p.is_rate_limited())
+    }
+
+    /// How long the CA asked to wait before trying again, if it did.
+    pub fn wait(&self) -> Option<Duration> {
+        match self {
+            AcmeError::Refused(_, wait) => *wait,
+            _ => None,
+        }
     }
 
     /// The label of `strand_acme_orders_total{result}`.
@@ -60,7 +71,7 @@ impl AcmeError {
         match self {
             _ if self.is_rate_limited() => "rate_limited",
             AcmeError::Transport(_) => "unreachable",
-            AcmeError::Refused(_) | AcmeError::Protocol(_) => "refused",
+            AcmeError::Refused(..) | AcmeError::Protocol(_) => "refused",
             AcmeError::Failed(_) => "invalid",
             AcmeError::Local(_) => "local",
             AcmeError::TimedOut(_) => "timeout",
@@ -72,7 +83,7 @@ impl fmt::Display for AcmeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AcmeError::Transport(why) => write!(f, "the CA could not be reached: {why}"),
-            AcmeError::Refused(p) => write!(f, "the CA refused: {p}"),
+            AcmeError::Refused(p, _) => write!(f, "the CA refused: {p}"),
             AcmeError::Failed(p) => write!(f, "{p}"),
             AcmeError::Protocol(why) => write!(f, "unexpected answer from the CA: {why}"),
             AcmeError::Local(why) => write!(f, "{why}"),
@@ -182,7 +193,15 @@ impl<'k> Client<'k> {
                 log::debug!("acme: badNonce from {url}, retrying with a fresh nonce");
                 continue;
             }
-            return Err(AcmeError::Refused(problem));
+            let wait = reply.retry_after.as_deref().map(|header| {
+                retry_after(
+                    Some(header),
+                    SystemTime::now(),
+                    Duration::ZERO,
+                    MAX_RETRY_AFTER,
+                )
+            });
+            return Err(AcmeError::Refused(problem, wait));
         }
         Err(AcmeError::Protocol(format!(
             "{url} refused {} nonces in a row",
@@ -348,10 +367,14 @@ mod tests {
             "the CA could not connect to this host: 127.0.0.1:443: connection refused (connection)"
         );
         assert_eq!(refused.label(), "invalid");
-        let limited = AcmeError::Refused(Problem {
-            kind: "urn:ietf:params:acme:error:rateLimited".into(),
-            ..Problem::default()
-        });
+        let limited = AcmeError::Refused(
+            Problem {
+                kind: "urn:ietf:params:acme:error:rateLimited".into(),
+                ..Problem::default()
+            },
+            Some(Duration::from_secs(7200)),
+        );
+        assert_eq!(limited.wait(), Some(Duration::from_secs(7200)));
         assert!(limited.is_rate_limited());
         assert_eq!(limited.label(), "rate_limited");
     }

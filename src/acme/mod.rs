@@ -276,6 +276,9 @@ impl Manager {
         if error.is_rate_limited() {
             wait = wait.max(schedule::RATE_LIMITED_WAIT);
         }
+        if let Some(asked) = error.wait() {
+            wait = wait.max(asked);
+        }
         let serving = match self.kept {
             Some((_, to)) if to > SystemTime::now() => format!(
                 "the current certificate serves until {} Unix time",
