@@ -152,25 +152,14 @@ impl Pebble {
         format!("https://127.0.0.1:{}/dir", self.port)
     }
 
-    /// GET over HTTPS trusting pebble's HTTPS CA.
+    /// GET over HTTPS trusting pebble's HTTPS CA (with strand's ACME
+    /// transport): the body of a 200.
     pub fn get(&self, url: &str) -> Result<String, String> {
-        let certs = vec![ureq::tls::Certificate::from_pem(self.https_ca_pem.as_bytes()).unwrap()];
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
-            .unversioned_rustls_crypto_provider(strand::tls::provider())
-            .build();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .tls_config(tls)
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .into();
-        agent
-            .get(url)
-            .call()
-            .map_err(|e| e.to_string())?
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| e.to_string())
+        let reply = strand::acme::transport::Transport::new(Some(&self.https_ca))?.get(url)?;
+        if reply.status != 200 {
+            return Err(format!("{url}: {}", reply.status));
+        }
+        String::from_utf8(reply.body).map_err(|e| e.to_string())
     }
 
     /// The root pebble issues under now (`/roots/0` on its management port).
