@@ -59,18 +59,32 @@ fn run(args: ServeArgs) -> Result<(), String> {
         )?;
     }
     let handle = server.shutdown_handle();
+    let reload = server.tls_reload();
+    // SIGHUP reloads the certificate (and is ignored without TLS, rather
+    // than ending the process as it would by default).
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            for signal in signals.forever() {
+                if signal == signal_hook::consts::SIGHUP {
+                    match &reload {
+                        Some(reload) => {
+                            reload.now("SIGHUP");
+                        }
+                        None => log::info!("SIGHUP: no certificate to reload"),
+                    }
+                    continue;
+                }
                 log::info!("signal {signal}: shutting down");
                 service_manager::notify_stopping();
                 handle.shutdown();
+                break;
             }
         })
         .map_err(|e| format!("cannot start the signal thread: {e}"))?;

@@ -22,6 +22,7 @@ use crate::memory::Trimmer;
 use crate::metrics::Metrics;
 use crate::shared::Shared;
 use crate::threads::Cache;
+use crate::tls::reload::{Reload, Watcher};
 use crate::ws::registry::Registry;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -53,6 +54,10 @@ pub struct Server {
     live: Arc<LiveThreads>,
     /// Hands the allocator's free pages back after connections end.
     trimmer: Option<Trimmer>,
+    /// Reloads `--tls-cert`/`--tls-key` (SIGHUP, and the watcher).
+    reload: Option<Reload>,
+    /// Reloads them when their files change.
+    tls_watch: Option<Watcher>,
 }
 
 /// Stops a running [`Server`] from another thread (a signal handler's).
@@ -98,6 +103,19 @@ impl Server {
             let total = metrics.connections_total.load(Ordering::Relaxed);
             total.wrapping_sub(metrics.connections_current.load(Ordering::Relaxed))
         });
+        let reload = match (&shared.tls, &shared.config.tls) {
+            (Some(tls), Some(files)) => Some(Reload::new(
+                tls.certs.clone(),
+                files.cert.clone(),
+                files.key.clone(),
+            )),
+            _ => None,
+        };
+        let tls_watch = reload.clone().and_then(|reload| {
+            Watcher::start(reload)
+                .map_err(|e| log::warn!("cannot watch the certificate files ({e}); SIGHUP reloads"))
+                .ok()
+        });
         Ok(Server {
             acceptor,
             waker,
@@ -105,6 +123,8 @@ impl Server {
             stopping: Arc::new(AtomicBool::new(false)),
             live: Arc::new(LiveThreads::default()),
             trimmer,
+            reload,
+            tls_watch,
         })
     }
 
@@ -116,6 +136,11 @@ impl Server {
     /// The shared state, for embedding and tests.
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// What reloads `--tls-cert`/`--tls-key` (on SIGHUP), when given.
+    pub fn tls_reload(&self) -> Option<Reload> {
+        self.reload.clone()
     }
 
     /// A handle that stops this server.
@@ -205,6 +230,9 @@ impl Server {
         cache.shutdown();
         if let Some(mut trimmer) = self.trimmer.take() {
             trimmer.stop();
+        }
+        if let Some(mut watch) = self.tls_watch.take() {
+            watch.stop();
         }
         self.shared.shutdown();
         log::info!("stopped");

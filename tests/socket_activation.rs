@@ -8,6 +8,7 @@
 //! replaced on the next connection, as a socket unit does. Strand's
 //! `READY=1` and `STOPPING=1` arrive on a notify socket the test binds.
 mod support;
+mod tls_util;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -158,6 +159,26 @@ fn strand_serves_the_passed_socket_and_tells_when_ready_and_stopping() {
         .listener
         .accept()
         .expect("the late client is queued");
+}
+
+#[test]
+fn the_passed_socket_serves_tls_with_the_given_pair() {
+    // As a socket unit on port 443 would: systemd binds, strand speaks TLS.
+    let manager = Manager::new();
+    let ca = tls_util::TestCa::new();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf().write(certs.path());
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let first = TcpStream::connect(manager.addr).unwrap();
+    let server = manager.start(&["--tls-cert", &cert, "--tls-key", &key]);
+    assert_eq!(server.addr, manager.addr);
+    manager.expect_notice("READY=1");
+    drop(first);
+    let mut ws = tls_util::wss(manager.addr, ca.client(&[]), "/ws");
+    ws.send(Message::text("activated over TLS")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("activated over TLS"));
+    let (status, _) = tls_util::https(manager.addr, ca.client(&[]), "GET", "/healthz", &[], "");
+    assert_eq!(status, 200);
 }
 
 #[test]

@@ -114,11 +114,18 @@ struct Reading {
     tls: Option<TlsHead>,
 }
 
-/// A TLS connection's session while the door reads its head.
+/// A connection's TLS session while the door reads its head.
 struct TlsHead {
-    session: Box<ServerConnection>,
-    /// Its first byte arrived and was a TLS handshake record's.
-    heard: bool,
+    tls: Arc<Tls>,
+    /// Made when the first byte arrives and is a TLS handshake record's,
+    /// so a silent socket costs no session.
+    session: Option<Box<ServerConnection>>,
+}
+
+impl TlsHead {
+    fn wants_write(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.wants_write())
+    }
 }
 
 /// Read per `read` call.
@@ -182,19 +189,10 @@ impl Door {
         // A client usually sends its head right after connecting, so under
         // load it is often all there already: then it goes straight to a
         // thread, without waiting on the readiness thread.
-        let mut tls = match &inner.tls {
-            None => None,
-            Some(tls) => match tls.session() {
-                Ok(session) => Some(TlsHead {
-                    session,
-                    heard: false,
-                }),
-                Err(e) => {
-                    log::warn!("cannot start a TLS session: {e}");
-                    return;
-                }
-            },
-        };
+        let mut tls = inner.tls.as_ref().map(|tls| TlsHead {
+            tls: tls.clone(),
+            session: None,
+        });
         let mut buf = Vec::new();
         match read_available(&stream, tls.as_mut(), &mut buf) {
             Progress::Waiting => {}
@@ -204,12 +202,12 @@ impl Door {
                     key: None,
                     request,
                     slot,
-                    tls: tls.map(|t| t.session),
+                    tls: tls.and_then(|t| t.session),
                 })
             }
             ended => return inner.ended(stream, ended),
         }
-        let write = tls.as_ref().is_some_and(|t| t.session.wants_write());
+        let write = tls.as_ref().is_some_and(TlsHead::wants_write);
         let head = Arc::new(Head {
             door: Arc::downgrade(inner),
             deadline: Instant::now() + HEAD_TIMEOUT,
@@ -315,16 +313,14 @@ impl Inner {
                 HEAD_TIMEOUT.as_secs()
             ),
         );
-        match (&mut reading.tls, &self.tls) {
-            (Some(head), Some(tls)) if head.session.is_handshaking() => {
-                tls.failed(Failure::Timeout);
+        match reading.tls.as_mut().map(|t| (&t.tls, t.session.as_mut())) {
+            Some((_, Some(session))) if !session.is_handshaking() => {
+                let _ = session.writer().write_all(&response.to_bytes());
+                session.send_close_notify();
+                let _ = flush_tls(&reading.stream, session);
             }
-            (Some(head), _) => {
-                let _ = head.session.writer().write_all(&response.to_bytes());
-                head.session.send_close_notify();
-                let _ = flush_tls(&reading.stream, &mut head.session);
-            }
-            (None, _) => {
+            Some((tls, _)) => tls.failed(Failure::Timeout),
+            None => {
                 let _ = (&reading.stream).write(&response.to_bytes());
             }
         }
@@ -363,10 +359,7 @@ impl Ready for Head {
             };
             match read_available(&reading.stream, reading.tls.as_mut(), &mut reading.buf) {
                 Progress::Waiting => {
-                    let write = reading
-                        .tls
-                        .as_ref()
-                        .is_some_and(|t| t.session.wants_write());
+                    let write = reading.tls.as_ref().is_some_and(TlsHead::wants_write);
                     match door
                         .readiness
                         .arm(&reading.stream, reading.key, true, write)
@@ -388,7 +381,7 @@ impl Ready for Head {
                 key: Some(reading.key),
                 request,
                 slot: reading.slot,
-                tls: reading.tls.map(|t| t.session),
+                tls: reading.tls.and_then(|t| t.session),
             }),
             // Closed before its head was complete: nothing to answer.
             ended => door.ended(reading.stream, ended),
@@ -422,17 +415,25 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// session answers without blocking, then reads the decrypted head into
 /// `buf` (the rest of the plaintext stays in the session).
 fn read_tls(stream: &TcpStream, tls: &mut TlsHead, buf: &mut Vec<u8>) -> Progress {
-    if !tls.heard {
+    if tls.session.is_none() {
         let mut first = [0u8; 1];
         match stream.peek(&mut first) {
             Ok(0) => return Progress::Failed(Failure::Closed),
             Ok(_) if first[0] != TLS_HANDSHAKE_RECORD => return Progress::NotTls,
-            Ok(_) => tls.heard = true,
+            Ok(_) => match tls.tls.session() {
+                Ok(session) => tls.session = Some(session),
+                Err(e) => {
+                    log::warn!("cannot start a TLS session: {e}");
+                    return Progress::Gone;
+                }
+            },
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Waiting,
             Err(_) => return Progress::Gone,
         }
     }
-    let session = &mut tls.session;
+    let Some(session) = tls.session.as_mut() else {
+        return Progress::Gone;
+    };
     let mut chunk = [0u8; CHUNK];
     loop {
         if flush_tls(stream, session).is_err() {

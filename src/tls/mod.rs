@@ -10,6 +10,8 @@
 //!   (when ACME renews).
 //! - [`expiry`]: the leaf certificate's `notAfter`, read from its DER
 //!   (pure), for `/metrics`.
+//! - [`reload`]: reloading `--tls-cert`/`--tls-key` when either file
+//!   changes (inotify on their directories) or on SIGHUP.
 //! - [`Tls`]: what the server holds when its port speaks TLS: the
 //!   certificates, the rustls configuration built on them, and the
 //!   handshake failures counted by reason.
@@ -19,6 +21,7 @@
 
 pub mod certs;
 pub mod expiry;
+pub mod reload;
 pub mod validity;
 
 use certs::Certs;
@@ -118,8 +121,8 @@ pub enum Failure {
     /// The client refused the certificate (a `bad_certificate`,
     /// `unknown_ca`, `certificate_expired`... alert).
     BadCertificate,
-    /// No protocol version, cipher suite, group or signature scheme in
-    /// common.
+    /// No protocol version, cipher suite, group, signature scheme or ALPN
+    /// protocol in common.
     NoSharedCipher,
     /// No certificate to show (ACME before its first certificate).
     NoCertificate,
@@ -168,7 +171,8 @@ impl Failure {
                 | A::AccessDenied,
             ) => Failure::BadCertificate,
             rustls::Error::AlertReceived(A::HandshakeFailure | A::ProtocolVersion)
-            | rustls::Error::PeerIncompatible(_) => Failure::NoSharedCipher,
+            | rustls::Error::PeerIncompatible(_)
+            | rustls::Error::NoApplicationProtocol => Failure::NoSharedCipher,
             rustls::Error::General(why) if why.contains("no server certificate") => {
                 Failure::NoCertificate
             }

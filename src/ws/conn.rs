@@ -23,6 +23,14 @@
 //! (its queue overflowed) leaves at once: the handler's `on_close` runs
 //! before anything else, the unsent backlog is dropped, and the socket is
 //! closed within [`SLOW_CLOSE_WAIT`].
+//!
+//! A close that follows a client's broken frame (1009 for a message over
+//! the limit, 1002, 1007) must reach a client that is still sending: the
+//! socket cannot be closed with the rest of that frame unread (the kernel
+//! would answer with a reset, and the client would read the reset, not the
+//! code). So after the close frame is out the connection sends its FIN
+//! (after a `close_notify` under TLS) and reads and discards raw bytes,
+//! unparsed, until the client's FIN or [`CLOSE_WAIT`].
 
 use crate::metrics::Metrics;
 use crate::ws::frame::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
@@ -226,6 +234,8 @@ fn start(
         // The leftover may hold whole frames; else the socket says when.
         read_more: read_now,
         reader_ended: false,
+        discarding: false,
+        half_closed: false,
         paused: false,
         close_sent: false,
         closing: None,
@@ -256,6 +266,10 @@ fn finish(mut engine: Box<Engine<'_>>, panicked: bool, mut session: Box<dyn Hand
     let params = engine.params;
     params.registry.deregister(id);
     params.readiness.deregister(&*engine.socket, engine.key);
+    if engine.discarding && !engine.reader_ended {
+        // What arrived since the last read would turn the close into a reset.
+        engine.discard();
+    }
     let _ = engine.socket.shutdown(Shutdown::Both);
 }
 
@@ -341,6 +355,11 @@ struct Engine<'p> {
     read_more: bool,
     /// The client's close, end or failure was read: nothing more to read.
     reader_ended: bool,
+    /// The client broke the protocol: what it still sends is read and
+    /// discarded raw until its FIN (see the module docs).
+    discarding: bool,
+    /// Our FIN was sent (after the close frame, while discarding).
+    half_closed: bool,
     /// Reading stopped because frames wait to be written.
     paused: bool,
     close_sent: bool,
@@ -388,6 +407,10 @@ impl Engine<'_> {
                 return self.write_failed(e);
             }
             let backlog = self.outbox.queued_bytes() > 0;
+            if self.discarding && self.close_sent && !backlog && !self.half_closed {
+                self.half_close();
+                continue;
+            }
             let now = Instant::now();
             if let Some(deadline) = self.closing {
                 if (self.reader_ended && !backlog) || now >= deadline {
@@ -502,6 +525,10 @@ impl Engine<'_> {
         if self.reader_ended {
             return Flow::Continue;
         }
+        if self.discarding {
+            self.discard();
+            return Flow::Continue;
+        }
         self.hold();
         for _ in 0..BATCH {
             let Some(event) = self.reader.read() else {
@@ -587,6 +614,37 @@ impl Engine<'_> {
         self.begin_close(1008, "slow consumer", SLOW_CLOSE_WAIT);
     }
 
+    /// Our close frame is out after a broken frame: ends the TLS session
+    /// (`close_notify`, which may wait in the gate like any write) and
+    /// then sends our FIN, so the client reads the close, then the end.
+    #[cold]
+    #[inline(never)]
+    fn half_close(&mut self) {
+        self.outbox.tls_close_notify();
+        if self.outbox.queued_bytes() == 0 {
+            self.half_closed = true;
+            let _ = self.socket.shutdown(Shutdown::Write);
+        }
+    }
+
+    /// Reads and drops what the socket holds, raw (under TLS the
+    /// ciphertext, undecrypted: the session has ended), until it would
+    /// block; the client's FIN or a failure ends the reading.
+    #[cold]
+    #[inline(never)]
+    fn discard(&mut self) {
+        let mut sink = vec![0u8; 16 * 1024];
+        loop {
+            match Read::read(&mut &*self.socket, &mut sink) {
+                Ok(0) => break self.reader_ended = true,
+                Ok(_) => self.last_heard = Instant::now(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break self.reader_ended = true,
+            }
+        }
+    }
+
     /// Queues a close frame (once) and starts the closing deadline.
     #[inline(never)]
     fn begin_close(&mut self, code: u16, reason: &str, wait: Duration) {
@@ -658,7 +716,7 @@ impl Engine<'_> {
                 return Flow::Answered;
             }
             Inbound::Failed(code, reason) => {
-                self.reader_ended = true;
+                self.discarding = true;
                 log::debug!("connection {}: {reason}", self.outbox.id());
                 return Flow::Close(code, reason);
             }

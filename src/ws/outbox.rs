@@ -399,6 +399,21 @@ impl Outbox {
         taken
     }
 
+    /// Under TLS, seals a `close_notify` after everything queued or sealed
+    /// so far: the queue is sent first.
+    pub(crate) fn tls_close_notify(&self) {
+        let mut gate = self.lock();
+        if !gate.queue.is_empty() {
+            return;
+        }
+        let Sink::Tls(socket, wire) = &mut gate.sink else {
+            return;
+        };
+        let before = wire.pending();
+        wire.close_notify(socket);
+        account(&self.queued, before, wire.pending());
+    }
+
     fn raise(&self, bits: u8) {
         if let Some(signal) = &self.signal {
             signal.raise(bits);

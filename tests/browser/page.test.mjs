@@ -654,3 +654,53 @@ test('a silent socket is probed after a quiet heartbeat and dropped when the pro
     await quietRelay.close();
   }
 });
+
+test('over https:// the page chats on wss:// on the same port', { timeout: 90_000 }, async () => {
+  // A self-signed ECDSA certificate for 127.0.0.1 made here with openssl.
+  // Chromium trusts exactly its key (--ignore-certificate-errors-spki-list,
+  // the SPKI's SHA-256): the page must run as a secure origin, as it would
+  // under a real certificate, without a CA installed in a system store.
+  const tls = path.join(tmp, 'tls');
+  fs.mkdirSync(tls);
+  const key = path.join(tls, 'key.pem');
+  const cert = path.join(tls, 'cert.pem');
+  const run = (args) => new Promise((resolve, reject) => {
+    const child = spawn('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`openssl ${args[0]}: ${err}`))));
+  });
+  await run(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
+  await run(['req', '-x509', '-new', '-key', key, '-subj', '/CN=127.0.0.1', '-days', '2',
+    '-addext', 'subjectAltName=IP:127.0.0.1', '-out', cert]);
+  const spki = crypto.createHash('sha256')
+    .update(crypto.createPublicKey(fs.readFileSync(key)).export({ type: 'spki', format: 'der' }))
+    .digest('base64');
+  const secure = await startStrand('127.0.0.1:0', dirs, ['--tls-cert', cert, '--tls-key', key]);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...BROWSER_ARGS, `--ignore-certificate-errors-spki-list=${spki}`],
+  });
+  try {
+    const ctx = await browser.newContext({ viewport: PHONE });
+    ctx.setDefaultTimeout(WAIT);
+    const [one, two] = [await ctx.newPage(), await ctx.newPage()];
+    const sockets = watchSockets(one);
+    const url = `https://${secure.addr}/`;
+    const res = await one.goto(url);
+    assert.equal(res.status(), 200);
+    assert.equal(await one.evaluate(() => window.isSecureContext), true, 'a secure context');
+    await two.goto(url);
+    await join(one, 'tess', 'secure');
+    await join(two, 'tom', 'secure');
+    await say(one, 'hello over wss');
+    await waitForMessage(two, 'hello over wss');
+    assert.match(sockets[0].url, /^wss:\/\/127\.0\.0\.1:\d+\/ws\/chat\/tess/);
+    await ctx.close();
+  } finally {
+    await browser.close();
+    stopping.push(stopStrand(secure));
+  }
+});
