@@ -313,3 +313,73 @@ fn bad_acme_flags_refuse_to_start_and_say_why() {
     let err = refused(&data, &["--acme-domain", "example.org"]);
     assert!(err.contains("account.key"), "{err}");
 }
+
+#[test]
+fn http_01_on_the_socket_the_service_manager_passes_named_acme_http() {
+    let (port, http_port) = (free_port(), free_port());
+    let pebble = Pebble::start(PebbleOptions {
+        tls_port: free_port(),
+        http_port,
+        ..PebbleOptions::default()
+    });
+    // systemd-socket-activate holds both sockets, names them, and starts
+    // strand on the first connection.
+    let mut activate = std::process::Command::new("/usr/bin/systemd-socket-activate");
+    activate
+        .args(["-l", &format!("127.0.0.1:{port}")])
+        .args(["-l", &format!("127.0.0.1:{http_port}")])
+        .arg("--fdname=https:acme-http")
+        .arg(env!("CARGO_BIN_EXE_strand"));
+    let poke = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + acme_util::ACME_WAIT;
+        loop {
+            if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                return stream;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no listener on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let directory = pebble.directory();
+    let ca = pebble.https_ca.to_str().unwrap().to_string();
+    let server = Server::start_command(
+        dir,
+        activate,
+        &data,
+        &[
+            "--acme-domain",
+            "localhost",
+            "--acme-directory",
+            &directory,
+            "--acme-ca",
+            &ca,
+        ],
+    );
+    drop(poke.join().unwrap());
+    assert_eq!(server.addr.port(), port, "the passed socket serves");
+    server.wait_log(&format!(
+        "acme: http-01 and redirects to https on 127.0.0.1:{http_port}"
+    ));
+    wait_installed(&server, &pebble, 1, acme_util::ACME_WAIT);
+    assert!(server
+        .log_text()
+        .contains("acme: answering http-01 for localhost"));
+    let root = pebble.issuing_root();
+    assert_eq!(wss_echo(port, "localhost", &root).unwrap(), "over wss");
+    use std::io::{Read, Write};
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", http_port)).unwrap();
+    write!(plain, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    plain.read_to_string(&mut reply).unwrap();
+    assert!(
+        reply.contains(&format!(
+            "\r\nLocation: https://localhost:{port}/healthz\r\n"
+        )),
+        "{reply}"
+    );
+}

@@ -91,25 +91,36 @@ impl Stats {
 }
 
 /// Starts ACME for `config`: opens the store, installs a kept certificate
-/// that is still good into `certs`, binds `--acme-http`, and starts the
-/// `acme` thread, which counts into `stats`. Errors (a damaged account
-/// key, a bad `--acme-ca`, a port in use) refuse the start. `https_port`
-/// is the serving port, for the listener's redirects.
+/// that is still good into `certs`, binds `--acme-http` (or serves
+/// `http-01` on `http_listener`, a socket the service manager passed),
+/// and starts the `acme` thread, which counts into `stats`. Errors (a
+/// damaged account key, a bad `--acme-ca`, a port in use) refuse the
+/// start. `https_port` is the serving port, for the listener's redirects.
 pub fn start(
     config: &AcmeConfig,
     data_dir: &Path,
     certs: Arc<Certs>,
     https_port: u16,
     stats: Arc<Stats>,
+    http_listener: Option<TcpListener>,
 ) -> Result<(), String> {
     let store = Store::open(data_dir)?;
     let key = store.account_key()?;
     let transport = transport::Transport::new(config.ca.as_deref())?;
-    let http = match config.http {
+    let listener = match (http_listener, config.http) {
+        (Some(passed), _) => Some(passed),
+        (None, Some(addr)) => Some(
+            TcpListener::bind(addr)
+                .map_err(|e| format!("--acme-http {addr}: cannot listen: {e}"))?,
+        ),
+        (None, None) => None,
+    };
+    let http = match listener {
         None => None,
-        Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .map_err(|e| format!("--acme-http {addr}: cannot listen: {e}"))?;
+        Some(listener) => {
+            let addr = listener
+                .local_addr()
+                .map_or_else(|e| e.to_string(), |a| a.to_string());
             let tokens = Arc::new(Tokens::default());
             http01::spawn(listener, tokens.clone(), https_port)
                 .map_err(|e| format!("--acme-http: cannot start its thread: {e}"))?;
