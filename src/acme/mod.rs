@@ -8,7 +8,7 @@
 //!
 //! - [`protocol`]: the objects and the pure decisions on them.
 //! - [`jws`]: the account key and the signed requests.
-//! - [`transport`]: HTTPS to the directory (ureq on rustls/ring).
+//! - [`transport`]: HTTPS to the directory (HTTP/1.1 on rustls/ring).
 //! - [`client`]: the loop that drives one order.
 //! - [`challenge`]: the `tls-alpn-01` certificate and the `http-01` tokens.
 //! - [`http01`]: the `--acme-http` listener.
