@@ -255,9 +255,15 @@ pub struct ServeArgs {
     pub max_messages_per_second: u32,
 
     /// Share rooms, history, broadcasts, direct messages and presence with
-    /// every instance on this Redis (`redis://[:password@]host[:port][/db]`).
+    /// every instance on this Redis (`redis://[:password@]host[:port][/db]`,
+    /// `rediss://` for TLS, or the master Sentinel names:
+    /// `redis+sentinel://[:password@]host:port[,host:port...]/master[/db]`).
     #[arg(long, env = "STRAND_REDIS", value_name = "URL")]
     pub redis: Option<String>,
+
+    /// PEM roots to trust for `rediss://` (default: the system's store).
+    #[arg(long, env = "STRAND_REDIS_CA", value_name = "FILE")]
+    pub redis_ca: Option<std::path::PathBuf>,
 
     /// Prefix of every Redis key and channel, so deployments can share one Redis.
     #[arg(

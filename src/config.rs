@@ -176,6 +176,8 @@ impl TlsFiles {
 pub struct RedisConfig {
     /// The Redis URL.
     pub url: String,
+    /// `--redis-ca`: PEM roots to trust for `rediss://`.
+    pub ca: Option<Vec<u8>>,
     /// Prefix of every key and channel.
     pub prefix: String,
     /// How long a vanished instance's clients stay in presence.
@@ -188,8 +190,15 @@ impl RedisConfig {
         let Some(url) = args.redis.as_deref().filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
-        redis::IntoConnectionInfo::into_connection_info(url)
+        let target = crate::broker::redis::target::Target::parse(url)
             .map_err(|e| format!("--redis {url:?}: {e}"))?;
+        let ca = match &args.redis_ca {
+            None => None,
+            Some(_) if !target.tls() => {
+                return Err("--redis-ca needs a rediss:// or rediss+sentinel:// URL".into())
+            }
+            Some(path) => Some(read_roots(path)?),
+        };
         let prefix = &args.redis_prefix;
         if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!(
@@ -204,10 +213,27 @@ impl RedisConfig {
         }
         Ok(Some(RedisConfig {
             url: url.to_string(),
+            ca,
             prefix: prefix.clone(),
             presence_ttl: Duration::from_secs_f64(ttl),
         }))
     }
+}
+
+/// The PEM certificates of `path`, refused when there is none.
+fn read_roots(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let pem = std::fs::read(path).map_err(|e| format!("--redis-ca {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--redis-ca {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "--redis-ca {}: no PEM certificate in it",
+            path.display()
+        ));
+    }
+    Ok(pem)
 }
 
 impl Config {

@@ -1,7 +1,8 @@
 //! What happens when things fail: an instance killed with -9 (its clients
 //! are announced gone everywhere within --redis-presence-ttl), Redis away
 //! at start-up and stopped mid-conversation (`unavailable`, degraded
-//! health, echo/streams unaffected, everything resumes by itself), and a
+//! health, echo/streams unaffected, everything resumes by itself), a
+//! master that refuses writes for want of replicas (`unavailable`), and a
 //! clean stop that leaves no thread, connection or Redis registration.
 mod hub_util;
 mod redis_util;
@@ -285,4 +286,48 @@ fn a_clean_stop_leaves_no_thread_connection_or_registration() {
     let live: Vec<String> = redis.cmd(&["ZRANGE", "strand:instances", "0", "-1"]);
     assert!(!live.contains(&instance_id));
     assert_eq!(two.get_json("/rooms/r/count").1["online"], 1);
+}
+
+#[test]
+fn a_master_refusing_writes_for_want_of_replicas_answers_unavailable() {
+    // `min-replicas-to-write`, the Redis setting that bounds what a
+    // failover can lose: without a replica in sync, the master refuses
+    // writes (NOREPLICAS), and a sender hears `unavailable`, never nothing.
+    let redis = Redis::start();
+    let server = instance(&redis, &[]);
+    let mut a = hub(&server, "a");
+    join(&mut a, "a", "r");
+    let _: String = redis.cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    send_json(
+        &mut a,
+        json!({"type": "message", "room_name": "r", "content": "refused"}),
+    );
+    expect_error(&mut a, "unavailable");
+    let _: String = redis.cmd(&["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    send_json(
+        &mut a,
+        json!({"type": "message", "room_name": "r", "content": "taken"}),
+    );
+    let m = next_of_type(&mut a, "message");
+    assert_eq!(
+        (m["seq"].as_u64(), m["content"].as_str()),
+        (Some(1), Some("taken"))
+    );
+}
+
+#[test]
+fn a_redis_that_is_a_replica_refuses_and_the_reason_is_logged() {
+    // `--redis` pointing at a replica (a demoted master, before anything
+    // moves): every write is refused with READONLY, answered
+    // `unavailable`, and the log says why; the server keeps serving.
+    let master = Redis::start();
+    let replica = Redis::start();
+    let port = master.port.to_string();
+    let _: String = replica.cmd(&["REPLICAOF", "127.0.0.1", &port]);
+    let server = Server::start(&["--redis", &replica.url()]);
+    let mut a = hub(&server, "a");
+    send_json(&mut a, json!({"type": "join_room", "room_name": "r"}));
+    expect_error(&mut a, "unavailable");
+    server.wait_log("read only replica");
+    assert_ne!(server.get_json("/healthz").1["broker"], "redis");
 }

@@ -1,13 +1,20 @@
 //! What every scenario's clients share: the target URL, opening a blocking
-//! tungstenite client with a small read buffer, spawning client threads
-//! with small stacks, a limit on connection attempts in flight, a gate the
+//! tungstenite client (`ws://` or `wss://`, with the run's headers, origin
+//! and subprotocols) with a small read buffer, spawning client threads with
+//! small stacks, a limit on connection attempts in flight, a gate the
 //! clients wait at, and naming a client error for the error count.
 
+use crate::bench::tls;
+use rustls::pki_types::ServerName;
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{Condvar, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::{HeaderName, HeaderValue};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::WebSocket;
 
@@ -17,11 +24,75 @@ const CLIENT_STACK: usize = 128 * 1024;
 /// tungstenite's read buffer per client; its default (128 KiB) is allocated
 /// per connection and zero-filled before every read.
 const READ_BUFFER: usize = 4096;
+/// Bytes of a refused upgrade's body kept as its sample.
+const BODY_SAMPLE: usize = 200;
+
+/// A connected client: plain TCP or TLS under the WebSocket.
+pub type Socket = WebSocket<Stream>;
+
+/// What a client's WebSocket runs over. The TLS state (over a KiB) is
+/// boxed so that a plain client stays small: the WebSocket lives on its
+/// thread's stack and is moved through the handshake's frames, whose
+/// touched pages stay resident (tungstenite's own `MaybeTlsStream` holds
+/// it inline: 1,320 bytes a socket instead of 264).
+pub enum Stream {
+    /// `ws://`.
+    Plain(TcpStream),
+    /// `wss://`.
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// The TCP socket under it.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl io::Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl io::Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// The TCP socket under `ws` (TLS or not).
+pub fn tcp(ws: &Socket) -> &TcpStream {
+    ws.get_ref().tcp()
+}
+
+/// Sets the read timeout of the socket under `ws`.
+pub fn set_read_timeout(ws: &Socket, timeout: Option<Duration>) {
+    let _ = tcp(ws).set_read_timeout(timeout);
+}
 
 /// The server a run talks to: its address, resolved once, and the path of
 /// the URL (for the scenarios that take one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// `wss://` rather than `ws://`.
+    pub tls: bool,
     /// `HOST:PORT` as given, for the `Host` header.
     pub authority: String,
     /// The resolved address.
@@ -31,19 +102,30 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses and resolves a `ws://HOST:PORT[/PATH]` URL.
+    /// Parses and resolves a `ws://` or `wss://HOST:PORT[/PATH]` URL.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let (authority, path) = split_url(url)?;
+        let (tls, authority, path) = split_url(url)?;
         let addr = authority
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {authority}: {e}"))?
             .next()
             .ok_or_else(|| format!("{authority} resolves to no address"))?;
         Ok(Target {
+            tls,
             authority,
             addr,
             path,
         })
+    }
+
+    /// The host of the authority, without its port or an IPv6 address's
+    /// brackets (for TLS's server name).
+    pub fn host(&self) -> &str {
+        let host = self
+            .authority
+            .rsplit_once(':')
+            .map_or(self.authority.as_str(), |(h, _)| h);
+        host.trim_start_matches('[').trim_end_matches(']')
     }
 
     /// The URL's own path, or `default` when it has none.
@@ -55,37 +137,273 @@ impl Target {
         }
     }
 
-    /// `ws://AUTHORITY{path}`.
+    /// `ws://AUTHORITY{path}` (or `wss://`).
     pub fn url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.authority, path)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.authority, path)
     }
+}
 
-    /// Opens a TCP connection (TCP_NODELAY, `timeout` on connect, reads and
-    /// writes) and completes the WebSocket handshake for `path`.
-    pub fn connect(&self, path: &str, timeout: Duration) -> Result<WebSocket<TcpStream>, String> {
-        let stream = TcpStream::connect_timeout(&self.addr, timeout).map_err(|e| io_kind(&e))?;
-        let _ = stream.set_nodelay(true);
-        stream
-            .set_read_timeout(Some(timeout))
-            .and_then(|_| stream.set_write_timeout(Some(timeout)))
-            .map_err(|e| io_kind(&e))?;
-        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        match tungstenite::client::client_with_config(self.url(path), stream, Some(config)) {
-            Ok((ws, _)) => Ok(ws),
-            Err(tungstenite::HandshakeError::Failure(e)) => Err(error_kind(&e)),
-            Err(tungstenite::HandshakeError::Interrupted(_)) => Err("handshake timeout".into()),
+/// How every client of a run connects, as given on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Extra request headers, `Name: value` each.
+    pub headers: Vec<String>,
+    /// The `Origin` header.
+    pub origin: Option<String>,
+    /// Subprotocols offered, in order of preference.
+    pub subprotocols: Vec<String>,
+    /// Extra PEM roots for `wss://`.
+    pub cacert: Option<PathBuf>,
+    /// No certificate check for `wss://`.
+    pub insecure: bool,
+}
+
+/// Why a client could not connect: the kind it is counted under (e.g.
+/// `refused`, `http 401`, `tls: invalid peer certificate: UnknownIssuer`)
+/// and, for a refused upgrade, the first bytes of the answer's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    /// The kind counted.
+    pub kind: String,
+    /// The start of a refused upgrade's body.
+    pub body: Option<String>,
+}
+
+impl ConnectError {
+    fn of(e: &tungstenite::Error) -> ConnectError {
+        let body = match e {
+            tungstenite::Error::Http(r) => r.body().as_deref().map(|b| {
+                let b = &b[..b.len().min(BODY_SAMPLE)];
+                String::from_utf8_lossy(b).trim_end().to_string()
+            }),
+            _ => None,
+        };
+        ConnectError {
+            kind: error_kind(e),
+            body,
         }
     }
 }
 
-/// Splits `ws://HOST:PORT/PATH` into the authority and the path.
-pub fn split_url(url: &str) -> Result<(String, String), String> {
-    if url.starts_with("wss://") {
-        return Err("wss:// is not supported: strand bench speaks plain ws://".into());
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.body {
+            Some(b) if !b.is_empty() => write!(f, "{}: {b}", self.kind),
+            _ => f.write_str(&self.kind),
+        }
     }
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("expected a ws:// URL, got {url:?}"))?;
+}
+
+impl From<ConnectError> for String {
+    fn from(e: ConnectError) -> String {
+        e.kind
+    }
+}
+
+/// Opens the clients' connections: the target, the request headers and
+/// the TLS configuration, built once per run and shared by every client;
+/// it also tallies the subprotocols servers chose.
+pub struct Connector {
+    /// The server of `--url`.
+    pub target: Target,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    offered: bool,
+    cacert: Option<PathBuf>,
+    insecure: bool,
+    /// Built at the first `wss://` connection (at once for a `wss://`
+    /// `--url`), shared with the connectors made by [`Connector::to`].
+    tls: Arc<OnceLock<Result<Arc<rustls::ClientConfig>, String>>>,
+    chosen: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Connector {
+    /// The connector for `url` with `options`; a bad header, URL or (for
+    /// a `wss://` URL) `--cacert` is an error (the run does not start).
+    pub fn new(url: &str, options: &ConnectOptions) -> Result<Connector, String> {
+        let target = Target::parse(url)?;
+        let mut headers = Vec::new();
+        for h in &options.headers {
+            headers.push(parse_header(h)?);
+        }
+        if let Some(origin) = &options.origin {
+            headers.push(header("Origin", origin)?);
+        }
+        if !options.subprotocols.is_empty() {
+            headers.push(header(
+                "Sec-WebSocket-Protocol",
+                &options.subprotocols.join(", "),
+            )?);
+        }
+        let connector = Connector {
+            target,
+            headers,
+            offered: !options.subprotocols.is_empty(),
+            cacert: options.cacert.clone(),
+            insecure: options.insecure,
+            tls: Arc::new(OnceLock::new()),
+            chosen: Mutex::new(BTreeMap::new()),
+        };
+        if connector.target.tls {
+            connector.tls()?;
+        }
+        Ok(connector)
+    }
+
+    /// A connector for another server, with the same headers and TLS
+    /// configuration.
+    pub fn to(&self, url: &str) -> Result<Connector, String> {
+        let target = Target::parse(url)?;
+        let connector = Connector {
+            target,
+            headers: self.headers.clone(),
+            offered: self.offered,
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            tls: self.tls.clone(),
+            chosen: Mutex::new(BTreeMap::new()),
+        };
+        if connector.target.tls {
+            connector.tls()?;
+        }
+        Ok(connector)
+    }
+
+    /// The TLS client configuration, built once.
+    fn tls(&self) -> Result<Arc<rustls::ClientConfig>, String> {
+        self.tls
+            .get_or_init(|| {
+                if self.insecure {
+                    eprintln!(
+                        "strand bench: warning: --insecure: the server's certificate is not checked"
+                    );
+                }
+                tls::client_config(&tls::Trust {
+                    cacert: self.cacert.as_deref(),
+                    insecure: self.insecure,
+                })
+            })
+            .clone()
+    }
+
+    /// Opens a TCP connection (TCP_NODELAY, `timeout` on connect, reads and
+    /// writes), then TLS for `wss://`, and completes the WebSocket
+    /// handshake. `url_or_path` is a path on the target (`/ws/room`) or a
+    /// whole `ws[s]://` URL of another server (resolved at each call).
+    pub fn connect(&self, url_or_path: &str, timeout: Duration) -> Result<Socket, ConnectError> {
+        let io_error = |e: &io::Error| ConnectError {
+            kind: io_kind(e),
+            body: None,
+        };
+        let other;
+        let (t, path) = if url_or_path.starts_with("ws://") || url_or_path.starts_with("wss://") {
+            other = Target::parse(url_or_path).map_err(|kind| ConnectError { kind, body: None })?;
+            (&other, other.path.as_str())
+        } else {
+            (&self.target, url_or_path)
+        };
+        let stream = TcpStream::connect_timeout(&t.addr, timeout).map_err(|e| io_error(&e))?;
+        let _ = stream.set_nodelay(true);
+        stream
+            .set_read_timeout(Some(timeout))
+            .and_then(|_| stream.set_write_timeout(Some(timeout)))
+            .map_err(|e| io_error(&e))?;
+        let mut request = t
+            .url(path)
+            .into_client_request()
+            .map_err(|e| ConnectError::of(&e))?;
+        request.headers_mut().extend(self.headers.iter().cloned());
+        let stream = if t.tls {
+            let config = self
+                .tls()
+                .map_err(|kind| ConnectError { kind, body: None })?;
+            tls_stream(&config, t.host(), stream)?
+        } else {
+            Stream::Plain(stream)
+        };
+        let config = Some(WebSocketConfig::default().read_buffer_size(READ_BUFFER));
+        match tungstenite::client::client_with_config(request, stream, config) {
+            Ok((ws, response)) => {
+                if self.offered {
+                    let chose = response
+                        .headers()
+                        .get("Sec-WebSocket-Protocol")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+                    *chosen.entry(chose).or_insert(0) += 1;
+                }
+                Ok(ws)
+            }
+            Err(tungstenite::HandshakeError::Failure(e)) => Err(ConnectError::of(&e)),
+            Err(tungstenite::HandshakeError::Interrupted(_)) => Err(ConnectError {
+                kind: "handshake timeout".into(),
+                body: None,
+            }),
+        }
+    }
+
+    /// Whether subprotocols were offered.
+    pub fn offers_subprotocols(&self) -> bool {
+        self.offered
+    }
+
+    /// The subprotocols the server chose, with how many connections each
+    /// (`""`: none chosen).
+    pub fn subprotocols_chosen(&self) -> BTreeMap<String, u64> {
+        self.chosen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// `stream` under a TLS client for `host`. Kept out of
+/// [`Connector::connect`] (and never inlined) so that its large locals do
+/// not deepen the stack of every plain client.
+#[inline(never)]
+fn tls_stream(
+    config: &Arc<rustls::ClientConfig>,
+    host: &str,
+    stream: TcpStream,
+) -> Result<Stream, ConnectError> {
+    let tls_error = |kind: String| ConnectError { kind, body: None };
+    let name = ServerName::try_from(host.to_string())
+        .map_err(|_| tls_error(format!("tls: {host:?} is not a server name")))?;
+    let conn = rustls::ClientConnection::new(config.clone(), name)
+        .map_err(|e| tls_error(format!("tls: {e}")))?;
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(
+        conn, stream,
+    ))))
+}
+
+/// A `Name: value` header from the command line.
+pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("--header {text:?}: expected 'Name: value'"))?;
+    header(name.trim(), value.trim())
+}
+
+fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let n = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a header name"))?;
+    let v = HeaderValue::from_str(value)
+        .map_err(|_| format!("{value:?} is not a valid value for {name}"))?;
+    Ok((n, v))
+}
+
+/// Splits `ws://HOST:PORT/PATH` (or `wss://`) into whether it is TLS, the
+/// authority (with the scheme's port when it has none) and the path.
+pub fn split_url(url: &str) -> Result<(bool, String, String), String> {
+    let (tls, rest, port) = if let Some(rest) = url.strip_prefix("wss://") {
+        (true, rest, 443)
+    } else if let Some(rest) = url.strip_prefix("ws://") {
+        (false, rest, 80)
+    } else {
+        return Err(format!("expected a ws:// or wss:// URL, got {url:?}"));
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -93,12 +411,16 @@ pub fn split_url(url: &str) -> Result<(String, String), String> {
     if authority.is_empty() {
         return Err(format!("no host in {url:?}"));
     }
-    let authority = if authority.contains(':') {
+    // A port after the host (IPv6 hosts are bracketed: `[::1]:8000`).
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+    let authority = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{port}")
     };
-    Ok((authority, path.to_string()))
+    Ok((tls, authority, path.to_string()))
 }
 
 /// The name under which a client error is counted.
@@ -108,9 +430,14 @@ pub fn error_kind(e: &tungstenite::Error) -> String {
         Error::Io(e) => io_kind(e),
         Error::ConnectionClosed | Error::AlreadyClosed => "closed".into(),
         Error::Http(response) => format!("http {}", response.status().as_u16()),
+        Error::Protocol(tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(e)) => {
+            format!("subprotocol: {e}")
+        }
         Error::Protocol(_) => "protocol".into(),
         Error::Capacity(_) => "capacity".into(),
         Error::Utf8(_) => "utf8".into(),
+        Error::Tls(e) => format!("tls: {e}"),
+        Error::Url(e) => format!("url: {e}"),
         _ => "other".into(),
     }
 }
@@ -118,6 +445,11 @@ pub fn error_kind(e: &tungstenite::Error) -> String {
 /// The name under which an I/O error is counted.
 pub fn io_kind(e: &io::Error) -> String {
     use io::ErrorKind::*;
+    // rustls reports a failed TLS handshake (a certificate not trusted,
+    // no common protocol) as an I/O error carrying its own error.
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return format!("tls: {tls}");
+    }
     match e.kind() {
         ConnectionRefused => "refused",
         ConnectionReset | ConnectionAborted | BrokenPipe => "reset",
@@ -251,10 +583,24 @@ impl Fleet {
     where
         F: Fn(usize, Ready) + Send + Sync + 'static,
     {
+        Fleet::spawn_range(0..n, name, live, f)
+    }
+
+    /// [`Fleet::spawn`] for the clients of indices `range` (a segment's
+    /// share of a run).
+    pub fn spawn_range<F>(
+        range: std::ops::Range<usize>,
+        name: &str,
+        live: &crate::bench::live::Live,
+        f: F,
+    ) -> Fleet
+    where
+        F: Fn(usize, Ready) + Send + Sync + 'static,
+    {
         let (tx, ready) = crossbeam_channel::unbounded();
         let f = std::sync::Arc::new(f);
-        let mut handles = Vec::with_capacity(n);
-        for i in 0..n {
+        let mut handles = Vec::with_capacity(range.len());
+        for i in range {
             let (f, r) = (f.clone(), Ready(tx.clone()));
             match spawn(name, move || f(i, r)) {
                 Ok(h) => handles.push(h),
@@ -294,20 +640,27 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn urls_split_into_authority_and_path() {
+    fn urls_split_into_scheme_authority_and_path() {
         assert_eq!(
             split_url("ws://127.0.0.1:8000/ws").unwrap(),
-            ("127.0.0.1:8000".into(), "/ws".into())
+            (false, "127.0.0.1:8000".into(), "/ws".into())
         );
         assert_eq!(
             split_url("ws://localhost:9").unwrap(),
-            ("localhost:9".into(), "/".into())
+            (false, "localhost:9".into(), "/".into())
         );
         assert_eq!(
             split_url("ws://example.org/a/b").unwrap(),
-            ("example.org:80".into(), "/a/b".into())
+            (false, "example.org:80".into(), "/a/b".into())
         );
-        assert!(split_url("wss://x:1/").is_err());
+        assert_eq!(
+            split_url("wss://example.org/feed").unwrap(),
+            (true, "example.org:443".into(), "/feed".into())
+        );
+        assert_eq!(
+            split_url("wss://[::1]:8443").unwrap(),
+            (true, "[::1]:8443".into(), "/".into())
+        );
         assert!(split_url("http://x:1/").is_err());
         assert!(split_url("ws:///ws").is_err());
     }
@@ -319,6 +672,34 @@ mod tests {
         let t = Target::parse("ws://127.0.0.1:1/echo").unwrap();
         assert_eq!(t.path_or("/ws"), "/echo");
         assert_eq!(t.url("/ws/r/u"), "ws://127.0.0.1:1/ws/r/u");
+        let t = Target::parse("wss://127.0.0.1:1/echo").unwrap();
+        assert_eq!(t.url("/x"), "wss://127.0.0.1:1/x");
+        assert_eq!(t.host(), "127.0.0.1");
+        let t = Target::parse("wss://[::1]:1").unwrap();
+        assert_eq!(t.host(), "::1");
+    }
+
+    #[test]
+    fn headers_from_the_command_line() {
+        let (n, v) = parse_header("X-Token:  t 1 ").unwrap();
+        assert_eq!((n.as_str(), v.to_str().unwrap()), ("x-token", "t 1"));
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: v").is_err());
+        let options = ConnectOptions {
+            headers: vec!["Authorization: Bearer x".into()],
+            origin: Some("https://example.org".into()),
+            subprotocols: vec!["chat".into(), "v2".into()],
+            ..ConnectOptions::default()
+        };
+        let c = Connector::new("ws://127.0.0.1:1/", &options).unwrap();
+        let names: Vec<_> = c
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(names[1], ("origin", "https://example.org"));
+        assert_eq!(names[2], ("sec-websocket-protocol", "chat, v2"));
+        assert!(c.offers_subprotocols());
     }
 
     #[test]
@@ -329,11 +710,34 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let t = Target::parse(&format!("ws://127.0.0.1:{port}/ws")).unwrap();
-        assert_eq!(
-            t.connect("/ws", Duration::from_secs(2)).err().as_deref(),
-            Some("refused")
-        );
+        let url = format!("ws://127.0.0.1:{port}/ws");
+        let c = Connector::new(&url, &ConnectOptions::default()).unwrap();
+        let e = c.connect("/ws", Duration::from_secs(2)).err().unwrap();
+        assert_eq!(e.kind, "refused");
+    }
+
+    #[test]
+    fn a_whole_url_reaches_another_server_with_the_same_options() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let c = Connector::new("ws://127.0.0.1:1/", &ConnectOptions::default()).unwrap();
+        let url = format!("ws://127.0.0.1:{closed}/x");
+        let e = c.connect(&url, Duration::from_secs(2)).err().unwrap();
+        assert_eq!(e.kind, "refused");
+        // The TLS configuration is built at the first wss:// connection.
+        let options = ConnectOptions {
+            cacert: Some("/nonexistent/ca.pem".into()),
+            ..ConnectOptions::default()
+        };
+        let c = Connector::new("ws://127.0.0.1:1/", &options).unwrap();
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("wss://{}/", open.local_addr().unwrap());
+        let e = c.connect(&url, Duration::from_secs(2)).err().unwrap();
+        assert!(e.kind.contains("--cacert"), "{e}");
+        assert!(Connector::new(&url, &options).is_err());
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! `all N connected; holding for T s` on stderr for scripts that sample the
 //! server then.
 
-use crate::bench::client::{error_kind, is_timeout, Fleet, Gate, Limiter, Ready, Target};
+use crate::bench::client::{
+    error_kind, is_timeout, set_read_timeout, Connector, Fleet, Gate, Limiter, Ready,
+};
 use crate::bench::live::{Live, Progress};
 use crate::bench::report::Report;
 use crate::bench::stats::Latencies;
@@ -33,7 +35,7 @@ pub struct HoldArgs {
 }
 
 struct Run {
-    target: Target,
+    connector: Connector,
     path: String,
     timeout: Duration,
     limiter: Limiter,
@@ -45,11 +47,13 @@ struct Run {
 
 /// Runs the scenario.
 pub fn run(a: &HoldArgs) -> Result<Report, String> {
-    let target = Target::parse(&a.common.url)?;
-    let path = target.path_or("/ws");
-    let live = Live::new(a.clients as u64);
+    let connector = a.common.connector()?;
+    let path = connector.target.path_or("/ws");
+    let share = a.common.share(a.clients);
+    let clients = share.len();
+    let live = Live::new(clients as u64);
     let run = Arc::new(Run {
-        target,
+        connector,
         path,
         timeout: a.common.timeout(),
         limiter: Limiter::new(a.common.connect_concurrency),
@@ -61,7 +65,7 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     let progress = Progress::start(&live, a.common.quiet);
     let started = Instant::now();
     let r = run.clone();
-    let fleet = Fleet::spawn(a.clients, "bench-hold", &live, move |_, ready| {
+    let fleet = Fleet::spawn_range(share, "bench-hold", &live, move |_, ready| {
         client(&r, ready)
     });
     let connected = fleet.wait_ready();
@@ -69,25 +73,27 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     let hold = secs(a.duration);
     progress.note(&format!(
         "all {connected} connected (of {}); holding for {} s",
-        a.clients, a.duration
+        clients, a.duration
     ));
     run.gate.open(Some(Instant::now() + hold));
     fleet.join();
     drop(progress);
 
-    let mut report = Report::new("hold", &run.target.url(&run.path));
-    report.count("clients", "clients", a.clients as u64);
+    let mut report = Report::new("hold", &run.connector.target.url(&run.path));
+    report.count("clients", "clients", clients as u64);
     report.count("connected", "connected", connected as u64);
+    report.set_connected(connected as u64);
+    report.subprotocol(&run.connector);
     report.real(
         "connecting took (s)",
         "connect_phase_s",
         connecting.as_secs_f64(),
         3,
     );
-    report.latency("connect time", "connect", &run.connect.summary());
+    report.latency("connect time", "connect", &run.connect.histogram());
     report.real("held (s)", "held_s", a.duration, 1);
     report.count("survivors", "survivors", run.survivors.load(Relaxed));
-    report.errors(&live);
+    report.run_of(&live, Some(&run.connect));
     Ok(report)
 }
 
@@ -95,7 +101,7 @@ fn client(run: &Run, ready: Ready) {
     let connected = {
         let _permit = run.limiter.acquire();
         let t0 = Instant::now();
-        run.target
+        run.connector
             .connect(&run.path, run.timeout)
             .map(|ws| (ws, t0.elapsed()))
     };
@@ -104,8 +110,8 @@ fn client(run: &Run, ready: Ready) {
             run.connect.add(&[took.as_micros() as u64]);
             ws
         }
-        Err(kind) => {
-            run.live.error(kind);
+        Err(e) => {
+            run.live.connect_error(&e);
             return ready.failed();
         }
     };
@@ -118,7 +124,7 @@ fn client(run: &Run, ready: Ready) {
         if left.is_zero() {
             break;
         }
-        let _ = ws.get_ref().set_read_timeout(Some(left));
+        set_read_timeout(&ws, Some(left));
         match ws.read() {
             Ok(Message::Close(_)) => {
                 run.live.error("closed by server");
@@ -134,7 +140,7 @@ fn client(run: &Run, ready: Ready) {
             }
         }
     }
-    let _ = ws.get_ref().set_read_timeout(Some(run.timeout));
+    set_read_timeout(&ws, Some(run.timeout));
     let probe = Message::text("still here");
     let survived = ws.send(probe.clone()).is_ok()
         && loop {

@@ -15,6 +15,7 @@
 //! never a crash of the tool. This module must not depend on the server's
 //! internals: it speaks to any server over the wire only.
 
+use report::Report;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,10 +26,17 @@ pub mod echo;
 pub mod fanout;
 pub mod hold;
 pub mod live;
+pub mod merge;
+pub mod post;
+pub mod pubsub;
 pub mod receivers;
 pub mod report;
+pub mod script;
+pub mod segment;
 pub mod stats;
 pub mod tail;
+pub mod threshold;
+pub mod tls;
 
 /// The arguments of `strand bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,15 +59,40 @@ pub enum Scenario {
     Connect(connect::ConnectArgs),
     /// Followers of a file the tool appends to: append-to-delivery latency.
     Tail(tail::TailArgs),
+    /// Fan-out through any pub/sub server: subscribers, one publisher
+    /// (WebSocket or HTTP POST), delivery latency, loss, duplicates.
+    Pubsub(pubsub::PubsubArgs),
+    /// Scripted exchanges from a scenario file: named latencies, stages.
+    Run(script::RunArgs),
+    /// Merges the `--json` results of several runs (segments) exactly.
+    Merge(merge::MergeArgs),
 }
 
 /// Flags every scenario takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// The server's URL: `ws://HOST:PORT` (scenarios add their path) or, for
-    /// echo and hold, a full `ws://HOST:PORT/PATH`.
+    /// The server's URL: `ws://HOST:PORT` or `wss://HOST:PORT` (scenarios
+    /// add their path) or, for echo, hold and connect, a full
+    /// `ws[s]://HOST:PORT/PATH`.
     #[arg(long)]
     pub url: String,
+    /// A request header on every connection, `'Name: value'` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// The `Origin` header of every connection.
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
+    /// A subprotocol to offer (repeatable, in order of preference); the one
+    /// the server chose is reported.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// PEM file of extra root certificates to trust for `wss://`.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Do not check the server's certificate for `wss://` (a warning is
+    /// printed).
+    #[arg(long)]
+    pub insecure: bool,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -70,12 +103,61 @@ pub struct Common {
     /// SYNs overflows the listen backlog and measures retransmits instead).
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub connect_concurrency: usize,
+    /// A pass/fail condition on the run's figures in k6's forms
+    /// (repeatable): `p(99)<50ms`, `p(99.9)<=200ms`, `avg<10ms`, `max<1s`,
+    /// `errors==0`, `rate>=1000`, or on a named latency, `connect:p(99)<20ms`.
+    /// A crossed one makes the exit status 99.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// A name for this run in the JSON (default: `SCENARIO URL`).
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+    /// Run the I-th of N shares of the clients (echo, hold, connect; their
+    /// indices stay those of the whole run), e.g. 2/3 on the second of
+    /// three machines; merge the results with `strand bench merge`.
+    #[arg(long, value_name = "I/N")]
+    pub segment: Option<segment::Segment>,
+    /// Start at this Unix time (seconds), so that every machine's share
+    /// starts together.
+    #[arg(long, value_name = "UNIX_TIME")]
+    pub start_at: Option<f64>,
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
 impl Common {
+    /// How the clients connect, from these flags.
+    pub fn connect_options(&self) -> client::ConnectOptions {
+        client::ConnectOptions {
+            headers: self.headers.clone(),
+            origin: self.origin.clone(),
+            subprotocols: self.subprotocols.clone(),
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+        }
+    }
+
+    /// The connector of `--url` with these flags.
+    pub fn connector(&self) -> Result<client::Connector, String> {
+        client::Connector::new(&self.url, &self.connect_options())
+    }
+
+    /// The client indices this process runs of `total`.
+    pub fn share(&self, total: usize) -> std::ops::Range<usize> {
+        segment::share(self.segment, total)
+    }
+
+    /// Refuses `--segment` for a scenario that cannot be split.
+    pub fn unsegmented(&self, scenario: &str) -> Result<(), String> {
+        match self.segment {
+            Some(_) => Err(format!(
+                "--segment applies to echo, hold and connect, not {scenario}"
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// `--timeout` as a duration (at least 1 ms).
     pub fn timeout(&self) -> Duration {
         secs(self.timeout).max(Duration::from_millis(1))
@@ -87,28 +169,87 @@ pub fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
 }
 
+/// Exit status of a run in which a threshold was crossed (k6's).
+const THRESHOLD_CROSSED: u8 = 99;
+
 /// Runs a benchmark: prints its table on stdout, and writes `--json`.
+/// Exit status: 0 when it completed and every threshold held, 99 when one
+/// was crossed, 1 when it could not start or no client connected.
 pub fn run(args: BenchArgs) -> ExitCode {
-    let (common, outcome) = match &args.scenario {
-        Scenario::Echo(a) => (&a.common, echo::run(a)),
-        Scenario::Fanout(a) => (&a.common, fanout::run(a)),
-        Scenario::Hold(a) => (&a.common, hold::run(a)),
-        Scenario::Connect(a) => (&a.common, connect::run(a)),
-        Scenario::Tail(a) => (&a.common, tail::run(a)),
+    let common = match &args.scenario {
+        Scenario::Run(a) => return script::main(a),
+        Scenario::Echo(a) => &a.common,
+        Scenario::Fanout(a) => &a.common,
+        Scenario::Hold(a) => &a.common,
+        Scenario::Connect(a) => &a.common,
+        Scenario::Tail(a) => &a.common,
+        Scenario::Pubsub(a) => &a.common,
+        Scenario::Merge(a) => return merge::run(a),
     };
-    let report = match outcome {
+    let thresholds = match threshold::parse_all(&common.thresholds) {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("strand bench: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(at) = common.start_at {
+        let wait = segment::until(at);
+        if !wait.is_zero() {
+            eprintln!(
+                "strand bench: waiting {:.1} s for --start-at {at}",
+                wait.as_secs_f64()
+            );
+            std::thread::sleep(wait);
+        }
+    }
+    let outcome = match &args.scenario {
+        Scenario::Echo(a) => echo::run(a),
+        Scenario::Fanout(a) => fanout::run(a),
+        Scenario::Hold(a) => hold::run(a),
+        Scenario::Connect(a) => connect::run(a),
+        Scenario::Tail(a) => tail::run(a),
+        Scenario::Pubsub(a) => pubsub::run(a),
+        Scenario::Merge(a) => return merge::run(a),
+        Scenario::Run(a) => return script::main(a),
+    };
+    let mut report = match outcome {
         Ok(r) => r,
         Err(message) => {
             eprintln!("strand bench: {message}");
             return ExitCode::FAILURE;
         }
     };
+    report.set_run(common);
+    let verdicts = threshold::evaluate(&thresholds, report.figures());
+    report.thresholds(&verdicts);
+    finish(&report, &verdicts, common.json.as_deref())
+}
+
+/// Prints `report`, writes it to `json`, and gives the exit status.
+pub fn finish(
+    report: &Report,
+    verdicts: &[threshold::Verdict],
+    json: Option<&std::path::Path>,
+) -> ExitCode {
     print!("{}", report.table());
-    if let Some(path) = &common.json {
+    if let Some(path) = json {
         if let Err(e) = std::fs::write(path, report.json_text()) {
             eprintln!("strand bench: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     }
-    ExitCode::SUCCESS
+    if report.none_connected() {
+        eprintln!("strand bench: no client connected");
+        return ExitCode::FAILURE;
+    }
+    let crossed: Vec<_> = verdicts.iter().filter(|v| !v.ok).collect();
+    for v in &crossed {
+        eprintln!("strand bench: threshold crossed: {} ({})", v.expr, v.metric);
+    }
+    if crossed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(THRESHOLD_CROSSED)
+    }
 }

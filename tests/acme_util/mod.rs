@@ -15,13 +15,25 @@ use std::time::{Duration, Instant};
 /// How long pebble and an order may take in a test.
 pub const ACME_WAIT: Duration = Duration::from_secs(60);
 
-/// A port nobody listens on now.
+/// A port nobody listens on now, below the kernel's ephemeral range
+/// (32768 and up by default), so that no other test's port-0 bind or
+/// outgoing connection takes it between this check and its use.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(7919, Ordering::Relaxed).wrapping_add(seed);
+        let port = 20_000 + (n % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
 }
 
 /// How pebble is configured.

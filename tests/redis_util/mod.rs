@@ -3,6 +3,9 @@
 //! started with `--redis` against it, and Redis commands from the test.
 #![allow(dead_code)]
 
+pub mod sentinel;
+pub mod tls;
+
 use crate::support::{Server, WAIT};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -12,6 +15,9 @@ use std::time::{Duration, Instant};
 pub struct Redis {
     child: Option<Child>,
     pub port: u16,
+    /// Its working directory: an RDB made for a replica's full sync goes
+    /// there, not into the source tree.
+    dir: tempfile::TempDir,
 }
 
 impl Redis {
@@ -23,7 +29,11 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
-        let mut redis = Redis { child: None, port };
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir: tempfile::tempdir().unwrap(),
+        };
         redis.launch();
         redis
     }
@@ -32,6 +42,8 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -40,14 +40,18 @@ impl Beat {
 
     /// Beats until `stop` is dropped.
     pub fn run(self, stop: Receiver<()>) {
-        let mut con: Option<Connection> = None;
+        let mut con: Option<(Connection, u64)> = None;
         loop {
+            let generation = self.parts.link.generation();
+            if con.as_ref().is_some_and(|(_, g)| *g != generation) {
+                con = None; // the master moved
+            }
             if con.is_none() {
                 let connected = self.parts.link.connect("beat");
-                self.parts.health.set_reachable(connected.is_ok());
-                con = connected.ok();
+                self.parts.health.connected(&connected);
+                con = connected.ok().map(|c| (c, generation));
             }
-            if let Some(c) = con.as_mut() {
+            if let Some((c, _)) = con.as_mut() {
                 if !self.beat(c) {
                     con = None;
                 }
@@ -78,6 +82,7 @@ impl Beat {
         let (new, reaped_me, reaped) = match beat {
             Ok(answer) => answer,
             Err(e) => {
+                self.parts.link.lost_master(&e);
                 log::warn!("redis: heartbeat failed: {e}");
                 return false;
             }

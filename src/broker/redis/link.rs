@@ -7,51 +7,290 @@
 //! what they learn: a failed connect marks Redis unreachable, a successful
 //! one reachable again. Requests that need Redis are refused at once while
 //! it is unreachable, instead of queueing behind a dead connection.
+//!
+//! Behind Sentinel, every connect asks the sentinels where the master is
+//! and checks its `ROLE`; the [`Link`]'s generation counts the masters
+//! lost (a failover announced or seen, a `READONLY`/`LOADING` answer), and
+//! whoever holds a connection from an older generation lets it go. This
+//! module decides nothing about rooms; it only knows where Redis is.
 
-use redis::{Client, Connection, RedisResult};
+use crate::broker::redis::target::{Sentinels, Target};
+use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, RedisError, RedisResult, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// How long a connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a command's answer may take.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Opens connections to one Redis.
-#[derive(Debug, Clone)]
+/// Opens connections to Redis: to its fixed address, or to the master the
+/// sentinels name now (asked again at every connect, and checked with
+/// `ROLE`). Cloning shares it.
+#[derive(Clone)]
 pub struct Link {
-    client: Client,
+    inner: Arc<LinkInner>,
+}
+
+struct LinkInner {
+    target: Target,
+    /// `--redis-ca`: PEM roots trusted instead of the system's.
+    roots: Option<Vec<u8>>,
     instance: String,
+    /// Bumped each time the master is known lost (a sentinel announced a
+    /// new one, or Redis answered `READONLY`/`LOADING`): every holder of a
+    /// connection opened before lets it go and connects again.
+    generation: AtomicU64,
+    /// The sentinel that answered last is asked first.
+    sentinels: Mutex<Vec<(String, u16)>>,
+    /// The master's address when connections were last opened to it.
+    master: Mutex<Option<(String, u16)>>,
+    /// When a lost master was last logged at `warn` (a Redis that stays a
+    /// replica would otherwise say so every second).
+    told_lost: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("instance", &self.inner.instance)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Link {
-    /// A link to `url`, naming its connections after `instance`.
-    pub fn new(url: &str, instance: &str) -> RedisResult<Link> {
-        Ok(Link {
-            client: Client::open(url)?,
-            instance: instance.to_string(),
-        })
+    /// A link to `target`, trusting `roots` (PEM) for TLS when given,
+    /// naming its connections after `instance`.
+    pub fn new(target: Target, roots: Option<Vec<u8>>, instance: &str) -> Link {
+        let sentinels = match &target {
+            Target::Sentinel(s) => s.addrs.clone(),
+            Target::Direct(_) => Vec::new(),
+        };
+        Link {
+            inner: Arc::new(LinkInner {
+                target,
+                roots,
+                instance: instance.to_string(),
+                generation: AtomicU64::new(0),
+                sentinels: Mutex::new(sentinels),
+                master: Mutex::new(None),
+                told_lost: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The master's name, when the sentinels are asked for it.
+    pub fn sentinel_master(&self) -> Option<&str> {
+        match &self.inner.target {
+            Target::Sentinel(s) => Some(&s.master),
+            Target::Direct(_) => None,
+        }
+    }
+
+    /// Connections opened before this changes should be let go.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// The master is lost (`why`): every connection is opened again.
+    pub fn lose_master(&self, why: &str) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        let whither = match self.inner.target {
+            Target::Sentinel(_) => "to the master the sentinels name",
+            Target::Direct(_) => "again",
+        };
+        let mut told = self
+            .inner
+            .told_lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !told.is_some_and(|at| at.elapsed() < Duration::from_secs(10)) {
+            *told = Some(Instant::now());
+            log::warn!("redis: {why}; every connection is opened {whither}");
+        } else {
+            log::debug!("redis: {why}; every connection is opened {whither}");
+        }
+    }
+
+    /// A sentinel names the master at `addr` now: when connections were
+    /// opened to another one, the master is lost.
+    pub fn sentinels_name(&self, addr: (String, u16)) {
+        let mut master = self.inner.master.lock().unwrap_or_else(|e| e.into_inner());
+        if master.as_ref().is_some_and(|m| *m != addr) {
+            let why = format!("the sentinels name a new master, {}:{}", addr.0, addr.1);
+            *master = Some(addr);
+            drop(master);
+            self.lose_master(&why);
+        }
+    }
+
+    /// Whether `e` says the server is no longer (or not yet) a usable
+    /// master: a demoted master (`READONLY`), one loading its data
+    /// (`LOADING`), or a replica cut from its master (`MASTERDOWN`). When
+    /// so, the master counts as lost.
+    pub fn lost_master(&self, e: &RedisError) -> bool {
+        let lost = e.code().is_some_and(is_lost_master_code);
+        if lost {
+            self.lose_master(&format!("Redis answered {e}"));
+        }
+        lost
+    }
+
+    /// Whether a script's answer in a pipeline says the master is lost.
+    pub fn lost_master_value(&self, value: &Value) -> bool {
+        match value {
+            Value::ServerError(e) if is_lost_master_code(e.code()) => {
+                self.lose_master(&format!("Redis answered {e:?}"));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A new connection with timeouts, named `strand:INSTANCE:ROLE` (see
     /// `CLIENT LIST`).
     pub fn connect(&self, role: &str) -> RedisResult<Connection> {
-        let mut con = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-        con.set_read_timeout(Some(IO_TIMEOUT))?;
-        con.set_write_timeout(Some(IO_TIMEOUT))?;
+        let mut con = match &self.inner.target {
+            Target::Direct(info) => self.open(info.clone())?,
+            Target::Sentinel(s) => self.open_master(s)?,
+        };
         redis::cmd("CLIENT")
             .arg("SETNAME")
-            .arg(format!("strand:{}:{role}", self.instance))
+            .arg(format!("strand:{}:{role}", self.inner.instance))
             .exec(&mut con)?;
         Ok(con)
     }
+
+    /// A connection with timeouts to `info`, with TLS when it says so.
+    fn open(&self, info: ConnectionInfo) -> RedisResult<Connection> {
+        let client = match (&self.inner.roots, &info.addr) {
+            (Some(roots), ConnectionAddr::TcpTls { .. }) => Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(roots.clone()),
+                },
+            )?,
+            _ => Client::open(info)?,
+        };
+        let con = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+        con.set_read_timeout(Some(IO_TIMEOUT))?;
+        con.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(con)
+    }
+
+    /// Asks the sentinels where the master is, connects to it, and makes
+    /// sure it is a master (a sentinel may not know of a failover yet).
+    fn open_master(&self, s: &Sentinels) -> RedisResult<Connection> {
+        let (host, port) = self.ask_sentinels(s)?;
+        let mut con = self.open(ConnectionInfo {
+            addr: addr(&host, port, s.tls),
+            redis: s.redis_info(),
+        })?;
+        let role: Vec<Value> = redis::cmd("ROLE").query(&mut con)?;
+        let role = role
+            .first()
+            .and_then(|r| redis::from_redis_value::<String>(r).ok())
+            .unwrap_or_default();
+        if role != "master" {
+            return Err(RedisError::from((
+                redis::ErrorKind::IoError,
+                "the sentinels' master is not a master (yet)",
+                format!("{host}:{port} says it is a {role}"),
+            )));
+        }
+        *self.inner.master.lock().unwrap_or_else(|e| e.into_inner()) = Some((host, port));
+        Ok(con)
+    }
+
+    /// The master's address, from the first sentinel that knows it.
+    pub fn ask_sentinels(&self, s: &Sentinels) -> RedisResult<(String, u16)> {
+        let order = self
+            .inner
+            .sentinels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut errors = Vec::new();
+        for (host, port) in order {
+            let asked = self.sentinel(s, &host, port).and_then(|mut con| {
+                redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(&s.master)
+                    .query::<Option<(String, u16)>>(&mut con)
+            });
+            match asked {
+                Ok(Some(master)) => {
+                    let mut first = self
+                        .inner
+                        .sentinels
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    if let Some(at) = first.iter().position(|a| a.0 == host && a.1 == port) {
+                        let found = first.remove(at);
+                        first.insert(0, found);
+                    }
+                    return Ok(master);
+                }
+                Ok(None) => errors.push(format!("{host}:{port} knows no master {:?}", s.master)),
+                Err(e) => errors.push(format!("{host}:{port}: {e}")),
+            }
+        }
+        Err(RedisError::from((
+            redis::ErrorKind::IoError,
+            "no sentinel named the master",
+            errors.join("; "),
+        )))
+    }
+
+    /// A connection to the sentinel at `host:port`, with timeouts.
+    pub fn sentinel(&self, s: &Sentinels, host: &str, port: u16) -> RedisResult<Connection> {
+        self.open(ConnectionInfo {
+            addr: addr(host, port, s.tls),
+            redis: Default::default(),
+        })
+    }
+
+    /// The sentinels, in the order they are asked.
+    pub fn sentinels(&self) -> Option<(Sentinels, Vec<(String, u16)>)> {
+        match &self.inner.target {
+            Target::Sentinel(s) => Some((
+                s.clone(),
+                self.inner
+                    .sentinels
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            )),
+            Target::Direct(_) => None,
+        }
+    }
+}
+
+fn addr(host: &str, port: u16, tls: bool) -> ConnectionAddr {
+    if tls {
+        ConnectionAddr::TcpTls {
+            host: host.to_string(),
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host.to_string(), port)
+    }
+}
+
+fn is_lost_master_code(code: &str) -> bool {
+    matches!(code, "READONLY" | "LOADING" | "MASTERDOWN")
 }
 
 /// What is known about reaching Redis, and counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Health {
     reachable: AtomicBool,
+    /// Why Redis cannot be reached was logged (once per outage).
+    told_down: AtomicBool,
     subscribed: AtomicBool,
     registered: AtomicBool,
     /// Subscriber connections lost so far: a join that spans a change
@@ -83,13 +322,24 @@ impl Health {
         self.subscribed.load(Ordering::Acquire)
     }
 
-    /// A connection or command worked (`true`) or a connect failed.
-    pub fn set_reachable(&self, yes: bool) {
-        if self.reachable.swap(yes, Ordering::AcqRel) != yes {
-            if yes {
-                log::info!("redis: reachable");
-            } else {
-                log::warn!("redis: cannot be reached; room requests answer `unavailable`");
+    /// A connect worked or failed (the reason is logged when Redis
+    /// becomes unreachable: a refused TLS certificate, a master that is
+    /// not one, a timeout...).
+    pub fn connected<T>(&self, result: &RedisResult<T>) {
+        match result {
+            Ok(_) => {
+                self.told_down.store(false, Ordering::Release);
+                if !self.reachable.swap(true, Ordering::AcqRel) {
+                    log::info!("redis: reachable");
+                }
+            }
+            Err(e) => {
+                self.reachable.store(false, Ordering::Release);
+                if !self.told_down.swap(true, Ordering::AcqRel) {
+                    log::warn!(
+                        "redis: cannot be reached ({e}); room requests answer `unavailable`"
+                    );
+                }
             }
         }
     }
@@ -116,7 +366,8 @@ pub struct Pool {
 
 #[derive(Default)]
 struct PoolState {
-    idle: Vec<Connection>,
+    /// Idle connections, with the link's generation when each was opened.
+    idle: Vec<(Connection, u64)>,
     open: usize,
 }
 
@@ -138,7 +389,8 @@ impl Pool {
     /// When `f` only reads (`retry`), a connection that turns out to be
     /// dead (Redis restarted since it was last used) is replaced and `f`
     /// tried once more; a write is not repeated, since it may have been
-    /// carried out.
+    /// carried out. A connection opened before the master was lost (see
+    /// [`Link::generation`]) is not reused.
     pub fn with<T>(
         &self,
         health: &Health,
@@ -146,26 +398,25 @@ impl Pool {
         mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> RedisResult<T> {
         let (mut con, reused) = self.take(health)?;
-        let mut result = f(&mut con);
+        let mut result = f(&mut con.0);
+        let mut lost = matches!(&result, Err(e) if self.link.lost_master(e));
         if let Err(e) = &result {
-            if retry && reused && broken(e) {
+            if retry && (lost || reused && broken(e)) {
                 self.give_back(con, false);
                 let (fresh, _) = self.take_new(health)?;
                 con = fresh;
-                result = f(&mut con);
+                result = f(&mut con.0);
+                lost = matches!(&result, Err(e) if self.link.lost_master(e));
             }
         }
-        let keep = match &result {
-            Ok(_) => true,
-            Err(e) => !broken(e),
-        };
+        let keep = !lost && !matches!(&result, Err(e) if broken(e));
         self.give_back(con, keep);
         result
     }
 
-    fn give_back(&self, con: Connection, keep: bool) {
+    fn give_back(&self, con: (Connection, u64), keep: bool) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if keep {
+        if keep && con.1 == self.link.generation() {
             state.idle.push(con);
         } else {
             state.open -= 1;
@@ -174,14 +425,15 @@ impl Pool {
     }
 
     /// A new connection, counted as open.
-    fn take_new(&self, health: &Health) -> RedisResult<(Connection, bool)> {
+    fn take_new(&self, health: &Health) -> RedisResult<((Connection, u64), bool)> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.open += 1;
         drop(state);
+        let generation = self.link.generation();
         let connected = self.link.connect("query");
-        health.set_reachable(connected.is_ok());
+        health.connected(&connected);
         match connected {
-            Ok(con) => Ok((con, false)),
+            Ok(con) => Ok(((con, generation), false)),
             Err(e) => {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 state.open -= 1;
@@ -192,9 +444,13 @@ impl Pool {
     }
 
     /// An idle connection (reused: true) or a new one.
-    fn take(&self, health: &Health) -> RedisResult<(Connection, bool)> {
+    fn take(&self, health: &Health) -> RedisResult<((Connection, u64), bool)> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
+            let now = self.link.generation();
+            let before = state.idle.len();
+            state.idle.retain(|(_, generation)| *generation == now);
+            state.open -= before - state.idle.len();
             if let Some(con) = state.idle.pop() {
                 return Ok((con, true));
             }
@@ -229,4 +485,33 @@ impl Pool {
 /// that failed on a good one).
 fn broken(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link() -> Link {
+        let target = Target::parse("redis://127.0.0.1:1").unwrap();
+        Link::new(target, None, "test")
+    }
+
+    #[test]
+    fn a_demoted_loading_or_cut_off_server_is_a_lost_master() {
+        let link = link();
+        for kind in [
+            redis::ErrorKind::ReadOnly,
+            redis::ErrorKind::BusyLoadingError,
+            redis::ErrorKind::MasterDown,
+        ] {
+            let before = link.generation();
+            assert!(link.lost_master(&RedisError::from((kind, "refused"))));
+            assert_eq!(link.generation(), before + 1, "{kind:?}");
+        }
+        let before = link.generation();
+        for other in [redis::ErrorKind::ResponseError, redis::ErrorKind::IoError] {
+            assert!(!link.lost_master(&RedisError::from((other, "no"))));
+        }
+        assert_eq!(link.generation(), before);
+    }
 }

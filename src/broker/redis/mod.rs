@@ -3,8 +3,10 @@
 //!
 //! - [`keys`], [`event`], [`scripts`]: what is stored and sent (pure), and
 //!   the Lua scripts that change it, one atomic step each.
-//! - [`link`]: connections with timeouts, a small query pool, and what is
-//!   known about reaching Redis.
+//! - [`target`], [`link`], [`watch`]: where `--redis` points (one Redis,
+//!   or the master Sentinel names), connections with timeouts that follow
+//!   the master, a small query pool, what is known about reaching Redis,
+//!   and the thread that hears Sentinel announce a failover.
 //! - [`publisher`]: the thread through which every change goes, pipelined;
 //!   connection threads never wait on it to send a message.
 //! - [`subscriber`]: the thread that owns the pub/sub connection, delivers
@@ -53,6 +55,8 @@ pub mod room;
 pub mod scripts;
 pub mod sequence;
 pub mod subscriber;
+pub mod target;
+pub mod watch;
 
 use event::{Event, Notice, Said};
 use inflight::InFlight;
@@ -82,6 +86,7 @@ struct Threads {
     publisher: Option<JoinHandle<()>>,
     subscriber: Option<JoinHandle<()>>,
     beat: Option<(Sender<()>, JoinHandle<()>)>,
+    watch: Option<(Sender<()>, JoinHandle<()>)>,
     flusher: Option<FlusherThread>,
 }
 
@@ -96,7 +101,10 @@ impl RedisBroker {
     ) -> RedisResult<RedisBroker> {
         let instance = keys::new_instance_id();
         let keys = Keys::new(&config.prefix, &instance);
-        let link = Link::new(&config.url, &instance)?;
+        let target = target::Target::parse(&config.url).map_err(|e| {
+            redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "bad URL", e))
+        })?;
+        let link = Link::new(target, config.ca.clone(), &instance);
         let scripts = Arc::new(Scripts::new());
         let health = Arc::new(Health::default());
         let (flusher, flusher_thread) = Flusher::start();
@@ -159,6 +167,20 @@ impl RedisBroker {
                 stop_beat,
                 spawn("redis-beat", Box::new(move || beat.run(beat_stop)))?,
             )),
+            watch: match link.sentinel_master() {
+                Some(_) => {
+                    let (stop_watch, watch_stop) = crossbeam_channel::bounded(0);
+                    let watched = link.clone();
+                    Some((
+                        stop_watch,
+                        spawn(
+                            "redis-sentinel",
+                            Box::new(move || watch::run(watched, watch_stop)),
+                        )?,
+                    ))
+                }
+                None => None,
+            },
             flusher: Some(flusher_thread),
         };
         Ok(RedisBroker {
@@ -579,6 +601,12 @@ impl Broker for RedisBroker {
             h.unavailable.load(Relaxed),
         );
         family(
+            "strand_redis_master_lost_total",
+            "counter",
+            "Times every Redis connection was opened again because the master was lost (a failover announced or seen, READONLY or LOADING).",
+            self.parts.link.generation(),
+        );
+        family(
             "strand_redis_reaped_total",
             "counter",
             "Dead instances whose clients this instance announced gone.",
@@ -617,6 +645,10 @@ impl Broker for RedisBroker {
             let _ = self.requests.send(Request::Stop);
             self.wake();
             join(thread, "redis-subscribe");
+        }
+        if let Some((stop, thread)) = threads.watch.take() {
+            drop(stop);
+            join(thread, "redis-sentinel");
         }
         if let Some(mut flusher) = threads.flusher.take() {
             flusher.stop();

@@ -151,7 +151,7 @@ pub struct Publisher {
 impl Publisher {
     /// Serves `ops` until [`Op::Stop`] (or every sender is dropped).
     pub fn run(self, ops: Receiver<Op>) {
-        let mut con: Option<Connection> = None;
+        let mut con: Option<(Connection, u64)> = None;
         let mut stopping = false;
         while !stopping {
             let Ok(first) = ops.recv() else { return };
@@ -169,10 +169,17 @@ impl Publisher {
             if batch.is_empty() {
                 continue;
             }
-            if con.is_none() {
-                con = self.connect();
+            if con
+                .as_ref()
+                .is_some_and(|(_, generation)| *generation != self.parts.link.generation())
+            {
+                con = None; // the master moved
             }
-            let Some(c) = con.as_mut() else {
+            if con.is_none() {
+                let generation = self.parts.link.generation();
+                con = self.connect().map(|c| (c, generation));
+            }
+            let Some((c, _)) = con.as_mut() else {
                 batch.into_iter().for_each(|op| self.failed(op));
                 continue;
             };
@@ -190,7 +197,7 @@ impl Publisher {
             }
             Ok(c)
         });
-        self.parts.health.set_reachable(connected.is_ok());
+        self.parts.health.connected(&connected);
         match connected {
             Ok(c) => Some(c),
             Err(e) => {
@@ -211,16 +218,29 @@ impl Publisher {
         let values = match con.req_packed_commands(&packed, 0, batch.len()) {
             Ok(values) => values,
             Err(e) => {
+                self.parts.link.lost_master(&e);
                 batch.into_iter().for_each(|op| self.failed(op));
                 return Err(e);
             }
         };
         let mut again = Vec::new();
+        let mut lost = false;
         for (op, value) in batch.into_iter().zip(values) {
             match value {
                 Value::ServerError(e) if e.code() == "NOSCRIPT" => again.push(op),
-                value => self.answered(op, value),
+                value => {
+                    // Refused, so not carried out: answered `unavailable`.
+                    lost = lost || self.parts.link.lost_master_value(&value);
+                    self.answered(op, value)
+                }
             }
+        }
+        if lost {
+            again.into_iter().for_each(|op| self.failed(op));
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::ReadOnly,
+                "this Redis is no longer the master",
+            )));
         }
         if !again.is_empty() {
             // The scripts were flushed (SCRIPT FLUSH, or a restarted
@@ -248,17 +268,17 @@ impl Publisher {
         let s = &self.parts.scripts;
         let ttl = HISTORY_TTL.as_secs();
         match op {
-            Op::Publish { room, said, .. } => evalsha(
-                &s.publish,
-                &[k.meta(room), k.history(room)],
-                &[
+            Op::Publish { room, said, .. } => {
+                let mut args = vec![
                     crate::hub::new_epoch(),
                     self.keep.to_string(),
                     ttl.to_string(),
                     k.room_channel(room),
                     said.encode(),
-                ],
-            ),
+                ];
+                args.extend(self.known(room));
+                evalsha(&s.publish, &[k.meta(room), k.history(room)], &args)
+            }
             Op::Global { said, .. } => evalsha(
                 &s.global,
                 &[],
@@ -285,16 +305,8 @@ impl Publisher {
                 name,
                 since,
                 ..
-            } => evalsha(
-                &s.join,
-                &[
-                    k.meta(room),
-                    k.history(room),
-                    k.who(room),
-                    k.rooms(),
-                    k.own_who(),
-                ],
-                &[
+            } => {
+                let mut args = vec![
                     crate::hub::new_epoch(),
                     ttl.to_string(),
                     k.room_channel(room),
@@ -304,8 +316,17 @@ impl Publisher {
                     format!("{conn}|{room}"),
                     since.map_or("-1".to_string(), |s| s.to_string()),
                     name.to_string(),
-                ],
-            ),
+                ];
+                args.extend(self.known(room));
+                let keys = [
+                    k.meta(room),
+                    k.history(room),
+                    k.who(room),
+                    k.rooms(),
+                    k.own_who(),
+                ];
+                evalsha(&s.join, &keys, &args)
+            }
             Op::Leave { room, conn } => evalsha(
                 &s.leave,
                 &[],
@@ -350,6 +371,18 @@ impl Publisher {
         }
     }
 
+    /// What this instance knows Redis handed out in `room`, as script
+    /// arguments (see [`known_args`]).
+    fn known(&self, room: &str) -> [String; 4] {
+        known_args(
+            self.parts
+                .local
+                .room(room)
+                .map(|r| r.known())
+                .unwrap_or_default(),
+        )
+    }
+
     /// Handles Redis's answer to `op`.
     fn answered(&self, op: Op, value: Value) {
         if let Value::ServerError(e) = &value {
@@ -358,8 +391,12 @@ impl Publisher {
         }
         self.done_with(&op);
         match op {
-            Op::Publish { .. } => {
+            Op::Publish { room, .. } => {
                 self.parts.stats.room_messages.fetch_add(1, Relaxed);
+                let numbered = redis::from_redis_value::<(u64, String)>(&value);
+                if let (Ok((seq, epoch)), Some(room)) = (numbered, self.parts.local.room(&room)) {
+                    room.published(&epoch, seq);
+                }
             }
             Op::Global { .. } => {
                 self.parts.stats.global_messages.fetch_add(1, Relaxed);
@@ -449,6 +486,14 @@ pub fn evalsha(script: &Script, keys: &[String], args: &[String]) -> Cmd {
         .arg(keys)
         .arg(args);
     cmd
+}
+
+/// The scripts' arguments for what this instance knows was handed out in
+/// a room: epoch, seq, epoch, seq (see `room_epoch` in
+/// [`crate::broker::redis::scripts`]).
+pub fn known_args(known: [(String, u64); 2]) -> [String; 4] {
+    let [(e1, s1), (e2, s2)] = known;
+    [e1, s1.to_string(), e2, s2.to_string()]
 }
 
 /// How a member is stored in `who` hashes: its dialect's letter and name.

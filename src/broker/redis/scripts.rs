@@ -62,6 +62,25 @@ local function room_notice(prefix, room, kind, name, who)
   redis.call('PUBLISH', prefix .. ':ch:room:' .. room,
     '{"k":"' .. kind .. '","n":"' .. name .. '","w":"' .. who .. '"}')
 end
+-- A room's epoch. A new one (NEW, with an empty history) starts when the
+-- room has none, or when its count went back: below a seq this instance
+-- knows was handed out in the same epoch (ARGV from FIRST on: epoch, seq,
+-- epoch, seq), so Redis lost messages someone was given (a failover, a
+-- restart without its data). Never one (epoch, seq) for two messages.
+local function room_epoch(meta, history, new, first)
+  local m = redis.call('HMGET', meta, 'e', 's')
+  local epoch, top = m[1], tonumber(m[2] or '0')
+  local went_back = false
+  for i = first, first + 2, 2 do
+    if epoch and ARGV[i] == epoch and top < tonumber(ARGV[i + 1]) then
+      went_back = true
+    end
+  end
+  if epoch and not went_back then return epoch end
+  redis.call('HSET', meta, 'e', new, 's', 0)
+  redis.call('DEL', history)
+  return new
+end
 -- Removes member FIELD (CONN|ROOM) of instance INST, announcing it.
 local function leave_member(prefix, inst, field, value)
   local conn, room = string.match(field, '^(%d+)|(.+)$')
@@ -97,14 +116,10 @@ end
 "#;
 
 /// A room message. KEYS: meta, history. ARGV: epoch for a new sequence,
-/// history length, history TTL (s), channel, BODY. Returns {seq, epoch}.
+/// history length, history TTL (s), channel, BODY, then what this instance
+/// knows was handed out (see `room_epoch`). Returns {seq, epoch}.
 const PUBLISH: &str = r#"
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'e', epoch)
-  redis.call('DEL', KEYS[2])
-end
+local epoch = room_epoch(KEYS[1], KEYS[2], ARGV[1], 6)
 local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
 if tonumber(ARGV[2]) > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-0', 'd', ARGV[5])
@@ -117,15 +132,11 @@ return {seq, epoch}
 
 /// A join. KEYS: meta, history, who, rooms, own who. ARGV: epoch for a new
 /// sequence, history TTL, channel, holder (INST:CONN), value (dialect and
-/// name), room, own field (CONN|ROOM), since (-1: none), name.
+/// name), room, own field (CONN|ROOM), since (-1: none), name, then what
+/// this instance knows was handed out (see `room_epoch`).
 /// Returns {epoch, last seq, entries after since}.
 const JOIN: &str = r#"
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'e', epoch, 's', 0)
-  redis.call('DEL', KEYS[2])
-end
+local epoch = room_epoch(KEYS[1], KEYS[2], ARGV[1], 10)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
@@ -156,13 +167,16 @@ return 1
 
 /// Where delivery stands for a room after a gap or a reconnect. KEYS:
 /// meta, history. ARGV: the epoch here ('' for none), the last seq
-/// delivered here (-1 for none). Returns {} when the room has no sequence,
-/// else {epoch, last seq, entries}: those after the last seq here in the
-/// same epoch, every held one in another.
+/// delivered here (-1 for none), an epoch for a new sequence, then what
+/// this instance knows was handed out (see `room_epoch`: a count that went
+/// back starts a new epoch here, before anything more is numbered).
+/// Returns {} when the room has no sequence, else {epoch, last seq,
+/// entries}: those after the last seq here in the same epoch, every held
+/// one in another.
 const REPAIR: &str = r#"
-local m = redis.call('HMGET', KEYS[1], 'e', 's')
-if not m[1] then return {} end
-local epoch, top = m[1], tonumber(m[2] or '0')
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+local epoch = room_epoch(KEYS[1], KEYS[2], ARGV[3], 4)
+local top = tonumber(redis.call('HGET', KEYS[1], 's') or '0')
 local from = nil
 if epoch == ARGV[1] and tonumber(ARGV[2]) >= 0 then
   from = tonumber(ARGV[2]) + 1

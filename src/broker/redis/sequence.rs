@@ -2,7 +2,10 @@
 //! the last `seq` delivered here. It decides, for each message that
 //! arrives and for each repair, what is delivered, what is a duplicate,
 //! what is missing, and when members must be told that something was lost.
-//! Pure: the room holds it under its lock and does the delivering.
+//! It also remembers the highest `seq` this instance's own publishes were
+//! given, so that the scripts can tell when Redis's count went back (see
+//! [`Sequence::known`]). Pure: the room holds it under its lock and does
+//! the delivering.
 
 use crate::broker::redis::event::Said;
 
@@ -11,6 +14,8 @@ use crate::broker::redis::event::Said;
 pub struct Sequence {
     epoch: Option<String>,
     last: Option<u64>,
+    /// The epoch and `seq` Redis gave this instance's latest publish.
+    published: Option<(String, u64)>,
 }
 
 /// What to do with a message that arrived on the room's channel.
@@ -48,6 +53,30 @@ impl Sequence {
     /// The epoch and last `seq` delivered here.
     pub fn position(&self) -> (Option<String>, Option<u64>) {
         (self.epoch.clone(), self.last)
+    }
+
+    /// Redis numbered a publish of this instance `seq` in `epoch`.
+    pub fn published(&mut self, epoch: &str, seq: u64) {
+        match &mut self.published {
+            Some((e, s)) if e == epoch => *s = (*s).max(seq),
+            _ => self.published = Some((epoch.to_string(), seq)),
+        }
+    }
+
+    /// What this instance knows Redis handed out: the last `seq` delivered
+    /// here and the last its own publishes were given, each with its
+    /// epoch. A room whose count in Redis is below either, in the same
+    /// epoch, lost messages someone was given: the scripts then start a
+    /// new epoch before numbering anything.
+    pub fn known(&self) -> [(String, u64); 2] {
+        let delivered = match (&self.epoch, self.last) {
+            (Some(e), Some(s)) => (e.clone(), s),
+            _ => (String::new(), 0),
+        };
+        [
+            delivered,
+            self.published.clone().unwrap_or((String::new(), 0)),
+        ]
     }
 
     /// The epoch of the last message delivered here.
@@ -203,5 +232,17 @@ mod tests {
         assert_eq!(s.last(), None, "counted again from its first delivery");
         assert!(s.repair(None, &h, None).is_none());
         assert_eq!(s.last(), None);
+    }
+
+    #[test]
+    fn what_is_known_is_the_delivered_and_the_published_high_water() {
+        let mut s = Sequence::default();
+        assert_eq!(s.known(), [(String::new(), 0), (String::new(), 0)]);
+        s.start("E", 3);
+        s.published("E", 5);
+        s.published("E", 4);
+        assert_eq!(s.known(), [("E".into(), 3), ("E".into(), 5)]);
+        s.published("F", 1);
+        assert_eq!(s.known()[1], ("F".into(), 1));
     }
 }

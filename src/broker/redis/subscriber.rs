@@ -19,6 +19,7 @@ use crate::broker::redis::event::{
     decode_logged, entries, log_id, logged_entries, Event, LogId, RoomEvent, Said,
 };
 use crate::broker::redis::parts::Parts;
+use crate::broker::redis::publisher::known_args;
 use crate::broker::redis::room::{Next, Room};
 use crate::hub::wire;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -93,17 +94,19 @@ impl Subscriber {
             for room in self.parts.local.rooms() {
                 room.set_subscribed(false);
             }
-            // Wait before the next attempt, still taking requests.
+            // Wait before the next attempt, still taking requests; a new
+            // master is tried at once.
             let until = Instant::now() + backoff;
+            let generation = self.parts.link.generation();
             loop {
                 let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
+                if left.is_zero() || self.parts.link.generation() != generation {
                     break;
                 }
-                match requests.recv_timeout(left) {
+                match requests.recv_timeout(left.min(Duration::from_millis(100))) {
                     Ok(Request::Stop) => return,
                     Ok(request) => self.note(request, &mut channels),
-                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
             }
@@ -135,12 +138,13 @@ impl Subscriber {
         channels: &mut HashSet<String>,
         logs: &mut Logs,
     ) -> End {
+        let generation = self.parts.link.generation();
         let connected = self
             .parts
             .link
             .connect("pubsub")
             .and_then(|p| Ok((p, self.parts.link.connect("repair")?)));
-        self.parts.health.set_reachable(connected.is_ok());
+        self.parts.health.connected(&connected);
         let (mut con, mut repair) = match connected {
             Ok(pair) => pair,
             Err(e) => {
@@ -174,6 +178,7 @@ impl Subscriber {
         }
         for room in self.parts.local.rooms() {
             if let Err(e) = self.repair(&mut repair, &room, None) {
+                self.parts.link.lost_master(&e);
                 log::warn!("redis: cannot repair room {}: {e}", room.name());
                 return End::Failed;
             }
@@ -228,6 +233,10 @@ impl Subscriber {
                     Err(TryRecvError::Disconnected) => return End::Stop,
                 }
             }
+            if self.parts.link.generation() != generation {
+                log::info!("redis: the subscriber moves to the new master");
+                return End::Lost;
+            }
             match pubsub.get_message() {
                 Ok(msg) => {
                     heard = Instant::now();
@@ -238,6 +247,7 @@ impl Subscriber {
                     let dispatched =
                         self.dispatch(&mut repair, &channel, payload, logs, &mut retired);
                     if let Err(e) = dispatched {
+                        self.parts.link.lost_master(&e);
                         log::warn!("redis: cannot repair a gap: {e}");
                         return End::Lost;
                     }
@@ -263,6 +273,7 @@ impl Subscriber {
                             .arg(Event::Wake.encode())
                             .exec(&mut repair);
                         if let Err(e) = probe {
+                            self.parts.link.lost_master(&e);
                             log::warn!("redis: cannot probe: {e}");
                             return End::Lost;
                         }
@@ -431,6 +442,8 @@ impl Subscriber {
             .key(k.history(room.name()))
             .arg(epoch.unwrap_or_default())
             .arg(last.map_or(-1, |l| l as i64))
+            .arg(crate::hub::new_epoch())
+            .arg(&known_args(room.known())[..])
             .invoke(con)?;
         let meta = match &value {
             Value::Array(parts) if parts.len() == 3 => Some((

@@ -12,16 +12,23 @@
 //! It has no limits, heartbeat, hub or slow-consumer bound: it does less
 //! than strand per message, never more.
 //!
-//! Usage: `tokio-echo [ADDR]` (default `127.0.0.1:9001`, port 0 allowed);
-//! prints `listening on ADDR` on stdout.
+//! With `--tls-cert FILE --tls-key FILE` it serves `wss://` instead, with
+//! tokio-rustls on the same rustls and `ring` provider as strand: the TLS
+//! handshake runs in the connection's task, then the same code serves it.
+//!
+//! Usage: `tokio-echo [ADDR] [--tls-cert FILE --tls-key FILE]` (default
+//! `127.0.0.1:9001`, port 0 allowed); prints `listening on ADDR` on stdout.
 
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -30,9 +37,24 @@ use tokio_tungstenite::WebSocketStream;
 
 #[tokio::main]
 async fn main() {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9001".into());
+    let mut addr = "127.0.0.1:9001".to_string();
+    let (mut cert, mut key) = (None, None);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--tls-cert" => cert = args.next(),
+            "--tls-key" => key = args.next(),
+            _ => addr = arg,
+        }
+    }
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(acceptor(&cert, &key)),
+        (None, None) => None,
+        _ => {
+            eprintln!("tokio-echo: --tls-cert and --tls-key go together");
+            std::process::exit(1);
+        }
+    };
     let listener = match TcpListener::bind(&addr).await {
         Ok(l) => l,
         Err(e) => {
@@ -49,12 +71,49 @@ async fn main() {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(serve(stream, rooms.clone()));
+                let _ = stream.set_nodelay(true);
+                let rooms = rooms.clone();
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(serve(stream, rooms));
+                    }
+                    Some(tls) => {
+                        tokio::spawn(async move {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve(stream, rooms).await;
+                            }
+                        });
+                    }
+                }
             }
             // Out of descriptors and the like: go on accepting.
             Err(e) => eprintln!("tokio-echo: accept: {e}"),
         }
     }
+}
+
+/// The TLS acceptor of a PEM chain and key (TLS 1.2 and 1.3, `ring`).
+fn acceptor(cert: &str, key: &str) -> TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+        eprintln!("tokio-echo: {what}: {e}");
+        std::process::exit(1)
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|c| c.collect())
+        .unwrap_or_else(|e| fail(cert, &e));
+    let key = PrivateKeyDer::from_pem_file(key).unwrap_or_else(|e| fail(key, &e));
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .unwrap_or_else(|e| fail("TLS versions", &e))
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap_or_else(|e| fail("certificate", &e));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsAcceptor::from(Arc::new(config))
 }
 
 /// What an upgrade asked for.
@@ -90,8 +149,7 @@ fn is_name(s: &str) -> bool {
 
 // The refusal's size is fixed by tungstenite's handshake `Callback`.
 #[allow(clippy::result_large_err)]
-async fn serve(stream: TcpStream, rooms: Arc<Rooms>) {
-    let _ = stream.set_nodelay(true);
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, rooms: Arc<Rooms>) {
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let mut routed = None;
     let callback = |req: &Request, resp: Response| match route(req.uri().path()) {
@@ -120,7 +178,7 @@ async fn serve(stream: TcpStream, rooms: Arc<Rooms>) {
 /// Text back as text, binary as binary. Pings are answered by tungstenite
 /// (the pong goes out with the next read or write); a close is answered
 /// on the read that follows it, which then ends the stream.
-async fn echo(mut ws: WebSocketStream<TcpStream>) {
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocketStream<S>) {
     while let Some(Ok(msg)) = ws.next().await {
         if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
             return;
@@ -130,7 +188,12 @@ async fn echo(mut ws: WebSocketStream<TcpStream>) {
 
 /// A text-room member: its texts go to every member (itself included) as
 /// `{user}: T`; what others send it is written in batches, one flush each.
-async fn member(mut ws: WebSocketStream<TcpStream>, rooms: &Rooms, room: String, user: String) {
+async fn member<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+    rooms: &Rooms,
+    room: String,
+    user: String,
+) {
     let (tx, mut rx) = unbounded_channel();
     let id = rooms.join(&room, &user, tx);
     loop {

@@ -401,6 +401,17 @@ impl Room {
         self.lock().sequence.position()
     }
 
+    /// Redis numbered a publish of this instance `seq` in `epoch`.
+    pub fn published(&self, epoch: &str, seq: u64) {
+        self.lock().sequence.published(epoch, seq);
+    }
+
+    /// What this instance knows Redis handed out (see
+    /// [`Sequence::known`]).
+    pub fn known(&self) -> [(String, u64); 2] {
+        self.lock().sequence.known()
+    }
+
     /// A `POST /broadcast` to everyone: the text members here hear it (hub
     /// members hear it through the client registry). Returns how many.
     pub fn broadcast_to_text(self: &Arc<Self>, message: &str) -> usize {
