@@ -285,6 +285,40 @@ pub struct ServeArgs {
     )]
     pub redis_presence_ttl: f64,
 
+    /// Obtain and renew the serving certificate for this name from an ACME
+    /// CA (repeatable: one certificate for all; excludes --tls-cert).
+    #[arg(
+        long = "acme-domain",
+        env = "STRAND_ACME_DOMAIN",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub acme_domains: Vec<String>,
+
+    /// The ACME directory to order from.
+    #[arg(
+        long,
+        env = "STRAND_ACME_DIRECTORY",
+        default_value = "https://acme-v02.api.letsencrypt.org/directory",
+        value_name = "URL"
+    )]
+    pub acme_directory: String,
+
+    /// A contact address given to the ACME CA (expiry warnings).
+    #[arg(long, env = "STRAND_ACME_EMAIL", value_name = "ADDR")]
+    pub acme_email: Option<String>,
+
+    /// PEM roots to trust for the ACME directory's own HTTPS (a private or
+    /// test CA); default: the platform's roots, else Mozilla's.
+    #[arg(long, env = "STRAND_ACME_CA", value_name = "FILE")]
+    pub acme_ca: Option<PathBuf>,
+
+    /// Answer ACME http-01 on this plain-HTTP address (e.g. 0.0.0.0:80),
+    /// which redirects every other request to https://; without it,
+    /// tls-alpn-01 on the serving port.
+    #[arg(long, env = "STRAND_ACME_HTTP", value_name = "ADDR")]
+    pub acme_http: Option<SocketAddr>,
+
     /// Serve TLS (`https://`, `wss://`) with this PEM certificate chain,
     /// leaf first; with `--tls-key`. Reloaded when the file changes or on SIGHUP.
     #[arg(long, env = "STRAND_TLS_CERT", value_name = "FILE")]

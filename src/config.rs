@@ -57,8 +57,91 @@ pub struct Config {
     pub thread_cache_idle: Duration,
     /// The shared broker, if instances share one Redis.
     pub redis: Option<RedisConfig>,
+    /// Certificates obtained by strand itself, with `--acme-domain`.
+    pub acme: Option<AcmeConfig>,
     /// `--tls-cert`/`--tls-key`: the port speaks TLS with this pair.
     pub tls: Option<TlsFiles>,
+}
+
+/// `--acme-domain` and its companions.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    /// The names of the one certificate, lowercase, in the order given.
+    pub domains: Vec<String>,
+    /// The ACME directory's URL.
+    pub directory: String,
+    /// The contact address, if any.
+    pub email: Option<String>,
+    /// Roots to trust for the directory's HTTPS, if not the platform's.
+    pub ca: Option<PathBuf>,
+    /// Where `http-01` is answered, if anywhere.
+    pub http: Option<SocketAddr>,
+}
+
+impl AcmeConfig {
+    /// Validates the ACME flags of `args`; `None` without `--acme-domain`.
+    fn from_args(args: &ServeArgs) -> Result<Option<AcmeConfig>, String> {
+        if args.acme_domains.is_empty() {
+            return Ok(None);
+        }
+        if args.tls_cert.is_some() || args.tls_key.is_some() {
+            return Err(
+                "--acme-domain obtains the certificate itself: give it or --tls-cert/--tls-key, not both"
+                    .into(),
+            );
+        }
+        let mut domains: Vec<String> = Vec::new();
+        for name in &args.acme_domains {
+            let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+            dns_name(&name).map_err(|why| format!("--acme-domain {name:?}: {why}"))?;
+            if !domains.contains(&name) {
+                domains.push(name);
+            }
+        }
+        let directory = args.acme_directory.trim();
+        if !directory.starts_with("https://") {
+            return Err(format!(
+                "--acme-directory {directory:?}: an ACME directory is an https:// URL"
+            ));
+        }
+        if let Some(email) = &args.acme_email {
+            if !email.contains('@') || email.contains(char::is_whitespace) {
+                return Err(format!("--acme-email {email:?} is not an email address"));
+            }
+        }
+        if let Some(ca) = &args.acme_ca {
+            std::fs::metadata(ca).map_err(|e| format!("--acme-ca {}: {e}", ca.display()))?;
+        }
+        Ok(Some(AcmeConfig {
+            domains,
+            directory: directory.to_string(),
+            email: args.acme_email.clone().filter(|e| !e.is_empty()),
+            ca: args.acme_ca.clone(),
+            http: args.acme_http,
+        }))
+    }
+}
+
+/// Whether `name` is a DNS name a CA can validate by `http-01` or
+/// `tls-alpn-01` (no wildcard, no IP address).
+fn dns_name(name: &str) -> Result<(), &'static str> {
+    if name.starts_with("*.") {
+        return Err("wildcards need dns-01, which strand does not answer");
+    }
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err("ACME certificates are for DNS names, not IP addresses");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err("not a DNS name");
+    }
+    Ok(())
 }
 
 /// `--tls-cert` and `--tls-key`, and the pair they held at start.
@@ -209,6 +292,7 @@ impl Config {
             admin_token: args.admin_token.clone().filter(|s| !s.is_empty()),
             max_messages_per_second: args.max_messages_per_second,
             redis: RedisConfig::from_args(args)?,
+            acme: AcmeConfig::from_args(args)?,
             tls: TlsFiles::from_args(args)?,
         })
     }

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod acceptor;
+pub mod acme;
 pub mod activity;
 pub mod bench;
 pub mod broker;

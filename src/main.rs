@@ -32,13 +32,16 @@ fn serve(args: ServeArgs) -> ExitCode {
 
 fn run(args: ServeArgs) -> Result<(), String> {
     // First, while no other thread runs: it clears LISTEN_FDS from the environment.
-    let inherited = service_manager::inherited_listener()?;
+    let inherited = service_manager::inherited_listeners()?;
     let max_connections = match args.max_connections {
         MaxConnections::Fixed(n) => n,
         MaxConnections::Auto => auto_max_connections(),
     };
     let config = Config::from_args(&args, max_connections)?;
-    let server = match inherited {
+    if inherited.acme_http.is_some() && args.acme_domains.is_empty() {
+        log::warn!("a socket named acme-http was passed without --acme-domain: unused");
+    }
+    let server = match inherited.serving {
         Some(listener) => {
             log::info!("serving the socket passed by the service manager (LISTEN_FDS), not --bind");
             Server::from_listener(listener, config)
@@ -47,6 +50,18 @@ fn run(args: ServeArgs) -> Result<(), String> {
         None => Server::bind(config).map_err(|e| format!("cannot bind {}: {e}", args.bind))?,
     };
     let addr = server.local_addr().map_err(|e| e.to_string())?;
+    // Before the port serves: a kept certificate is installed at once.
+    let shared = server.shared();
+    if let (Some(acme), Some(tls), Some(stats)) = (&shared.config.acme, &shared.tls, &shared.acme) {
+        strand::acme::start(
+            acme,
+            &shared.config.data_dir,
+            tls.certs.clone(),
+            addr.port(),
+            stats.clone(),
+            inherited.acme_http,
+        )?;
+    }
     let handle = server.shutdown_handle();
     let reload = server.tls_reload();
     // SIGHUP reloads the certificate (and is ignored without TLS, rather

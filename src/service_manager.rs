@@ -1,6 +1,7 @@
 //! What strand takes from and tells a service manager (systemd, or any
-//! launcher speaking its protocols): the listening socket it passes
-//! (`LISTEN_FDS`, socket activation) and the notices that strand is ready
+//! launcher speaking its protocols): the listening sockets it passes
+//! (`LISTEN_FDS`, socket activation; one named `acme-http` in
+//! `LISTEN_FDNAMES` serves ACME's `http-01`) and the notices that strand is ready
 //! and that it is stopping (`NOTIFY_SOCKET`, `Type=notify`).
 //!
 //! With neither variable set every function here does nothing, so a plain
@@ -10,39 +11,68 @@
 use sd_notify::NotifyState;
 use std::net::TcpListener;
 
-/// The listening TCP socket passed through `LISTEN_FDS`, if any.
-///
-/// Call it before any thread starts: it clears `LISTEN_FDS` and
-/// `LISTEN_PID` from the environment so children do not inherit them. A
-/// passed descriptor that is not a listening TCP socket is an error
-/// rather than something to bind around.
+/// The name (`FileDescriptorName=` in a socket unit, `--fdname` of
+/// `systemd-socket-activate`) of a passed socket that serves ACME's
+/// `http-01` instead of `--acme-http`.
+pub const ACME_HTTP_FDNAME: &str = "acme-http";
+
+/// The listening sockets passed through `LISTEN_FDS`.
+#[derive(Debug, Default)]
+pub struct Inherited {
+    /// The serving socket: the first not named [`ACME_HTTP_FDNAME`].
+    pub serving: Option<TcpListener>,
+    /// The socket named [`ACME_HTTP_FDNAME`] (`LISTEN_FDNAMES`), if any.
+    pub acme_http: Option<TcpListener>,
+}
+
+/// The listening TCP socket passed through `LISTEN_FDS`, if any: see
+/// [`inherited_listeners`].
 pub fn inherited_listener() -> Result<Option<TcpListener>, String> {
+    inherited_listeners().map(|inherited| inherited.serving)
+}
+
+/// The listening TCP sockets passed through `LISTEN_FDS`, by their names
+/// in `LISTEN_FDNAMES`.
+///
+/// Call it before any thread starts: it clears `LISTEN_FDS`,
+/// `LISTEN_PID` and `LISTEN_FDNAMES` from the environment so children do
+/// not inherit them. A passed descriptor that is not a listening TCP
+/// socket is an error rather than something to bind around.
+pub fn inherited_listeners() -> Result<Inherited, String> {
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    std::env::remove_var("LISTEN_FDNAMES");
     let mut fds = listenfd::ListenFd::from_env();
-    if fds.len() == 0 {
-        return Ok(None);
-    }
-    let listener = fds
-        .take_tcp_listener(0)
-        .map_err(|e| format!("LISTEN_FDS: the first passed descriptor: {e}"))?
-        .ok_or("LISTEN_FDS: no first descriptor")?;
-    // A socket unit with Accept=yes passes one connection, not a listener.
-    match rustix::net::sockopt::socket_acceptconn(&listener) {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(
+    let mut inherited = Inherited::default();
+    let mut unused = 0;
+    for (i, name) in (0..fds.len()).zip(names.split(':').chain(std::iter::repeat(""))) {
+        let listener = fds
+            .take_tcp_listener(i)
+            .map_err(|e| format!("LISTEN_FDS: passed descriptor {}: {e}", i + 3))?
+            .ok_or_else(|| format!("LISTEN_FDS: no descriptor {}", i + 3))?;
+        // A socket unit with Accept=yes passes one connection, not a listener.
+        match rustix::net::sockopt::socket_acceptconn(&listener) {
+            Ok(true) => {}
+            Ok(false) => return Err(
                 "LISTEN_FDS: the passed TCP socket is not listening (socket unit with Accept=yes?)"
                     .into(),
-            )
+            ),
+            Err(e) => return Err(format!("LISTEN_FDS: the passed socket: {e}")),
         }
-        Err(e) => return Err(format!("LISTEN_FDS: the passed socket: {e}")),
+        if name == ACME_HTTP_FDNAME && inherited.acme_http.is_none() {
+            inherited.acme_http = Some(listener);
+        } else if inherited.serving.is_none() {
+            inherited.serving = Some(listener);
+        } else {
+            unused += 1;
+        }
     }
-    if fds.len() > 1 {
+    if unused > 0 {
         log::warn!(
-            "LISTEN_FDS passed {} sockets; strand serves the first only",
+            "LISTEN_FDS passed {} sockets; strand serves the first, and ACME http-01 on one named {ACME_HTTP_FDNAME:?}; {unused} unused",
             fds.len()
         );
     }
-    Ok(Some(listener))
+    Ok(inherited)
 }
 
 /// Tells the service manager that strand accepts connections on `addr`.

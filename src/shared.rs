@@ -46,6 +46,8 @@ pub struct Shared {
     pub series: Series,
     /// The largest rooms' message rates (the operator view).
     pub room_rates: RoomRates,
+    /// The ACME client's counters, with `--acme-domain`.
+    pub acme: Option<Arc<crate::acme::Stats>>,
     /// TLS on the serving port, when it speaks TLS: the certificates (which
     /// a reload or the ACME client replaces) and the rustls configuration.
     pub tls: Option<Arc<Tls>>,
@@ -76,11 +78,14 @@ impl Shared {
         let notifier = config
             .notify_interval
             .and_then(|every| Notifier::start(broker.clone(), every));
-        // Served from the start with the pair loaded from the files.
-        let tls = config
-            .tls
-            .as_ref()
-            .map(|files| Tls::new(Certs::with(files.pair.clone())));
+        let acme = config.acme.as_ref().map(|_| Arc::default());
+        // Served from the start with the pair loaded from the files; with
+        // ACME, empty until the kept certificate or the first order.
+        let tls = match (&config.tls, &config.acme) {
+            (Some(files), _) => Some(Tls::new(Certs::with(files.pair.clone()))),
+            (None, Some(_)) => Some(Tls::new(Certs::new())),
+            (None, None) => None,
+        };
         Shared {
             broker,
             hub_stats,
@@ -98,6 +103,7 @@ impl Shared {
             thread_cache: Arc::default(),
             series: Series::default(),
             room_rates: RoomRates::default(),
+            acme,
             tls,
             started: Instant::now(),
             next_id: AtomicU64::new(1),
@@ -146,6 +152,9 @@ impl Shared {
         extra.push_str(&self.tails.metrics_text());
         extra.push_str(&self.spools.metrics_text());
         extra.push_str(&self.thread_cache.render());
+        if let Some(acme) = &self.acme {
+            extra.push_str(&acme.render());
+        }
         if let Some(tls) = &self.tls {
             extra.push_str(&tls.metrics_text());
         }

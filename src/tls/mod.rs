@@ -6,6 +6,8 @@
 //!   swapped atomically when the files change or a renewal lands, and the
 //!   ACME `tls-alpn-01` challenge certificates; loading and checking a PEM
 //!   pair; the server's rustls configuration.
+//! - [`validity`]: a certificate's notBefore and notAfter, read from DER
+//!   (when ACME renews).
 //! - [`expiry`]: the leaf certificate's `notAfter`, read from its DER
 //!   (pure), for `/metrics`.
 //! - [`reload`]: reloading `--tls-cert`/`--tls-key` when either file
@@ -20,6 +22,7 @@
 pub mod certs;
 pub mod expiry;
 pub mod reload;
+pub mod validity;
 
 use certs::Certs;
 use rustls::ServerConfig;

@@ -97,7 +97,12 @@ impl Server {
     /// As [`Server::start`], listening on `bind` instead of
     /// `127.0.0.1:0` (e.g. `0.0.0.0:0`); `addr` is the address logged.
     pub fn start_bound(bind: &str, args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Server::start_in_bound(tempfile::tempdir().expect("temp dir"), bind, args)
+    }
+
+    /// As [`Server::start_in`], listening on `bind` instead of a free port
+    /// (a port another process must know before strand starts).
+    pub fn start_in_bound(dir: tempfile::TempDir, bind: &str, args: &[&str]) -> Server {
         let data = dir.path().join("data");
         let cmd = Command::new(env!("CARGO_BIN_EXE_strand"));
         Server::spawn(dir, cmd, &data, "debug", bind, args)
