@@ -96,11 +96,16 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$WORK/tail" "$WORK/vals"
 if [[ " $MODES " == *" tls "* ]]; then
-    # One certificate for every server of the TLS pass; the load generator
-    # trusts it as its own root. P-256, as an ACME certificate would be.
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
-        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-        -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+    # One certificate for every server of the TLS pass, from a CA of its
+    # own that the load generator trusts (webpki refuses a self-signed CA
+    # as a server's certificate). P-256, as an ACME certificate would be.
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    openssl req -x509 "${ec[@]}" -days 7 -subj /CN=bench-ca \
+        -keyout "$WORK/ca-key.pem" -out "$WORK/ca.pem" 2>/dev/null
+    openssl req "${ec[@]}" -subj /CN=localhost -keyout "$WORK/key.pem" -out "$WORK/leaf.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$WORK/leaf.ext"
+    openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca-key.pem" \
+        -CAcreateserial -days 7 -extfile "$WORK/leaf.ext" -out "$WORK/cert.pem" 2>/dev/null
 fi
 STARTED=$(date +%s)
 
@@ -171,7 +176,7 @@ record() {
 # pinned; in the TLS pass it trusts the servers' certificate.
 load() {
     local tls=()
-    [[ $mode == tls ]] && tls=(--cacert "$WORK/cert.pem")
+    [[ $mode == tls ]] && tls=(--cacert "$WORK/ca.pem")
     "${PIN_LOAD[@]}" "$BIN" bench "$@" "${tls[@]}"
 }
 
