@@ -13,7 +13,10 @@
 # Knobs (environment):
 #   RUNS (5); SHORT=1 for a quick smoke run with small sizes;
 #   OUT (docs/BENCHMARKS.md);
-#   MODES ("pinned unpinned"): which of the two passes to run;
+#   MODES ("pinned unpinned tls"): which passes to run; tls is the pinned
+#     pass over wss:// (strand and the tokio peer with the same certificate,
+#     a self-signed P-256 one made here with the openssl command; the floor
+#     has no TLS);
 #   SERVER_CPU (1), LOAD_CPU (0): the cores of the pinned pass;
 #   SERVER_BIN: the strand to measure (default: this tree's release build),
 #     SERVER_NOTE: how the header names it;
@@ -41,7 +44,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-5}
 OUT=${OUT:-docs/BENCHMARKS.md}
-MODES=${MODES:-"pinned unpinned"}
+MODES=${MODES:-"pinned unpinned tls"}
 SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 if [[ ${SHORT:-0} == 1 ]]; then
@@ -92,6 +95,18 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$WORK/tail" "$WORK/vals"
+if [[ " $MODES " == *" tls "* ]]; then
+    # One certificate for every server of the TLS pass, from a CA of its
+    # own that the load generator trusts (webpki refuses a self-signed CA
+    # as a server's certificate). P-256, as an ACME certificate would be.
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+    openssl req -x509 "${ec[@]}" -days 7 -subj /CN=bench-ca \
+        -keyout "$WORK/ca-key.pem" -out "$WORK/ca.pem" 2>/dev/null
+    openssl req "${ec[@]}" -subj /CN=localhost -keyout "$WORK/key.pem" -out "$WORK/leaf.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$WORK/leaf.ext"
+    openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca-key.pem" \
+        -CAcreateserial -days 7 -extfile "$WORK/leaf.ext" -out "$WORK/cert.pem" 2>/dev/null
+fi
 STARTED=$(date +%s)
 
 # wait_line FILE PATTERN: waits (up to 60 s) for a line matching PATTERN.
@@ -105,15 +120,18 @@ wait_line() {
     return 1
 }
 
-# has_rooms SIDE / has_tail SIDE: what a server offers beyond /ws echo.
+# has_rooms SIDE / has_tail SIDE / has_tls SIDE: what a server offers
+# beyond /ws echo.
 has_rooms() { [[ $1 != floor ]]; }
+has_tls() { [[ $1 != floor ]]; }
 has_tail() { [[ $1 == strand || $1 == base ]]; }
 
 # start SIDE: starts a fresh server (pinned in the pinned pass); sets
 # SPID[SIDE] and ADDR[SIDE].
 declare -A SPID ADDR
 start() {
-    local side=$1 log="$WORK/$1.log"
+    local side=$1 log="$WORK/$1.log" tls=()
+    [[ $mode == tls ]] && tls=(--tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
     # A fresh log: the old one names the previous server's port.
     rm -f "$log"
     case $side in
@@ -121,9 +139,9 @@ start() {
             local bin=$SERVER_BIN
             [[ $side == base ]] && bin=$BASE_BIN
             "${PIN_SERVER[@]}" "$bin" serve --bind 127.0.0.1:0 --max-connections "$MAX_CONN" \
-                --log-level info --data-dir "$WORK/data-$side" --tail-dir "$WORK/tail" 2>"$log" &
+                --log-level info --data-dir "$WORK/data-$side" --tail-dir "$WORK/tail" "${tls[@]}" 2>"$log" &
             ;;
-        tokio) "${PIN_SERVER[@]}" "$TOKIO_BIN" 127.0.0.1:0 >"$log" 2>&1 & ;;
+        tokio) "${PIN_SERVER[@]}" "$TOKIO_BIN" 127.0.0.1:0 "${tls[@]}" >"$log" 2>&1 & ;;
         floor) "${PIN_SERVER[@]}" "$FLOOR_BIN" 127.0.0.1:0 >"$log" 2>&1 & ;;
     esac
     SPID[$side]=$!
@@ -137,7 +155,7 @@ start() {
     fi
     local cpus
     cpus=$(awk '/^Cpus_allowed_list:/ {print $2}' "/proc/${SPID[$side]}/status")
-    if [[ $mode == pinned && $cpus != "$SERVER_CPU" ]]; then
+    if [[ $mode != unpinned && $cpus != "$SERVER_CPU" ]]; then
         echo "$side runs on CPUs $cpus, not $SERVER_CPU: the pin did not take" >&2
         exit 1
     fi
@@ -154,8 +172,13 @@ record() {
     awk -v r="$run" -v v="$3" 'BEGIN { printf "%d %.6g\n", r, v }' >>"$WORK/vals/$mode.$1.$2"
 }
 
-# load ARGS...: `strand bench ARGS`, on the load generator's core when pinned.
-load() { "${PIN_LOAD[@]}" "$BIN" bench "$@"; }
+# load ARGS...: `strand bench ARGS`, on the load generator's core when
+# pinned; in the TLS pass it trusts the servers' certificate.
+load() {
+    local tls=()
+    [[ $mode == tls ]] && tls=(--cacert "$WORK/ca.pem")
+    "${PIN_LOAD[@]}" "$BIN" bench "$@" "${tls[@]}"
+}
 
 # bench NAME ARGS...: runs `strand bench ARGS`, JSON in $WORK/NAME.json.
 bench() {
@@ -192,34 +215,35 @@ each() {
     for ((i = 0; i < n; i++)); do
         side=${SIDES[$(((i + run) % n))]}
         "$filter" "$side" || continue
+        [[ $mode == tls ]] && ! has_tls "$side" && continue
         "$fn" "$side" "${ADDR[$side]}"
     done
 }
 
 echo1() {
-    bench echo1 echo --url "ws://$2/ws" --clients 1 --duration "$ECHO_SECS"
+    bench echo1 echo --url "$SCHEME://$2/ws" --clients 1 --duration "$ECHO_SECS"
     record echo1_rtt_p50_us "$1" "$(j .rtt_us.p50 echo1)"
     record echo1_rtt_p99_us "$1" "$(j .rtt_us.p99 echo1)"
 }
 echo100() {
-    bench echo100 echo --url "ws://$2/ws" --clients 100 --duration "$ECHO_SECS"
+    bench echo100 echo --url "$SCHEME://$2/ws" --clients 100 --duration "$ECHO_SECS"
     record echo100_msgs_per_s "$1" "$(j .msgs_per_s echo100)"
     record echo100_rtt_p99_us "$1" "$(j .rtt_us.p99 echo100)"
 }
 echo1000() {
-    bench echo1000 echo --url "ws://$2/ws" --clients "$BIG" --duration "$ECHO_SECS"
+    bench echo1000 echo --url "$SCHEME://$2/ws" --clients "$BIG" --duration "$ECHO_SECS"
     record echo1000_msgs_per_s "$1" "$(j .msgs_per_s echo1000)"
     record echo1000_rtt_p99_us "$1" "$(j .rtt_us.p99 echo1000)"
 }
 connect() {
-    bench connect connect --url "ws://$2/ws" --threads 4 --duration "$CONNECT_SECS"
+    bench connect connect --url "$SCHEME://$2/ws" --threads 4 --duration "$CONNECT_SECS"
     record connect_per_s "$1" "$(j .handshakes_per_s connect)"
 }
 # fanout_at FIGURE SUBSCRIBERS MESSAGES RATE SIDE ADDR: one publisher to a
 # text room.
 fanout_at() {
     local f=$1 name=$1
-    if bench "$name" fanout --url "ws://$6" --subscribers "$2" --messages "$3" \
+    if bench "$name" fanout --url "$SCHEME://$6" --subscribers "$2" --messages "$3" \
         --rate "$4" --room "$f$run" && delivered "$name"; then
         record "${f}_deliveries_per_s" "$5" "$(j .deliveries_per_s "$name")"
         record "${f}_p50_ms" "$5" "$(ms .latency_us.p50 "$name")"
@@ -233,7 +257,7 @@ fanfast() { fanout_at fanfast "$FAST_N" "$FAST_K" 1000 "$@"; }
 # shows as the timeout and its missing join notices.
 room() {
     rm -f "$WORK/room.json"
-    if bench room fanout --url "ws://$2" --subscribers "$ROOM_N" --messages "$ROOM_K" \
+    if bench room fanout --url "$SCHEME://$2" --subscribers "$ROOM_N" --messages "$ROOM_K" \
         --rate 10 --room big$run --timeout 30 && [[ $(j .connected room) -gt 0 ]]; then
         record room_formation_s "$1" "$(j .formation_s room)"
         record room_joins_missing "$1" "$(j '.join_notices.expected - .join_notices.received' room)"
@@ -245,7 +269,7 @@ room() {
 }
 tail_follow() {
     : >"$WORK/tail/bench.log"
-    if bench tail tail --url "ws://$2" --file "$WORK/tail/bench.log" --clients 10 \
+    if bench tail tail --url "$SCHEME://$2" --file "$WORK/tail/bench.log" --clients 10 \
         --lines 200 --rate 100 && delivered tail; then
         record tail_p50_us "$1" "$(j .latency_us.p50 tail)"
         record tail_p99_us "$1" "$(j .latency_us.p99 tail)"
@@ -262,7 +286,7 @@ hold() {
     hz=$(getconf CLK_TCK)
     before=$(rss_kib "$pid")
     threads0=$(threads "$pid")
-    load hold --url "ws://${ADDR[$side]}/ws" --clients "$HOLD_N" --duration "$HOLD_SECS" -q \
+    load hold --url "$SCHEME://${ADDR[$side]}/ws" --clients "$HOLD_N" --duration "$HOLD_SECS" -q \
         --json "$WORK/hold.json" >"$WORK/hold.txt" 2>"$WORK/hold.err" &
     local bpid=$!
     PIDS+=("$bpid")
@@ -289,9 +313,15 @@ for run in $(seq "$RUNS"); do
         case $mode in
             pinned) PIN_SERVER=("${OWN_GROUP[@]}" taskset -c "$SERVER_CPU") PIN_LOAD=("${OWN_GROUP[@]}" taskset -c "$LOAD_CPU") ;;
             unpinned) PIN_SERVER=("${OWN_GROUP[@]}") PIN_LOAD=("${OWN_GROUP[@]}") ;;
+            tls) PIN_SERVER=("${OWN_GROUP[@]}" taskset -c "$SERVER_CPU") PIN_LOAD=("${OWN_GROUP[@]}" taskset -c "$LOAD_CPU") ;;
             *) echo "MODES: unknown mode $mode" >&2; exit 2 ;;
         esac
-        for side in "${SIDES[@]}"; do start "$side"; done
+        SCHEME=ws
+        [[ $mode == tls ]] && SCHEME=wss
+        for side in "${SIDES[@]}"; do
+            [[ $mode == tls ]] && ! has_tls "$side" && continue
+            start "$side"
+        done
         each echo1
         each echo100
         each echo1000
@@ -300,11 +330,16 @@ for run in $(seq "$RUNS"); do
         each fanfast has_rooms
         each room has_rooms
         each tail_follow has_tail
-        for side in "${SIDES[@]}"; do stop "$side"; done
+        for side in "${SIDES[@]}"; do
+            [[ $mode == tls ]] && ! has_tls "$side" && continue
+            stop "$side"
+        done
 
         # Idle connections on fresh servers, one at a time (threads are scarce).
         for ((i = 0; i < ${#SIDES[@]}; i++)); do
-            hold "${SIDES[$(((i + run) % ${#SIDES[@]}))]}"
+            side=${SIDES[$(((i + run) % ${#SIDES[@]}))]}
+            [[ $mode == tls ]] && ! has_tls "$side" && continue
+            hold "$side"
         done
     done
 done
@@ -332,7 +367,11 @@ fmt() { [[ $1 == - ]] && echo - || printf "%.${2}f" "$1"; }
 cell() {
     local m
     m=$(median "$1" "$2")
-    if [[ $m == - ]] && ! offers "$1" "$2"; then echo "n/a"; else fmt "$m" "$3"; fi
+    if [[ $m == - ]] && { ! offers "$1" "$2" || { [[ $mode == tls ]] && ! has_tls "$2"; }; }; then
+        echo "n/a"
+    else
+        fmt "$m" "$3"
+    fi
 }
 # offers FIGURE SIDE: whether the server has the endpoint the figure needs.
 offers() {
@@ -366,28 +405,34 @@ header() {
 # table: this pass's figures; targets from issue 11 (pinned) and the
 # project's first targets (unpinned).
 table() {
-    # pick PINNED UNPINNED: the target of this pass.
-    pick() { if [[ $mode == pinned ]]; then echo "$1"; else echo "${2:-}"; fi; }
+    # pick PINNED UNPINNED TLS: the target of this pass.
+    pick() {
+        case $mode in
+            pinned) echo "$1" ;;
+            unpinned) echo "${2:-}" ;;
+            tls) echo "${3:-}" ;;
+        esac
+    }
     header
     row "echo, 1 client: RTT p50 (µs)" echo1_rtt_p50_us 0 "$(pick "" "≤ 1.05× floor")"
     row "echo, 1 client: RTT p99 (µs)" echo1_rtt_p99_us 0 ""
-    row "echo, 100 clients, 64 B: msgs/s" echo100_msgs_per_s 0 "$(pick "≥ 0.6× tokio" "≥ 1.0× tokio, ≥ 0.9× floor")"
+    row "echo, 100 clients, 64 B: msgs/s" echo100_msgs_per_s 0 "$(pick "≥ 0.6× tokio" "≥ 1.0× tokio, ≥ 0.9× floor" "≥ 0.6× tokio")"
     row "echo, 100 clients: RTT p99 (µs)" echo100_rtt_p99_us 0 ""
     row "echo, $BIG clients, 64 B: msgs/s" echo1000_msgs_per_s 0 "$(pick "" "≥ 0.8× floor")"
     row "echo, $BIG clients: RTT p99 (µs)" echo1000_rtt_p99_us 0 ""
-    row "connect, 4 threads: handshakes/s" connect_per_s 0 "$(pick "≥ 0.8× tokio" "≥ 10,000")"
-    row "hold $HOLD_N idle: RSS per connection (KiB)" hold_rss_per_conn_kib 1 "≤ 15 KiB"
+    row "connect, 4 threads: handshakes/s" connect_per_s 0 "$(pick "≥ 0.8× tokio" "≥ 10,000" "≥ 0.8× tokio")"
+    row "hold $HOLD_N idle: RSS per connection (KiB)" hold_rss_per_conn_kib 1 "$(pick "≤ 15 KiB" "≤ 15 KiB" "≤ 2× plain")"
     row "hold $HOLD_N idle: threads per connection" hold_threads_per_conn 2 "1"
     row "hold $HOLD_N idle: server CPU (% of a core)" hold_idle_cpu_pct 2 "< 1%"
     row "hold $HOLD_N: connect p99 (ms)" hold_connect_p99_ms 2 ""
     row "hold $HOLD_N: survivors" hold_survivors 0 "all"
     row "fanout $FAN_N subs × 100 msg/s: deliveries/s" fanout_deliveries_per_s 0 "all of $((FAN_N * 100))/s"
     row "fanout $FAN_N subs × 100 msg/s: latency p50 (ms)" fanout_p50_ms 2 "$(pick "≤ tokio")"
-    row "fanout $FAN_N subs × 100 msg/s: latency p99 (ms)" fanout_p99_ms 2 "$(pick "≤ tokio" "< 50 ms")"
+    row "fanout $FAN_N subs × 100 msg/s: latency p99 (ms)" fanout_p99_ms 2 "$(pick "≤ tokio" "< 50 ms" "≤ tokio")"
     row "fanout $FAN_N subs × 100 msg/s: lost" fanout_lost 0 "0"
     row "fanout $FAST_N subs × 1000 msg/s: deliveries/s" fanfast_deliveries_per_s 0 "all of $((FAST_N * 1000))/s"
     row "fanout $FAST_N subs × 1000 msg/s: latency p50 (ms)" fanfast_p50_ms 2 "$(pick "≤ tokio")"
-    row "fanout $FAST_N subs × 1000 msg/s: latency p99 (ms)" fanfast_p99_ms 2 "$(pick "≤ tokio")"
+    row "fanout $FAST_N subs × 1000 msg/s: latency p99 (ms)" fanfast_p99_ms 2 "$(pick "≤ tokio" "" "≤ tokio")"
     row "fanout $FAST_N subs × 1000 msg/s: lost" fanfast_lost 0 "0"
     row "room of $ROOM_N forms (s; 30 = not within the timeout)" room_formation_s 2 "< 5 s"
     row "room of $ROOM_N: join notices missing" room_joins_missing 0 "0"
@@ -418,6 +463,8 @@ generated() {
         echo
         if [[ $mode == pinned ]]; then
             echo "### Server pinned to one core (\`taskset -c $SERVER_CPU\`), load generator on another (\`taskset -c $LOAD_CPU\`)"
+        elif [[ $mode == tls ]]; then
+            echo "### Over TLS (\`wss://\`, TLS 1.3, a P-256 certificate), pinned as above"
         else
             echo "### Unpinned: server and load generator share both cores"
         fi
