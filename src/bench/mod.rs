@@ -7,8 +7,9 @@
 //! histograms, loss and duplicate counting, message stamps: pure logic,
 //! unit-tested), [`receivers`] (what the receivers of a stamped stream
 //! share: their read loop and figures), [`live`] (the counters and the
-//! progress line on stderr) and [`report`] (the summary table on stdout
-//! and `--json`).
+//! progress line on stderr), [`report`] (the summary table on stdout
+//! and `--json`) and [`html`] with [`svg`] (the report to look at:
+//! `--html` and `strand bench report`).
 //!
 //! Every run is bounded by a message count or a duration and stops by
 //! itself; a refused connection or a client error is counted and shown,
@@ -24,10 +25,12 @@ pub mod connect;
 pub mod echo;
 pub mod fanout;
 pub mod hold;
+pub mod html;
 pub mod live;
 pub mod receivers;
 pub mod report;
 pub mod stats;
+pub mod svg;
 pub mod tail;
 
 /// The arguments of `strand bench`.
@@ -51,6 +54,8 @@ pub enum Scenario {
     Connect(connect::ConnectArgs),
     /// Followers of a file the tool appends to: append-to-delivery latency.
     Tail(tail::TailArgs),
+    /// Draws the `--json` results of one or more runs as an HTML report.
+    Report(html::ReportArgs),
 }
 
 /// Flags every scenario takes.
@@ -63,6 +68,10 @@ pub struct Common {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write the results as a self-contained HTML report (charts
+    /// drawn in SVG, no script) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Give up on a connect, handshake or read after this many seconds.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
@@ -95,6 +104,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Scenario::Hold(a) => (&a.common, hold::run(a)),
         Scenario::Connect(a) => (&a.common, connect::run(a)),
         Scenario::Tail(a) => (&a.common, tail::run(a)),
+        Scenario::Report(a) => return html::report(a),
     };
     let report = match outcome {
         Ok(r) => r,
@@ -107,6 +117,17 @@ pub fn run(args: BenchArgs) -> ExitCode {
     if let Some(path) = &common.json {
         if let Err(e) = std::fs::write(path, report.json_text()) {
             eprintln!("strand bench: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = &common.html {
+        let run = html::Run::new(
+            serde_json::Value::Object(report.json().clone()),
+            None,
+            "run",
+        );
+        if let Err(e) = html::write(path, &html::page(&[run], None)) {
+            eprintln!("strand bench: {e}");
             return ExitCode::FAILURE;
         }
     }
