@@ -4,8 +4,9 @@
 //! clients wait at, and naming a client error for the error count.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{Condvar, Mutex};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::WebSocketConfig;
@@ -63,7 +64,7 @@ impl Target {
     /// Opens a TCP connection (TCP_NODELAY, `timeout` on connect, reads and
     /// writes) and completes the WebSocket handshake for `path`.
     pub fn connect(&self, path: &str, timeout: Duration) -> Result<WebSocket<TcpStream>, String> {
-        let stream = TcpStream::connect_timeout(&self.addr, timeout).map_err(|e| io_kind(&e))?;
+        let stream = tcp_connect(self.addr, timeout).map_err(|e| io_kind(&e))?;
         let _ = stream.set_nodelay(true);
         stream
             .set_read_timeout(Some(timeout))
@@ -75,6 +76,43 @@ impl Target {
             Err(tungstenite::HandshakeError::Failure(e)) => Err(error_kind(&e)),
             Err(tungstenite::HandshakeError::Interrupted(_)) => Err("handshake timeout".into()),
         }
+    }
+}
+
+/// The source addresses clients connect from (`--local-ip`), set once per
+/// run; empty: the kernel picks.
+static LOCAL_ADDRS: OnceLock<Vec<IpAddr>> = OnceLock::new();
+/// The next of [`LOCAL_ADDRS`] to use.
+static NEXT_LOCAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the source addresses the clients take in turn (the first call of
+/// the process wins: one run per process).
+pub fn set_local_addrs(addrs: Vec<IpAddr>) {
+    let _ = LOCAL_ADDRS.set(addrs);
+}
+
+/// Opens a TCP connection to `addr` within `timeout`, from the next
+/// `--local-ip` address when there are some.
+fn tcp_connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let locals = LOCAL_ADDRS.get().map_or(&[][..], Vec::as_slice);
+    if locals.is_empty() {
+        return TcpStream::connect_timeout(&addr, timeout);
+    }
+    let local = locals[NEXT_LOCAL.fetch_add(1, Ordering::Relaxed) % locals.len()];
+    use rustix::net::{sockopt, AddressFamily, SocketType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
+    // A blocking connect gives up after the send timeout (EINPROGRESS).
+    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, Some(timeout))?;
+    rustix::net::bind(&fd, &SocketAddr::new(local, 0))?;
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) => Ok(TcpStream::from(fd)),
+        Err(rustix::io::Errno::INPROGRESS) => Err(io::ErrorKind::TimedOut.into()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -310,6 +348,16 @@ mod tests {
         assert!(split_url("wss://x:1/").is_err());
         assert!(split_url("http://x:1/").is_err());
         assert!(split_url("ws:///ws").is_err());
+    }
+
+    #[test]
+    fn a_client_connects_from_its_local_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        set_local_addrs(vec!["127.0.0.3".parse().unwrap()]);
+        let stream = tcp_connect(listener.local_addr().unwrap(), Duration::from_secs(2)).unwrap();
+        assert_eq!(stream.local_addr().unwrap().ip().to_string(), "127.0.0.3");
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(peer, stream.local_addr().unwrap());
     }
 
     #[test]

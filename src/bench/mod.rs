@@ -27,6 +27,7 @@ pub mod fanout;
 pub mod hold;
 pub mod html;
 pub mod live;
+pub mod preflight;
 pub mod receivers;
 pub mod report;
 pub mod stats;
@@ -82,6 +83,11 @@ pub struct Common {
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Open the clients' connections from this local address (repeatable:
+    /// clients take them in turn, each address has its own ephemeral ports;
+    /// on loopback any 127.x.y.z works).
+    #[arg(long = "local-ip", value_name = "ADDR")]
+    pub local_ip: Vec<std::net::IpAddr>,
 }
 
 impl Common {
@@ -96,8 +102,54 @@ pub fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
 }
 
+impl Scenario {
+    /// The client threads the scenario opens (for the pre-flight check).
+    fn clients(&self) -> u64 {
+        match self {
+            Scenario::Echo(a) => a.clients as u64,
+            Scenario::Fanout(a) => a.subscribers as u64 + 1,
+            Scenario::Hold(a) => a.clients as u64,
+            Scenario::Connect(a) => a.threads as u64,
+            Scenario::Tail(a) => a.clients as u64,
+            Scenario::Report(_) => 0,
+        }
+    }
+
+    fn common(&self) -> Option<&Common> {
+        match self {
+            Scenario::Echo(a) => Some(&a.common),
+            Scenario::Fanout(a) => Some(&a.common),
+            Scenario::Hold(a) => Some(&a.common),
+            Scenario::Connect(a) => Some(&a.common),
+            Scenario::Tail(a) => Some(&a.common),
+            Scenario::Report(_) => None,
+        }
+    }
+}
+
+/// Says on stderr which of the host's limits the run's clients would
+/// cross (false: one that would abort the run), and sets the clients'
+/// source addresses.
+fn prepare(scenario: &Scenario) -> bool {
+    let Some(common) = scenario.common() else {
+        return true;
+    };
+    client::set_local_addrs(common.local_ip.clone());
+    let host = preflight::Host::read();
+    let mut go = true;
+    for problem in preflight::problems(scenario.clients(), common.local_ip.len(), &host) {
+        let what = if problem.stops { "error" } else { "warning" };
+        eprintln!("strand bench: {what}: {}", problem.text);
+        go &= !problem.stops;
+    }
+    go
+}
+
 /// Runs a benchmark: prints its table on stdout, and writes `--json`.
 pub fn run(args: BenchArgs) -> ExitCode {
+    if !prepare(&args.scenario) {
+        return ExitCode::FAILURE;
+    }
     let (common, outcome) = match &args.scenario {
         Scenario::Echo(a) => (&a.common, echo::run(a)),
         Scenario::Fanout(a) => (&a.common, fanout::run(a)),
