@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::WebSocket;
 
 /// Stack of a client thread: a blocking client needs little, and thousands
@@ -64,18 +64,78 @@ impl Target {
     /// Opens a TCP connection (TCP_NODELAY, `timeout` on connect, reads and
     /// writes) and completes the WebSocket handshake for `path`.
     pub fn connect(&self, path: &str, timeout: Duration) -> Result<WebSocket<TcpStream>, String> {
+        self.connect_with_buffer(path, timeout, READ_BUFFER)
+    }
+
+    /// [`Target::connect`] with a read buffer of `read_buffer` bytes
+    /// (tungstenite allocates and zero-fills it per connection).
+    pub fn connect_with_buffer(
+        &self,
+        path: &str,
+        timeout: Duration,
+        read_buffer: usize,
+    ) -> Result<WebSocket<TcpStream>, String> {
         let stream = tcp_connect(self.addr, timeout).map_err(|e| io_kind(&e))?;
         let _ = stream.set_nodelay(true);
         stream
             .set_read_timeout(Some(timeout))
             .and_then(|_| stream.set_write_timeout(Some(timeout)))
             .map_err(|e| io_kind(&e))?;
-        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        match tungstenite::client::client_with_config(self.url(path), stream, Some(config)) {
-            Ok((ws, _)) => Ok(ws),
+        let config = WebSocketConfig::default().read_buffer_size(read_buffer);
+        let recorded = Recorded {
+            stream,
+            seen: Vec::new(),
+        };
+        match tungstenite::client::client_with_config(self.url(path), recorded, Some(config)) {
+            Ok((ws, _)) => Ok(rebuild(ws.into_inner(), config)),
             Err(tungstenite::HandshakeError::Failure(e)) => Err(error_kind(&e)),
             Err(tungstenite::HandshakeError::Interrupted(_)) => Err("handshake timeout".into()),
         }
+    }
+}
+
+/// A stream that keeps a copy of what the handshake read.
+///
+/// tungstenite hands the handshake's 4 KiB read buffer (zero-filled) on to
+/// the connection as its read buffer, whatever `read_buffer_size` says:
+/// 4 KiB per client for the life of the connection, a quarter of what a
+/// held client costs. From the copy, [`rebuild`] gives the connection a
+/// buffer of its configured size holding what followed the response head.
+struct Recorded {
+    stream: TcpStream,
+    seen: Vec<u8>,
+}
+
+impl io::Read for Recorded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl io::Write for Recorded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+/// The connection again, over the bare stream, with the bytes that came
+/// after the response head (a frame the server sent at once) kept.
+fn rebuild(recorded: Recorded, config: WebSocketConfig) -> WebSocket<TcpStream> {
+    let tail = after_head(&recorded.seen).to_vec();
+    WebSocket::from_partially_read(recorded.stream, tail, Role::Client, Some(config))
+}
+
+/// What follows the first blank line (the end of an HTTP head).
+fn after_head(bytes: &[u8]) -> &[u8] {
+    match bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => &bytes[i + 4..],
+        None => &[],
     }
 }
 
@@ -328,6 +388,7 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read as _, Write as _};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
@@ -358,6 +419,52 @@ mod tests {
         assert_eq!(stream.local_addr().unwrap().ip().to_string(), "127.0.0.3");
         let (_, peer) = listener.accept().unwrap();
         assert_eq!(peer, stream.local_addr().unwrap());
+    }
+
+    #[test]
+    fn the_bytes_after_the_response_head_are_kept() {
+        assert_eq!(
+            after_head(b"HTTP/1.1 101 X\r\nA: b\r\n\r\n\x81\x02hi"),
+            b"\x81\x02hi"
+        );
+        assert_eq!(after_head(b"HTTP/1.1 101 X\r\n\r\n"), b"");
+        assert_eq!(after_head(b"partial"), b"");
+    }
+
+    #[test]
+    fn a_frame_sent_with_the_handshake_reply_is_read() {
+        // The server answers the upgrade and sends a message in one write.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            let text = String::from_utf8(head).unwrap();
+            let key = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .unwrap();
+            let accept = tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
+            let reply = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            );
+            let mut out = reply.into_bytes();
+            out.extend_from_slice(b"\x81\x05hello");
+            s.write_all(&out).unwrap();
+            s
+        });
+        let t = Target::parse(&format!("ws://{addr}/ws")).unwrap();
+        let mut ws = t
+            .connect_with_buffer("/ws", Duration::from_secs(5), 64)
+            .unwrap();
+        assert_eq!(ws.read().unwrap(), tungstenite::Message::text("hello"));
+        drop(server.join().unwrap());
     }
 
     #[test]

@@ -7,16 +7,29 @@
 //! to the idle server it measures. Once all are connected it prints
 //! `all N connected; holding for T s` on stderr for scripts that sample the
 //! server then.
+//!
+//! What a held client costs the tool is what one process can hold, so the
+//! connecting is done by `--connect-concurrency` connector threads, which
+//! then hand each open socket to a holding thread of its own: the
+//! handshake's deep stack is touched on a few connectors, not on every
+//! holder, and a holder reads with a small buffer (pings and one probe are
+//! all it receives).
 
-use crate::bench::client::{error_kind, is_timeout, Fleet, Gate, Limiter, Ready, Target};
+use crate::bench::client::{self, error_kind, is_timeout, Gate, Target};
 use crate::bench::live::{Live, Progress};
 use crate::bench::report::Report;
 use crate::bench::stats::Latencies;
 use crate::bench::{echo, secs, Common};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tungstenite::Message;
+use tungstenite::{Message, WebSocket};
+
+/// A holder's read buffer: it reads pings and one probe, never more than a
+/// few dozen bytes at once (tungstenite zero-fills the whole buffer).
+const HOLD_READ_BUFFER: usize = 256;
 
 /// The flags of `strand bench hold`.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,7 +49,9 @@ struct Run {
     target: Target,
     path: String,
     timeout: Duration,
-    limiter: Limiter,
+    clients: usize,
+    /// The index of the next client a connector opens.
+    next: AtomicUsize,
     gate: Gate,
     live: Arc<Live>,
     connect: Latencies,
@@ -52,7 +67,8 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
         target,
         path,
         timeout: a.common.timeout(),
-        limiter: Limiter::new(a.common.connect_concurrency),
+        clients: a.clients,
+        next: AtomicUsize::new(0),
         gate: Gate::new(),
         live: live.clone(),
         connect: Latencies::new(),
@@ -60,11 +76,30 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     });
     let progress = Progress::start(&live, a.common.quiet);
     let started = Instant::now();
-    let r = run.clone();
-    let fleet = Fleet::spawn(a.clients, "bench-hold", &live, move |_, ready| {
-        client(&r, ready)
-    });
-    let connected = fleet.wait_ready();
+    // One word per client: its holding thread, or None when it failed.
+    let (tx, rx) = crossbeam_channel::unbounded::<Option<JoinHandle<()>>>();
+    let mut connectors = Vec::new();
+    for _ in 0..a.common.connect_concurrency.clamp(1, a.clients.max(1)) {
+        let (r, tx) = (run.clone(), tx.clone());
+        match client::spawn("bench-connect", move || connector(&r, &tx)) {
+            Ok(h) => connectors.push(h),
+            Err(_) => live.error("spawn"),
+        }
+    }
+    drop(tx);
+    let mut holders = Vec::with_capacity(a.clients);
+    for _ in 0..a.clients {
+        match rx.recv() {
+            Ok(Some(h)) => holders.push(h),
+            Ok(None) => {}
+            // Every connector has ended.
+            Err(_) => break,
+        }
+    }
+    for c in connectors {
+        let _ = c.join();
+    }
+    let connected = holders.len();
     let connecting = started.elapsed();
     let hold = secs(a.duration);
     progress.note(&format!(
@@ -72,7 +107,9 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
         a.clients, a.duration
     ));
     run.gate.open(Some(Instant::now() + hold));
-    fleet.join();
+    for h in holders {
+        let _ = h.join();
+    }
     drop(progress);
 
     let mut report = Report::new("hold", &run.target.url(&run.path));
@@ -91,26 +128,43 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     Ok(report)
 }
 
-fn client(run: &Run, ready: Ready) {
-    let connected = {
-        let _permit = run.limiter.acquire();
-        let t0 = Instant::now();
-        run.target
-            .connect(&run.path, run.timeout)
-            .map(|ws| (ws, t0.elapsed()))
-    };
-    let mut ws = match connected {
-        Ok((ws, took)) => {
-            run.connect.add(&[took.as_micros() as u64]);
-            ws
-        }
+/// Opens clients until every one has been tried; each open socket goes to
+/// a holding thread of its own.
+fn connector(run: &Arc<Run>, tx: &crossbeam_channel::Sender<Option<JoinHandle<()>>>) {
+    while run.next.fetch_add(1, Relaxed) < run.clients {
+        let _ = tx.send(open(run));
+    }
+}
+
+/// Opens one client and starts its holder; None when either failed (the
+/// error is counted).
+fn open(run: &Arc<Run>) -> Option<JoinHandle<()>> {
+    let t0 = Instant::now();
+    let ws = match run
+        .target
+        .connect_with_buffer(&run.path, run.timeout, HOLD_READ_BUFFER)
+    {
+        Ok(ws) => ws,
         Err(kind) => {
             run.live.error(kind);
-            return ready.failed();
+            return None;
         }
     };
+    run.connect.add(&[t0.elapsed().as_micros() as u64]);
     run.live.connected.fetch_add(1, Relaxed);
-    ready.connected();
+    let r = run.clone();
+    match client::spawn("bench-hold", move || holder(&r, ws)) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            run.live.error("spawn");
+            run.live.connected.fetch_sub(1, Relaxed);
+            None
+        }
+    }
+}
+
+/// Holds one open client until the end, then checks it still echoes.
+fn holder(run: &Run, mut ws: WebSocket<TcpStream>) {
     let end = run.gate.wait();
     // Hold: one blocking read until the end; pings are answered inside it.
     loop {
