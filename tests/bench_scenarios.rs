@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::Command;
 use support::Server;
 
-/// Runs `strand bench ARGS --json FILE -q` and returns the JSON.
-fn bench(args: &[&str]) -> Value {
+/// Runs `strand bench ARGS --json FILE -q`, which must exit with `code`
+/// (1: no client connected), and returns the JSON.
+fn bench_exit(args: &[&str], code: i32) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("out.json");
     let out = Command::new(env!("CARGO_BIN_EXE_strand"))
@@ -22,9 +23,10 @@ fn bench(args: &[&str]) -> Value {
         .output()
         .expect("run strand bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "strand bench {args:?} failed: {}{}",
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "strand bench {args:?}: {}{}",
         stdout,
         String::from_utf8_lossy(&out.stderr)
     );
@@ -35,23 +37,35 @@ fn bench(args: &[&str]) -> Value {
 
 /// Runs `strand bench SCENARIO --url URL ARGS` (see [`bench`]).
 fn bench_at(scenario: &str, url: &str, args: &[&str]) -> Value {
+    bench_at_exit(scenario, url, args, 0)
+}
+
+/// [`bench_at`] with the exit code expected.
+fn bench_at_exit(scenario: &str, url: &str, args: &[&str], code: i32) -> Value {
     let mut all = vec![scenario, "--url", url];
     all.extend_from_slice(args);
-    bench(&all)
+    bench_exit(&all, code)
+}
+
+/// Runs `strand bench SCENARIO ARGS` against a fresh strand, at `path` on
+/// it, expecting exit `code`.
+fn bench_strand_exit(scenario: &str, path: &str, args: &[&str], code: i32) -> Value {
+    let server = Server::start(&[]);
+    bench_at_exit(scenario, &server.url(path), args, code)
 }
 
 /// Runs `strand bench SCENARIO ARGS` against a fresh strand, at `path` on it.
 fn bench_strand(scenario: &str, path: &str, args: &[&str]) -> Value {
-    let server = Server::start(&[]);
-    bench_at(scenario, &server.url(path), args)
+    bench_strand_exit(scenario, path, args, 0)
 }
 
-/// Runs `strand bench tail` of `file` on `server` with 2 followers.
-fn bench_tail(server: &Server, file: &Path, args: &[&str]) -> Value {
+/// Runs `strand bench tail` of `file` on `server` with 2 followers,
+/// expecting exit `code`.
+fn bench_tail(server: &Server, file: &Path, args: &[&str], code: i32) -> Value {
     let file = file.to_str().unwrap();
     let mut all = vec!["--file", file, "--clients", "2"];
     all.extend_from_slice(args);
-    bench_at("tail", &server.url(""), &all)
+    bench_at_exit("tail", &server.url(""), &all, code)
 }
 
 /// Every one of `n` deliveries was made, none lost or made twice, and
@@ -131,7 +145,7 @@ fn a_refused_server_is_counted_not_a_crash() {
         .unwrap()
         .port();
     let url = format!("ws://127.0.0.1:{port}/ws");
-    let j = bench_at("echo", &url, &["--clients", "3", "--messages", "5"]);
+    let j = bench_at_exit("echo", &url, &["--clients", "3", "--messages", "5"], 1);
     assert_eq!(j["connected"], 0);
     assert_eq!(j["messages"], 0);
     assert_eq!(j["errors"]["kinds"]["refused"], 3, "{j}");
@@ -139,7 +153,12 @@ fn a_refused_server_is_counted_not_a_crash() {
 
 #[test]
 fn an_http_error_on_upgrade_is_counted() {
-    let j = bench_strand("echo", "/nowhere", &["--clients", "2", "--messages", "5"]);
+    let j = bench_strand_exit(
+        "echo",
+        "/nowhere",
+        &["--clients", "2", "--messages", "5"],
+        1,
+    );
     assert_eq!(j["errors"]["kinds"]["http 404"], 2, "{j}");
 }
 
@@ -219,7 +238,7 @@ fn tail_delivers_every_appended_line_to_every_follower() {
     let file = dir.path().join("bench.log");
     std::fs::write(&file, "an old line\n").unwrap();
     let server = Server::start(&["--tail-dir", dir.path().to_str().unwrap()]);
-    let j = bench_tail(&server, &file, &["--lines", "20", "--rate", "1000"]);
+    let j = bench_tail(&server, &file, &["--lines", "20", "--rate", "1000"], 0);
     assert_eq!(j["following"], 2, "{j}");
     assert_eq!(j["appended"], 20);
     assert_all_delivered(&j, 40);
@@ -230,7 +249,7 @@ fn tail_of_a_file_outside_the_tail_dir_is_an_error_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bench.log");
     let server = Server::start(&[]);
-    let j = bench_tail(&server, &file, &["--lines", "3"]);
+    let j = bench_tail(&server, &file, &["--lines", "3"], 1);
     assert_eq!(j["following"], 0);
     assert_eq!(j["errors"]["total"], 2, "{j}");
 }

@@ -1,15 +1,22 @@
 //! What every scenario's clients share: the target URL, opening a blocking
-//! tungstenite client with a small read buffer, spawning client threads
-//! with small stacks, a limit on connection attempts in flight, a gate the
+//! tungstenite client (`ws://` or `wss://`, with the run's headers, origin
+//! and subprotocols) with a small read buffer, spawning client threads with
+//! small stacks, a limit on connection attempts in flight, a gate the
 //! clients wait at, and naming a client error for the error count.
 
+use crate::bench::tls;
+use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::{HeaderName, HeaderValue};
 use tungstenite::protocol::{Role, WebSocketConfig};
+use tungstenite::stream::MaybeTlsStream;
 use tungstenite::WebSocket;
 
 /// Stack of a client thread: a blocking client needs little, and thousands
@@ -18,11 +25,34 @@ const CLIENT_STACK: usize = 128 * 1024;
 /// tungstenite's read buffer per client; its default (128 KiB) is allocated
 /// per connection and zero-filled before every read.
 const READ_BUFFER: usize = 4096;
+/// Bytes of a refused upgrade's body kept as its sample.
+const BODY_SAMPLE: usize = 200;
+
+/// A connected client: plain TCP or TLS under the WebSocket.
+pub type Socket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+/// The TCP socket under `ws` (TLS or not).
+pub fn tcp(ws: &Socket) -> Option<&TcpStream> {
+    match ws.get_ref() {
+        MaybeTlsStream::Plain(s) => Some(s),
+        MaybeTlsStream::Rustls(s) => Some(s.get_ref()),
+        _ => None,
+    }
+}
+
+/// Sets the read timeout of the socket under `ws`.
+pub fn set_read_timeout(ws: &Socket, timeout: Option<Duration>) {
+    if let Some(s) = tcp(ws) {
+        let _ = s.set_read_timeout(timeout);
+    }
+}
 
 /// The server a run talks to: its address, resolved once, and the path of
 /// the URL (for the scenarios that take one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// `wss://` rather than `ws://`.
+    pub tls: bool,
     /// `HOST:PORT` as given, for the `Host` header.
     pub authority: String,
     /// The resolved address.
@@ -32,15 +62,16 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses and resolves a `ws://HOST:PORT[/PATH]` URL.
+    /// Parses and resolves a `ws://` or `wss://HOST:PORT[/PATH]` URL.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let (authority, path) = split_url(url)?;
+        let (tls, authority, path) = split_url(url)?;
         let addr = authority
             .to_socket_addrs()
             .map_err(|e| format!("cannot resolve {authority}: {e}"))?
             .next()
             .ok_or_else(|| format!("{authority} resolves to no address"))?;
         Ok(Target {
+            tls,
             authority,
             addr,
             path,
@@ -56,41 +87,235 @@ impl Target {
         }
     }
 
-    /// `ws://AUTHORITY{path}`.
+    /// `ws://AUTHORITY{path}` (or `wss://`).
     pub fn url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.authority, path)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.authority, path)
+    }
+}
+
+/// How every client of a run connects, as given on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Extra request headers, `Name: value` each.
+    pub headers: Vec<String>,
+    /// The `Origin` header.
+    pub origin: Option<String>,
+    /// Subprotocols offered, in order of preference.
+    pub subprotocols: Vec<String>,
+    /// Extra PEM roots for `wss://`.
+    pub cacert: Option<PathBuf>,
+    /// No certificate check for `wss://`.
+    pub insecure: bool,
+}
+
+/// Why a client could not connect: the kind it is counted under (e.g.
+/// `refused`, `http 401`, `tls: invalid peer certificate: UnknownIssuer`)
+/// and, for a refused upgrade, the first bytes of the answer's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    /// The kind counted.
+    pub kind: String,
+    /// The start of a refused upgrade's body.
+    pub body: Option<String>,
+}
+
+impl ConnectError {
+    fn of(e: &tungstenite::Error) -> ConnectError {
+        let body = match e {
+            tungstenite::Error::Http(r) => r.body().as_deref().map(|b| {
+                let b = &b[..b.len().min(BODY_SAMPLE)];
+                String::from_utf8_lossy(b).trim_end().to_string()
+            }),
+            _ => None,
+        };
+        ConnectError {
+            kind: error_kind(e),
+            body,
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.body {
+            Some(b) if !b.is_empty() => write!(f, "{}: {b}", self.kind),
+            _ => f.write_str(&self.kind),
+        }
+    }
+}
+
+impl From<ConnectError> for String {
+    fn from(e: ConnectError) -> String {
+        e.kind
+    }
+}
+
+/// Opens the clients' connections: the target, the request headers and
+/// the TLS configuration, built once per run and shared by every client;
+/// it also tallies the subprotocols servers chose.
+pub struct Connector {
+    /// The server of `--url`.
+    pub target: Target,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    offered: bool,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    chosen: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Connector {
+    /// The connector for `url` with `options`; a bad header, URL or
+    /// `--cacert` is an error (the run does not start). The TLS
+    /// configuration is built only for a `wss://` URL.
+    pub fn new(url: &str, options: &ConnectOptions) -> Result<Connector, String> {
+        let target = Target::parse(url)?;
+        let mut headers = Vec::new();
+        for h in &options.headers {
+            headers.push(parse_header(h)?);
+        }
+        if let Some(origin) = &options.origin {
+            headers.push(header("Origin", origin)?);
+        }
+        if !options.subprotocols.is_empty() {
+            headers.push(header(
+                "Sec-WebSocket-Protocol",
+                &options.subprotocols.join(", "),
+            )?);
+        }
+        let tls = if target.tls {
+            if options.insecure {
+                eprintln!(
+                    "strand bench: warning: --insecure: the server's certificate is not checked"
+                );
+            }
+            Some(tls::client_config(&tls::Trust {
+                cacert: options.cacert.as_deref(),
+                insecure: options.insecure,
+            })?)
+        } else {
+            None
+        };
+        Ok(Connector {
+            target,
+            headers,
+            offered: !options.subprotocols.is_empty(),
+            tls,
+            chosen: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// A connector for another server, with the same headers and TLS
+    /// configuration (a `wss://` URL needs this one's to be `wss://`).
+    pub fn to(&self, url: &str) -> Result<Connector, String> {
+        let target = Target::parse(url)?;
+        if target.tls && self.tls.is_none() {
+            return Err(format!(
+                "{url}: mix wss:// with --url ws:// is not supported"
+            ));
+        }
+        Ok(Connector {
+            target,
+            headers: self.headers.clone(),
+            offered: self.offered,
+            tls: self.tls.clone(),
+            chosen: Mutex::new(BTreeMap::new()),
+        })
     }
 
     /// Opens a TCP connection (TCP_NODELAY, `timeout` on connect, reads and
-    /// writes) and completes the WebSocket handshake for `path`.
-    pub fn connect(&self, path: &str, timeout: Duration) -> Result<WebSocket<TcpStream>, String> {
+    /// writes), then TLS for `wss://`, and completes the WebSocket
+    /// handshake for `path` on the target.
+    pub fn connect(&self, path: &str, timeout: Duration) -> Result<Socket, ConnectError> {
         self.connect_with_buffer(path, timeout, READ_BUFFER)
     }
 
-    /// [`Target::connect`] with a read buffer of `read_buffer` bytes
+    /// [`Connector::connect`] with a read buffer of `read_buffer` bytes
     /// (tungstenite allocates and zero-fills it per connection).
     pub fn connect_with_buffer(
         &self,
         path: &str,
         timeout: Duration,
         read_buffer: usize,
-    ) -> Result<WebSocket<TcpStream>, String> {
-        let stream = tcp_connect(self.addr, timeout).map_err(|e| io_kind(&e))?;
+    ) -> Result<Socket, ConnectError> {
+        let io_error = |e: &io::Error| ConnectError {
+            kind: io_kind(e),
+            body: None,
+        };
+        let t = &self.target;
+        let stream = tcp_connect(t.addr, timeout).map_err(|e| io_error(&e))?;
         let _ = stream.set_nodelay(true);
         stream
             .set_read_timeout(Some(timeout))
             .and_then(|_| stream.set_write_timeout(Some(timeout)))
-            .map_err(|e| io_kind(&e))?;
+            .map_err(|e| io_error(&e))?;
+        let mut request = t
+            .url(path)
+            .into_client_request()
+            .map_err(|e| ConnectError::of(&e))?;
+        request.headers_mut().extend(self.headers.iter().cloned());
         let config = WebSocketConfig::default().read_buffer_size(read_buffer);
-        let recorded = Recorded {
-            stream,
-            seen: Vec::new(),
+        let handshake = match &self.tls {
+            Some(c) => tungstenite::client_tls_with_config(
+                request,
+                stream,
+                Some(config),
+                Some(tungstenite::Connector::Rustls(c.clone())),
+            )
+            .map_err(handshake_error),
+            // Plain: through a recording stream, for a right-sized buffer.
+            None => {
+                let recorded = Recorded {
+                    stream: MaybeTlsStream::Plain(stream),
+                    seen: Vec::new(),
+                };
+                tungstenite::client::client_with_config(request, recorded, Some(config))
+                    .map(|(ws, response)| (rebuild(ws.into_inner(), config), response))
+                    .map_err(handshake_error)
+            }
         };
-        match tungstenite::client::client_with_config(self.url(path), recorded, Some(config)) {
-            Ok((ws, _)) => Ok(rebuild(ws.into_inner(), config)),
-            Err(tungstenite::HandshakeError::Failure(e)) => Err(error_kind(&e)),
-            Err(tungstenite::HandshakeError::Interrupted(_)) => Err("handshake timeout".into()),
+        match handshake {
+            Ok((ws, response)) => {
+                if self.offered {
+                    let chose = response
+                        .headers()
+                        .get("Sec-WebSocket-Protocol")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let mut chosen = self.chosen.lock().unwrap_or_else(|e| e.into_inner());
+                    *chosen.entry(chose).or_insert(0) += 1;
+                }
+                Ok(ws)
+            }
+            Err(e) => Err(e),
         }
+    }
+
+    /// Whether subprotocols were offered.
+    pub fn offers_subprotocols(&self) -> bool {
+        self.offered
+    }
+
+    /// The subprotocols the server chose, with how many connections each
+    /// (`""`: none chosen).
+    pub fn subprotocols_chosen(&self) -> BTreeMap<String, u64> {
+        self.chosen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Why a handshake failed.
+fn handshake_error<R: tungstenite::handshake::HandshakeRole>(
+    e: tungstenite::HandshakeError<R>,
+) -> ConnectError {
+    match e {
+        tungstenite::HandshakeError::Failure(e) => ConnectError::of(&e),
+        tungstenite::HandshakeError::Interrupted(_) => ConnectError {
+            kind: "handshake timeout".into(),
+            body: None,
+        },
     }
 }
 
@@ -99,14 +324,15 @@ impl Target {
 /// tungstenite hands the handshake's 4 KiB read buffer (zero-filled) on to
 /// the connection as its read buffer, whatever `read_buffer_size` says:
 /// 4 KiB per client for the life of the connection, a quarter of what a
-/// held client costs. From the copy, [`rebuild`] gives the connection a
+/// held client cost. From the copy, [`rebuild`] gives the connection a
 /// buffer of its configured size holding what followed the response head.
-struct Recorded {
-    stream: TcpStream,
+/// (Plain connections only: under TLS the bytes read are ciphertext.)
+struct Recorded<S> {
+    stream: S,
     seen: Vec<u8>,
 }
 
-impl io::Read for Recorded {
+impl<S: io::Read> io::Read for Recorded<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.stream.read(buf)?;
         self.seen.extend_from_slice(&buf[..n]);
@@ -114,7 +340,7 @@ impl io::Read for Recorded {
     }
 }
 
-impl io::Write for Recorded {
+impl<S: io::Write> io::Write for Recorded<S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.stream.write(buf)
     }
@@ -126,7 +352,10 @@ impl io::Write for Recorded {
 
 /// The connection again, over the bare stream, with the bytes that came
 /// after the response head (a frame the server sent at once) kept.
-fn rebuild(recorded: Recorded, config: WebSocketConfig) -> WebSocket<TcpStream> {
+fn rebuild<S: io::Read + io::Write>(
+    recorded: Recorded<S>,
+    config: WebSocketConfig,
+) -> WebSocket<S> {
     let tail = after_head(&recorded.seen).to_vec();
     WebSocket::from_partially_read(recorded.stream, tail, Role::Client, Some(config))
 }
@@ -176,14 +405,32 @@ fn tcp_connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     }
 }
 
-/// Splits `ws://HOST:PORT/PATH` into the authority and the path.
-pub fn split_url(url: &str) -> Result<(String, String), String> {
-    if url.starts_with("wss://") {
-        return Err("wss:// is not supported: strand bench speaks plain ws://".into());
-    }
-    let rest = url
-        .strip_prefix("ws://")
-        .ok_or_else(|| format!("expected a ws:// URL, got {url:?}"))?;
+/// A `Name: value` header from the command line.
+pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("--header {text:?}: expected 'Name: value'"))?;
+    header(name.trim(), value.trim())
+}
+
+fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let n = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a header name"))?;
+    let v = HeaderValue::from_str(value)
+        .map_err(|_| format!("{value:?} is not a valid value for {name}"))?;
+    Ok((n, v))
+}
+
+/// Splits `ws://HOST:PORT/PATH` (or `wss://`) into whether it is TLS, the
+/// authority (with the scheme's port when it has none) and the path.
+pub fn split_url(url: &str) -> Result<(bool, String, String), String> {
+    let (tls, rest, port) = if let Some(rest) = url.strip_prefix("wss://") {
+        (true, rest, 443)
+    } else if let Some(rest) = url.strip_prefix("ws://") {
+        (false, rest, 80)
+    } else {
+        return Err(format!("expected a ws:// or wss:// URL, got {url:?}"));
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -191,12 +438,16 @@ pub fn split_url(url: &str) -> Result<(String, String), String> {
     if authority.is_empty() {
         return Err(format!("no host in {url:?}"));
     }
-    let authority = if authority.contains(':') {
+    // A port after the host (IPv6 hosts are bracketed: `[::1]:8000`).
+    let has_port = authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok());
+    let authority = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{port}")
     };
-    Ok((authority, path.to_string()))
+    Ok((tls, authority, path.to_string()))
 }
 
 /// The name under which a client error is counted.
@@ -206,9 +457,14 @@ pub fn error_kind(e: &tungstenite::Error) -> String {
         Error::Io(e) => io_kind(e),
         Error::ConnectionClosed | Error::AlreadyClosed => "closed".into(),
         Error::Http(response) => format!("http {}", response.status().as_u16()),
+        Error::Protocol(tungstenite::error::ProtocolError::SecWebSocketSubProtocolError(e)) => {
+            format!("subprotocol: {e}")
+        }
         Error::Protocol(_) => "protocol".into(),
         Error::Capacity(_) => "capacity".into(),
         Error::Utf8(_) => "utf8".into(),
+        Error::Tls(e) => format!("tls: {e}"),
+        Error::Url(e) => format!("url: {e}"),
         _ => "other".into(),
     }
 }
@@ -216,6 +472,11 @@ pub fn error_kind(e: &tungstenite::Error) -> String {
 /// The name under which an I/O error is counted.
 pub fn io_kind(e: &io::Error) -> String {
     use io::ErrorKind::*;
+    // rustls reports a failed TLS handshake (a certificate not trusted,
+    // no common protocol) as an I/O error carrying its own error.
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return format!("tls: {tls}");
+    }
     match e.kind() {
         ConnectionRefused => "refused",
         ConnectionReset | ConnectionAborted | BrokenPipe => "reset",
@@ -349,10 +610,24 @@ impl Fleet {
     where
         F: Fn(usize, Ready) + Send + Sync + 'static,
     {
+        Fleet::spawn_range(0..n, name, live, f)
+    }
+
+    /// [`Fleet::spawn`] for the clients of indices `range` (a segment's
+    /// share of a run).
+    pub fn spawn_range<F>(
+        range: std::ops::Range<usize>,
+        name: &str,
+        live: &crate::bench::live::Live,
+        f: F,
+    ) -> Fleet
+    where
+        F: Fn(usize, Ready) + Send + Sync + 'static,
+    {
         let (tx, ready) = crossbeam_channel::unbounded();
         let f = std::sync::Arc::new(f);
-        let mut handles = Vec::with_capacity(n);
-        for i in 0..n {
+        let mut handles = Vec::with_capacity(range.len());
+        for i in range {
             let (f, r) = (f.clone(), Ready(tx.clone()));
             match spawn(name, move || f(i, r)) {
                 Ok(h) => handles.push(h),
@@ -388,27 +663,67 @@ impl Fleet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read as _, Write as _};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     #[test]
-    fn urls_split_into_authority_and_path() {
+    fn urls_split_into_scheme_authority_and_path() {
         assert_eq!(
             split_url("ws://127.0.0.1:8000/ws").unwrap(),
-            ("127.0.0.1:8000".into(), "/ws".into())
+            (false, "127.0.0.1:8000".into(), "/ws".into())
         );
         assert_eq!(
             split_url("ws://localhost:9").unwrap(),
-            ("localhost:9".into(), "/".into())
+            (false, "localhost:9".into(), "/".into())
         );
         assert_eq!(
             split_url("ws://example.org/a/b").unwrap(),
-            ("example.org:80".into(), "/a/b".into())
+            (false, "example.org:80".into(), "/a/b".into())
         );
-        assert!(split_url("wss://x:1/").is_err());
+        assert_eq!(
+            split_url("wss://example.org/feed").unwrap(),
+            (true, "example.org:443".into(), "/feed".into())
+        );
+        assert_eq!(
+            split_url("wss://[::1]:8443").unwrap(),
+            (true, "[::1]:8443".into(), "/".into())
+        );
         assert!(split_url("http://x:1/").is_err());
         assert!(split_url("ws:///ws").is_err());
+    }
+
+    #[test]
+    fn target_path_defaults() {
+        let t = Target::parse("ws://127.0.0.1:1").unwrap();
+        assert_eq!(t.path_or("/ws"), "/ws");
+        let t = Target::parse("ws://127.0.0.1:1/echo").unwrap();
+        assert_eq!(t.path_or("/ws"), "/echo");
+        assert_eq!(t.url("/ws/r/u"), "ws://127.0.0.1:1/ws/r/u");
+        let t = Target::parse("wss://127.0.0.1:1/echo").unwrap();
+        assert_eq!(t.url("/x"), "wss://127.0.0.1:1/x");
+    }
+
+    #[test]
+    fn headers_from_the_command_line() {
+        let (n, v) = parse_header("X-Token:  t 1 ").unwrap();
+        assert_eq!((n.as_str(), v.to_str().unwrap()), ("x-token", "t 1"));
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: v").is_err());
+        let options = ConnectOptions {
+            headers: vec!["Authorization: Bearer x".into()],
+            origin: Some("https://example.org".into()),
+            subprotocols: vec!["chat".into(), "v2".into()],
+            ..ConnectOptions::default()
+        };
+        let c = Connector::new("ws://127.0.0.1:1/", &options).unwrap();
+        let names: Vec<_> = c
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(names[1], ("origin", "https://example.org"));
+        assert_eq!(names[2], ("sec-websocket-protocol", "chat, v2"));
+        assert!(c.offers_subprotocols());
     }
 
     #[test]
@@ -433,6 +748,7 @@ mod tests {
 
     #[test]
     fn a_frame_sent_with_the_handshake_reply_is_read() {
+        use std::io::{Read as _, Write as _};
         // The server answers the upgrade and sends a message in one write.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -447,7 +763,10 @@ mod tests {
             let text = String::from_utf8(head).unwrap();
             let key = text
                 .lines()
-                .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                .find_map(|l| {
+                    l.strip_prefix("sec-websocket-key: ")
+                        .or_else(|| l.strip_prefix("Sec-WebSocket-Key: "))
+                })
                 .unwrap();
             let accept = tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
             let reply = format!(
@@ -459,21 +778,12 @@ mod tests {
             s.write_all(&out).unwrap();
             s
         });
-        let t = Target::parse(&format!("ws://{addr}/ws")).unwrap();
-        let mut ws = t
+        let c = Connector::new(&format!("ws://{addr}/ws"), &ConnectOptions::default()).unwrap();
+        let mut ws = c
             .connect_with_buffer("/ws", Duration::from_secs(5), 64)
             .unwrap();
         assert_eq!(ws.read().unwrap(), tungstenite::Message::text("hello"));
         drop(server.join().unwrap());
-    }
-
-    #[test]
-    fn target_path_defaults() {
-        let t = Target::parse("ws://127.0.0.1:1").unwrap();
-        assert_eq!(t.path_or("/ws"), "/ws");
-        let t = Target::parse("ws://127.0.0.1:1/echo").unwrap();
-        assert_eq!(t.path_or("/ws"), "/echo");
-        assert_eq!(t.url("/ws/r/u"), "ws://127.0.0.1:1/ws/r/u");
     }
 
     #[test]
@@ -484,11 +794,10 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let t = Target::parse(&format!("ws://127.0.0.1:{port}/ws")).unwrap();
-        assert_eq!(
-            t.connect("/ws", Duration::from_secs(2)).err().as_deref(),
-            Some("refused")
-        );
+        let url = format!("ws://127.0.0.1:{port}/ws");
+        let c = Connector::new(&url, &ConnectOptions::default()).unwrap();
+        let e = c.connect("/ws", Duration::from_secs(2)).err().unwrap();
+        assert_eq!(e.kind, "refused");
     }
 
     #[test]

@@ -9,10 +9,10 @@
 //! (`net.ipv4.tcp_tw_reuse`), elsewhere long runs may run out of local
 //! ports (counted as `no local port`).
 
-use crate::bench::client::{Fleet, Target};
+use crate::bench::client::Fleet;
 use crate::bench::live::{Live, Progress};
 use crate::bench::report::Report;
-use crate::bench::stats::Latencies;
+use crate::bench::stats::{now_us, Latencies};
 use crate::bench::{secs, Common};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -37,13 +37,16 @@ pub struct ConnectArgs {
 
 /// Runs the scenario.
 pub fn run(a: &ConnectArgs) -> Result<Report, String> {
-    let target = Arc::new(Target::parse(&a.common.url)?);
-    let path = target.path_or("/ws");
-    let live = Live::new(a.threads as u64);
+    let target = Arc::new(a.common.connector()?);
+    let path = target.target.path_or("/ws");
+    let share = a.common.share(a.threads);
+    let threads = share.len();
+    let live = Live::new(threads as u64);
     let latencies = Latencies::new();
     let timeout = a.common.timeout();
     let progress = Progress::start(&live, a.common.quiet);
     let start = Instant::now();
+    let start_us = now_us();
     let deadline = start + secs(a.duration);
     let (t, l, lat, p) = (
         target.clone(),
@@ -51,7 +54,7 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
         latencies.clone(),
         path.clone(),
     );
-    let fleet = Fleet::spawn(a.threads, "bench-connect", &live, move |_, ready| {
+    let fleet = Fleet::spawn_range(share, "bench-connect", &live, move |_, ready| {
         ready.connected();
         let mut rec = lat.recorder();
         while Instant::now() < deadline {
@@ -62,8 +65,8 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
                     l.add_messages(1);
                     let _ = ws.close(None);
                 }
-                Err(kind) => {
-                    l.error(kind);
+                Err(e) => {
+                    l.connect_error(&e);
                     std::thread::sleep(BACKOFF);
                 }
             }
@@ -72,20 +75,25 @@ pub fn run(a: &ConnectArgs) -> Result<Report, String> {
     fleet.wait_ready();
     fleet.join();
     let elapsed = start.elapsed().as_secs_f64();
+    let end_us = now_us();
     drop(progress);
 
     let handshakes = live.messages.load(Relaxed);
-    let mut report = Report::new("connect", &target.url(&path));
-    report.count("threads", "threads", a.threads as u64);
+    let mut report = Report::new("connect", &target.target.url(&path));
+    report.count("threads", "threads", threads as u64);
     report.count("handshakes", "handshakes", handshakes);
+    report.set_connected(handshakes);
+    report.subprotocol(&target);
     report.real("elapsed (s)", "elapsed_s", elapsed, 3);
-    report.real(
+    report.rate(
         "handshakes/s",
         "handshakes_per_s",
-        handshakes as f64 / elapsed,
-        0,
+        "handshakes",
+        handshakes,
+        start_us,
+        end_us,
     );
-    report.latency("connect time", "connect", &latencies.summary());
-    report.errors(&live);
+    report.latency("connect time", "connect", &latencies.histogram());
+    report.run_of(&live, Some(&latencies));
     Ok(report)
 }

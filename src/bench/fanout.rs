@@ -13,7 +13,7 @@
 //! messages; a second thread drains its socket so it never becomes a slow
 //! consumer, while the publishing thread only writes.
 
-use crate::bench::client::{error_kind, Fleet, Limiter, Ready, Target};
+use crate::bench::client::{error_kind, Connector, Fleet, Limiter, Ready};
 use crate::bench::live::{Live, Progress};
 use crate::bench::receivers::{Receivers, POLL};
 use crate::bench::report::Report;
@@ -61,9 +61,9 @@ pub struct FanoutArgs {
 }
 
 struct Run {
-    target: Target,
-    /// Where subscriber I connects: `spread[I % len]` (`--url` first).
-    spread: Vec<Target>,
+    /// Where subscriber I connects: `spread[I % len]`; the first is
+    /// `--url`, where the publisher connects too.
+    spread: Vec<Connector>,
     room: String,
     timeout: Duration,
     limiter: Limiter,
@@ -77,18 +77,19 @@ struct Run {
 
 /// Runs the scenario.
 pub fn run(a: &FanoutArgs) -> Result<Report, String> {
-    let target = Target::parse(&a.common.url)?;
-    let mut spread = vec![target.clone()];
+    a.common.unsegmented("fanout")?;
+    let first = a.common.connector()?;
+    let mut spread = Vec::new();
     for url in &a.spread_urls {
-        spread.push(Target::parse(url)?);
+        spread.push(first.to(url)?);
     }
+    spread.insert(0, first);
     if !crate::names::is_valid(&a.room) || a.room == "chat" {
         return Err(format!("{:?} cannot name a text room", a.room));
     }
     let live = Live::new(a.subscribers as u64);
     let (rx, completions) = Receivers::new(a.messages);
     let run = Arc::new(Run {
-        target,
         spread,
         room: a.room.clone(),
         timeout: a.common.timeout(),
@@ -137,10 +138,15 @@ pub fn run(a: &FanoutArgs) -> Result<Report, String> {
     fleet.join();
     drop(progress);
 
-    let mut report = Report::new("fanout", &run.target.url(&format!("/ws/{}/sub-N", a.room)));
+    let mut report = Report::new(
+        "fanout",
+        &run.spread[0].target.url(&format!("/ws/{}/sub-N", a.room)),
+    );
     report.count("subscribers", "subscribers", a.subscribers as u64);
-    report.count("servers", "servers", run.spread.len() as u64);
+    report.setting("servers", "servers", run.spread.len() as u64);
     report.count("connected", "connected", connected);
+    report.set_connected(connected);
+    report.subprotocol(&run.spread[0]);
     report.real("room formed in (s)", "formation_s", formation_s, 3);
     report.add(
         "join notices",
@@ -151,7 +157,7 @@ pub fn run(a: &FanoutArgs) -> Result<Report, String> {
     report.count("messages sent", "sent", sent);
     report.real("offered rate (msg/s)", "rate", a.rate, 1);
     run.rx.report(&mut report, first_send_us);
-    report.errors(&live);
+    report.run_of(&live, Some(&run.rx.latency));
     Ok(report)
 }
 
@@ -188,8 +194,8 @@ fn subscriber(run: &Run, index: usize, ready: Ready) {
     };
     let ws = match connected {
         Ok(ws) => ws,
-        Err(kind) => {
-            run.live.error(kind);
+        Err(e) => {
+            run.live.connect_error(&e);
             return ready.failed();
         }
     };
@@ -207,18 +213,17 @@ fn subscriber(run: &Run, index: usize, ready: Ready) {
 /// Connects the publisher and sends the messages; returns how many it sent.
 fn publish(run: &Run, a: &FanoutArgs) -> u64 {
     let path = format!("/ws/{}/{PUBLISHER}", run.room);
-    let mut ws = match run.target.connect(&path, run.timeout) {
+    let mut ws = match run.spread[0].connect(&path, run.timeout) {
         Ok(ws) => ws,
-        Err(kind) => {
-            run.live.error(format!("publisher: {kind}"));
+        Err(e) => {
+            run.live.error(format!("publisher: {}", e.kind));
             return 0;
         }
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let drain = ws
-        .get_ref()
-        .try_clone()
-        .ok()
+    // Under TLS the drain discards records unread: the publisher only writes.
+    let drain = crate::bench::client::tcp(&ws)
+        .and_then(|s| s.try_clone().ok())
         .and_then(|s| spawn_drain(s, stop.clone()));
     let start = Instant::now();
     let mut sent = 0;

@@ -15,17 +15,18 @@
 //! holder, and a holder reads with a small buffer (pings and one probe are
 //! all it receives).
 
-use crate::bench::client::{self, error_kind, is_timeout, Gate, Target};
+use crate::bench::client::{
+    self, error_kind, is_timeout, set_read_timeout, Connector, Gate, Socket,
+};
 use crate::bench::live::{Live, Progress};
 use crate::bench::report::Report;
 use crate::bench::stats::Latencies;
 use crate::bench::{echo, secs, Common};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
 /// A holder's read buffer: it reads pings and one probe, never more than a
 /// few dozen bytes at once (tungstenite zero-fills the whole buffer).
@@ -46,11 +47,11 @@ pub struct HoldArgs {
 }
 
 struct Run {
-    target: Target,
+    connector: Connector,
     path: String,
     timeout: Duration,
     clients: usize,
-    /// The index of the next client a connector opens.
+    /// How many clients the connectors have taken.
     next: AtomicUsize,
     gate: Gate,
     live: Arc<Live>,
@@ -60,14 +61,16 @@ struct Run {
 
 /// Runs the scenario.
 pub fn run(a: &HoldArgs) -> Result<Report, String> {
-    let target = Target::parse(&a.common.url)?;
-    let path = target.path_or("/ws");
-    let live = Live::new(a.clients as u64);
+    let connector = a.common.connector()?;
+    let path = connector.target.path_or("/ws");
+    let share = a.common.share(a.clients);
+    let clients = share.len();
+    let live = Live::new(clients as u64);
     let run = Arc::new(Run {
-        target,
+        connector,
         path,
         timeout: a.common.timeout(),
-        clients: a.clients,
+        clients,
         next: AtomicUsize::new(0),
         gate: Gate::new(),
         live: live.clone(),
@@ -79,16 +82,16 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     // One word per client: its holding thread, or None when it failed.
     let (tx, rx) = crossbeam_channel::unbounded::<Option<JoinHandle<()>>>();
     let mut connectors = Vec::new();
-    for _ in 0..a.common.connect_concurrency.clamp(1, a.clients.max(1)) {
+    for _ in 0..a.common.connect_concurrency.clamp(1, clients.max(1)) {
         let (r, tx) = (run.clone(), tx.clone());
-        match client::spawn("bench-connect", move || connector(&r, &tx)) {
+        match client::spawn("bench-connect", move || connect_all(&r, &tx)) {
             Ok(h) => connectors.push(h),
             Err(_) => live.error("spawn"),
         }
     }
     drop(tx);
-    let mut holders = Vec::with_capacity(a.clients);
-    for _ in 0..a.clients {
+    let mut holders = Vec::with_capacity(clients);
+    for _ in 0..clients {
         match rx.recv() {
             Ok(Some(h)) => holders.push(h),
             Ok(None) => {}
@@ -104,7 +107,7 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     let hold = secs(a.duration);
     progress.note(&format!(
         "all {connected} connected (of {}); holding for {} s",
-        a.clients, a.duration
+        clients, a.duration
     ));
     run.gate.open(Some(Instant::now() + hold));
     for h in holders {
@@ -112,25 +115,27 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     }
     drop(progress);
 
-    let mut report = Report::new("hold", &run.target.url(&run.path));
-    report.count("clients", "clients", a.clients as u64);
+    let mut report = Report::new("hold", &run.connector.target.url(&run.path));
+    report.count("clients", "clients", clients as u64);
     report.count("connected", "connected", connected as u64);
+    report.set_connected(connected as u64);
+    report.subprotocol(&run.connector);
     report.real(
         "connecting took (s)",
         "connect_phase_s",
         connecting.as_secs_f64(),
         3,
     );
-    report.latency("connect time", "connect", &run.connect.summary());
+    report.latency("connect time", "connect", &run.connect.histogram());
     report.real("held (s)", "held_s", a.duration, 1);
     report.count("survivors", "survivors", run.survivors.load(Relaxed));
-    report.errors(&live);
+    report.run_of(&live, Some(&run.connect));
     Ok(report)
 }
 
 /// Opens clients until every one has been tried; each open socket goes to
 /// a holding thread of its own.
-fn connector(run: &Arc<Run>, tx: &crossbeam_channel::Sender<Option<JoinHandle<()>>>) {
+fn connect_all(run: &Arc<Run>, tx: &crossbeam_channel::Sender<Option<JoinHandle<()>>>) {
     while run.next.fetch_add(1, Relaxed) < run.clients {
         let _ = tx.send(open(run));
     }
@@ -141,12 +146,12 @@ fn connector(run: &Arc<Run>, tx: &crossbeam_channel::Sender<Option<JoinHandle<()
 fn open(run: &Arc<Run>) -> Option<JoinHandle<()>> {
     let t0 = Instant::now();
     let ws = match run
-        .target
+        .connector
         .connect_with_buffer(&run.path, run.timeout, HOLD_READ_BUFFER)
     {
         Ok(ws) => ws,
-        Err(kind) => {
-            run.live.error(kind);
+        Err(e) => {
+            run.live.connect_error(&e);
             return None;
         }
     };
@@ -164,7 +169,7 @@ fn open(run: &Arc<Run>) -> Option<JoinHandle<()>> {
 }
 
 /// Holds one open client until the end, then checks it still echoes.
-fn holder(run: &Run, mut ws: WebSocket<TcpStream>) {
+fn holder(run: &Run, mut ws: Socket) {
     let end = run.gate.wait();
     // Hold: one blocking read until the end; pings are answered inside it.
     loop {
@@ -172,7 +177,7 @@ fn holder(run: &Run, mut ws: WebSocket<TcpStream>) {
         if left.is_zero() {
             break;
         }
-        let _ = ws.get_ref().set_read_timeout(Some(left));
+        set_read_timeout(&ws, Some(left));
         match ws.read() {
             Ok(Message::Close(_)) => {
                 run.live.error("closed by server");
@@ -188,7 +193,7 @@ fn holder(run: &Run, mut ws: WebSocket<TcpStream>) {
             }
         }
     }
-    let _ = ws.get_ref().set_read_timeout(Some(run.timeout));
+    set_read_timeout(&ws, Some(run.timeout));
     let probe = Message::text("still here");
     let survived = ws.send(probe.clone()).is_ok()
         && loop {

@@ -8,14 +8,16 @@
 //! unit-tested), [`receivers`] (what the receivers of a stamped stream
 //! share: their read loop and figures), [`live`] (the counters and the
 //! progress line on stderr), [`report`] (the summary table on stdout
-//! and `--json`) and [`html`] with [`svg`] (the report to look at:
-//! `--html` and `strand bench report`).
+//! and `--json`), [`html`] with [`svg`] (the report to look at: `--html`
+//! and `strand bench report`) and [`preflight`] (the host's limits, said
+//! before a run).
 //!
 //! Every run is bounded by a message count or a duration and stops by
 //! itself; a refused connection or a client error is counted and shown,
 //! never a crash of the tool. This module must not depend on the server's
 //! internals: it speaks to any server over the wire only.
 
+use report::Report;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -27,12 +29,16 @@ pub mod fanout;
 pub mod hold;
 pub mod html;
 pub mod live;
+pub mod merge;
 pub mod preflight;
 pub mod receivers;
 pub mod report;
+pub mod segment;
 pub mod stats;
 pub mod svg;
 pub mod tail;
+pub mod threshold;
+pub mod tls;
 
 /// The arguments of `strand bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +61,8 @@ pub enum Scenario {
     Connect(connect::ConnectArgs),
     /// Followers of a file the tool appends to: append-to-delivery latency.
     Tail(tail::TailArgs),
+    /// Merges the `--json` results of several runs (segments) exactly.
+    Merge(merge::MergeArgs),
     /// Draws the `--json` results of one or more runs as an HTML report.
     Report(html::ReportArgs),
 }
@@ -62,10 +70,28 @@ pub enum Scenario {
 /// Flags every scenario takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// The server's URL: `ws://HOST:PORT` (scenarios add their path) or, for
-    /// echo and hold, a full `ws://HOST:PORT/PATH`.
+    /// The server's URL: `ws://HOST:PORT` or `wss://HOST:PORT` (scenarios
+    /// add their path) or, for echo, hold and connect, a full
+    /// `ws[s]://HOST:PORT/PATH`.
     #[arg(long)]
     pub url: String,
+    /// A request header on every connection, `'Name: value'` (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
+    pub headers: Vec<String>,
+    /// The `Origin` header of every connection.
+    #[arg(long, value_name = "URL")]
+    pub origin: Option<String>,
+    /// A subprotocol to offer (repeatable, in order of preference); the one
+    /// the server chose is reported.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    pub subprotocols: Vec<String>,
+    /// PEM file of extra root certificates to trust for `wss://`.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Do not check the server's certificate for `wss://` (a warning is
+    /// printed).
+    #[arg(long)]
+    pub insecure: bool,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -80,6 +106,24 @@ pub struct Common {
     /// SYNs overflows the listen backlog and measures retransmits instead).
     #[arg(long, default_value_t = 64, value_name = "N")]
     pub connect_concurrency: usize,
+    /// A pass/fail condition on the run's figures in k6's forms
+    /// (repeatable): `p(99)<50ms`, `p(99.9)<=200ms`, `avg<10ms`, `max<1s`,
+    /// `errors==0`, `rate>=1000`, or on a named latency, `connect:p(99)<20ms`.
+    /// A crossed one makes the exit status 99.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// A name for this run in the JSON (default: `SCENARIO URL`).
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+    /// Run the I-th of N shares of the clients (echo, hold, connect; their
+    /// indices stay those of the whole run), e.g. 2/3 on the second of
+    /// three machines; merge the results with `strand bench merge`.
+    #[arg(long, value_name = "I/N")]
+    pub segment: Option<segment::Segment>,
+    /// Start at this Unix time (seconds), so that every machine's share
+    /// starts together.
+    #[arg(long, value_name = "UNIX_TIME")]
+    pub start_at: Option<f64>,
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -91,6 +135,37 @@ pub struct Common {
 }
 
 impl Common {
+    /// How the clients connect, from these flags.
+    pub fn connect_options(&self) -> client::ConnectOptions {
+        client::ConnectOptions {
+            headers: self.headers.clone(),
+            origin: self.origin.clone(),
+            subprotocols: self.subprotocols.clone(),
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+        }
+    }
+
+    /// The connector of `--url` with these flags.
+    pub fn connector(&self) -> Result<client::Connector, String> {
+        client::Connector::new(&self.url, &self.connect_options())
+    }
+
+    /// The client indices this process runs of `total`.
+    pub fn share(&self, total: usize) -> std::ops::Range<usize> {
+        segment::share(self.segment, total)
+    }
+
+    /// Refuses `--segment` for a scenario that cannot be split.
+    pub fn unsegmented(&self, scenario: &str) -> Result<(), String> {
+        match self.segment {
+            Some(_) => Err(format!(
+                "--segment applies to echo, hold and connect, not {scenario}"
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// `--timeout` as a duration (at least 1 ms).
     pub fn timeout(&self) -> Duration {
         secs(self.timeout).max(Duration::from_millis(1))
@@ -103,37 +178,24 @@ pub fn secs(s: f64) -> Duration {
 }
 
 impl Scenario {
-    /// The client threads the scenario opens (for the pre-flight check).
+    /// The client threads this process opens (for the pre-flight check).
     fn clients(&self) -> u64 {
-        match self {
-            Scenario::Echo(a) => a.clients as u64,
-            Scenario::Fanout(a) => a.subscribers as u64 + 1,
-            Scenario::Hold(a) => a.clients as u64,
-            Scenario::Connect(a) => a.threads as u64,
-            Scenario::Tail(a) => a.clients as u64,
-            Scenario::Report(_) => 0,
-        }
-    }
-
-    fn common(&self) -> Option<&Common> {
-        match self {
-            Scenario::Echo(a) => Some(&a.common),
-            Scenario::Fanout(a) => Some(&a.common),
-            Scenario::Hold(a) => Some(&a.common),
-            Scenario::Connect(a) => Some(&a.common),
-            Scenario::Tail(a) => Some(&a.common),
-            Scenario::Report(_) => None,
-        }
+        let (common, n) = match self {
+            Scenario::Echo(a) => (&a.common, a.clients),
+            Scenario::Fanout(a) => (&a.common, a.subscribers + 1),
+            Scenario::Hold(a) => (&a.common, a.clients),
+            Scenario::Connect(a) => (&a.common, a.threads),
+            Scenario::Tail(a) => (&a.common, a.clients),
+            Scenario::Merge(_) | Scenario::Report(_) => return 0,
+        };
+        common.share(n).len() as u64
     }
 }
 
 /// Says on stderr which of the host's limits the run's clients would
 /// cross (false: one that would abort the run), and sets the clients'
 /// source addresses.
-fn prepare(scenario: &Scenario) -> bool {
-    let Some(common) = scenario.common() else {
-        return true;
-    };
+fn prepare(scenario: &Scenario, common: &Common) -> bool {
     client::set_local_addrs(common.local_ip.clone());
     let host = preflight::Host::read();
     let mut go = true;
@@ -145,33 +207,61 @@ fn prepare(scenario: &Scenario) -> bool {
     go
 }
 
+/// Exit status of a run in which a threshold was crossed (k6's).
+const THRESHOLD_CROSSED: u8 = 99;
+
 /// Runs a benchmark: prints its table on stdout, and writes `--json`.
+/// Exit status: 0 when it completed and every threshold held, 99 when one
+/// was crossed, 1 when it could not start or no client connected.
 pub fn run(args: BenchArgs) -> ExitCode {
-    if !prepare(&args.scenario) {
-        return ExitCode::FAILURE;
-    }
-    let (common, outcome) = match &args.scenario {
-        Scenario::Echo(a) => (&a.common, echo::run(a)),
-        Scenario::Fanout(a) => (&a.common, fanout::run(a)),
-        Scenario::Hold(a) => (&a.common, hold::run(a)),
-        Scenario::Connect(a) => (&a.common, connect::run(a)),
-        Scenario::Tail(a) => (&a.common, tail::run(a)),
+    let common = match &args.scenario {
+        Scenario::Echo(a) => &a.common,
+        Scenario::Fanout(a) => &a.common,
+        Scenario::Hold(a) => &a.common,
+        Scenario::Connect(a) => &a.common,
+        Scenario::Tail(a) => &a.common,
+        Scenario::Merge(a) => return merge::run(a),
         Scenario::Report(a) => return html::report(a),
     };
-    let report = match outcome {
+    if !prepare(&args.scenario, common) {
+        return ExitCode::FAILURE;
+    }
+    let thresholds = match threshold::parse_all(&common.thresholds) {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("strand bench: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(at) = common.start_at {
+        let wait = segment::until(at);
+        if !wait.is_zero() {
+            eprintln!(
+                "strand bench: waiting {:.1} s for --start-at {at}",
+                wait.as_secs_f64()
+            );
+            std::thread::sleep(wait);
+        }
+    }
+    let outcome = match &args.scenario {
+        Scenario::Echo(a) => echo::run(a),
+        Scenario::Fanout(a) => fanout::run(a),
+        Scenario::Hold(a) => hold::run(a),
+        Scenario::Connect(a) => connect::run(a),
+        Scenario::Tail(a) => tail::run(a),
+        Scenario::Merge(a) => return merge::run(a),
+        Scenario::Report(a) => return html::report(a),
+    };
+    let mut report = match outcome {
         Ok(r) => r,
         Err(message) => {
             eprintln!("strand bench: {message}");
             return ExitCode::FAILURE;
         }
     };
-    print!("{}", report.table());
-    if let Some(path) = &common.json {
-        if let Err(e) = std::fs::write(path, report.json_text()) {
-            eprintln!("strand bench: cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    }
+    report.set_run(common);
+    let verdicts = threshold::evaluate(&thresholds, report.figures());
+    report.thresholds(&verdicts);
     if let Some(path) = &common.html {
         let run = html::Run::new(
             serde_json::Value::Object(report.json().clone()),
@@ -183,5 +273,33 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    ExitCode::SUCCESS
+    finish(&report, &verdicts, common.json.as_deref())
+}
+
+/// Prints `report`, writes it to `json`, and gives the exit status.
+pub fn finish(
+    report: &Report,
+    verdicts: &[threshold::Verdict],
+    json: Option<&std::path::Path>,
+) -> ExitCode {
+    print!("{}", report.table());
+    if let Some(path) = json {
+        if let Err(e) = std::fs::write(path, report.json_text()) {
+            eprintln!("strand bench: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if report.none_connected() {
+        eprintln!("strand bench: no client connected");
+        return ExitCode::FAILURE;
+    }
+    let crossed: Vec<_> = verdicts.iter().filter(|v| !v.ok).collect();
+    for v in &crossed {
+        eprintln!("strand bench: threshold crossed: {} ({})", v.expr, v.metric);
+    }
+    if crossed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(THRESHOLD_CROSSED)
+    }
 }

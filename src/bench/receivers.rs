@@ -2,18 +2,17 @@
 //! the figures they share, the read loop that fills them, and the report
 //! of them.
 
-use crate::bench::client::{error_kind, is_timeout, Gate, Ready};
+use crate::bench::client::{error_kind, is_timeout, set_read_timeout, Gate, Ready, Socket};
 use crate::bench::echo;
 use crate::bench::live::Live;
 use crate::bench::report::Report;
 use crate::bench::stats::{now_us, Delivery, Latencies, SeqTracker};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::json;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
 /// How often a waiting receiver looks at the stop gate.
 pub const POLL: Duration = Duration::from_millis(200);
@@ -79,14 +78,14 @@ impl Receivers {
     /// tracker, closes `ws` and counts it off `live`.
     pub fn receive(
         &self,
-        mut ws: WebSocket<TcpStream>,
+        mut ws: Socket,
         index: usize,
         ready: Ready,
         live: &Live,
         complete_at_start: bool,
         mut stamp_of: impl FnMut(&str) -> Option<(u64, u64)>,
     ) {
-        let _ = ws.get_ref().set_read_timeout(Some(POLL));
+        set_read_timeout(&ws, Some(POLL));
         live.connected.fetch_add(1, Relaxed);
         ready.connected();
         let mut tracker = SeqTracker::new(self.expected);
@@ -151,14 +150,15 @@ impl Receivers {
     pub fn report(&self, report: &mut Report, first_send_us: u64) {
         let d = *self.delivery.lock().unwrap_or_else(|e| e.into_inner());
         let last = self.last_delivery_us.load(Relaxed);
-        let span = last.saturating_sub(first_send_us) as f64 / 1e6;
-        let rate = if span > 0.0 {
-            d.delivered as f64 / span
-        } else {
-            0.0
-        };
-        report.real("deliveries/s", "deliveries_per_s", rate, 0);
-        report.latency("delivery latency", "latency", &self.latency.summary());
+        report.rate(
+            "deliveries/s",
+            "deliveries_per_s",
+            "delivery.delivered",
+            d.delivered,
+            first_send_us,
+            last.max(first_send_us),
+        );
+        report.latency("delivery latency", "latency", &self.latency.histogram());
         report.delivery(&d);
         let mut lossy = self.lossy.lock().unwrap_or_else(|e| e.into_inner()).clone();
         lossy.sort_unstable();

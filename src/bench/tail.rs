@@ -6,7 +6,7 @@
 //! per line. Each follower counts the `data` messages of that file:
 //! append-to-delivery latency, lost and duplicated lines.
 
-use crate::bench::client::{error_kind, Fleet, Limiter, Ready, Target};
+use crate::bench::client::{error_kind, Connector, Fleet, Limiter, Ready, Socket};
 use crate::bench::fanout::pace;
 use crate::bench::live::{Live, Progress};
 use crate::bench::receivers::Receivers;
@@ -16,11 +16,10 @@ use crate::bench::{secs, Common};
 use serde_json::{json, Value};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
 
 /// The flags of `strand bench tail`.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,7 +48,7 @@ pub struct TailArgs {
 }
 
 struct Run {
-    target: Target,
+    connector: Connector,
     name: String,
     timeout: Duration,
     limiter: Limiter,
@@ -59,7 +58,8 @@ struct Run {
 
 /// Runs the scenario.
 pub fn run(a: &TailArgs) -> Result<Report, String> {
-    let target = Target::parse(&a.common.url)?;
+    a.common.unsegmented("tail")?;
+    let connector = a.common.connector()?;
     let name = a
         .file
         .file_name()
@@ -75,7 +75,7 @@ pub fn run(a: &TailArgs) -> Result<Report, String> {
     let live = Live::new(a.clients as u64);
     let (rx, completions) = Receivers::new(a.lines);
     let run = Arc::new(Run {
-        target,
+        connector,
         name,
         timeout: a.common.timeout(),
         limiter: Limiter::new(a.common.connect_concurrency),
@@ -103,7 +103,7 @@ pub fn run(a: &TailArgs) -> Result<Report, String> {
     fleet.join();
     drop(progress);
 
-    let mut report = Report::new("tail", &run.target.url("/ws/chat/bench-tail-N"));
+    let mut report = Report::new("tail", &run.connector.target.url("/ws/chat/bench-tail-N"));
     report.add(
         "file",
         a.file.display().to_string(),
@@ -112,10 +112,12 @@ pub fn run(a: &TailArgs) -> Result<Report, String> {
     );
     report.count("followers", "clients", a.clients as u64);
     report.count("following", "following", following as u64);
+    report.set_connected(following as u64);
+    report.subprotocol(&run.connector);
     report.count("lines appended", "appended", appended);
     report.real("offered rate (lines/s)", "rate", a.rate, 1);
     run.rx.report(&mut report, first_append_us);
-    report.errors(&live);
+    report.run_of(&live, Some(&run.rx.latency));
     Ok(report)
 }
 
@@ -138,14 +140,16 @@ fn follower(run: &Run, index: usize, ready: Ready) {
     let path = format!("/ws/chat/bench-tail-{}-{index}", std::process::id());
     let connected = {
         let _permit = run.limiter.acquire();
-        run.target
+        run.connector
             .connect(&path, run.timeout)
-            .and_then(|ws| follow(ws, &run.name))
+            .map_err(|e| (e.kind, e.body))
+            .and_then(|ws| follow(ws, &run.name).map_err(|k| (k, None)))
     };
     let ws = match connected {
         Ok(ws) => ws,
-        Err(kind) => {
-            run.live.error(kind);
+        Err((kind, body)) => {
+            run.live
+                .connect_error(&crate::bench::client::ConnectError { kind, body });
             return ready.failed();
         }
     };
@@ -155,7 +159,7 @@ fn follower(run: &Run, index: usize, ready: Ready) {
 }
 
 /// Sends `follow` and waits for `following`; an `error` reply fails.
-fn follow(mut ws: WebSocket<TcpStream>, name: &str) -> Result<WebSocket<TcpStream>, String> {
+fn follow(mut ws: Socket, name: &str) -> Result<Socket, String> {
     let request = json!({"type": "follow", "file": name, "from": "end"});
     ws.send(Message::text(request.to_string()))
         .map_err(|e| error_kind(&e))?;
