@@ -24,7 +24,7 @@
 #   RUNS (3); SERVER_CPU (1), LOAD_CPU (0); BUILD=0 measures the binaries
 #     as they are (no cargo build first).
 # Needs: GNU time (/usr/bin/time), taskset, setsid, jq, bc.
-set -euo pipefail
+set -Eeuo pipefail
 trap 'echo "docs/bench-cost.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 
@@ -85,7 +85,8 @@ run_measured() {
         >"$WORK/out" 2>"$WORK/err" &
     pid=$!
     while kill -0 "$pid" 2>/dev/null; do
-        rss=$(ps -o rss= -g "$pid" 2>/dev/null | awk '{s += $1} END {print s + 0}')
+        # ps fails once the group is gone: that sample is 0.
+        rss=$({ ps -o rss= -g "$pid" 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}')
         ((rss > peak)) && peak=$rss
         sleep 0.1
     done
