@@ -12,8 +12,9 @@
 //! connecting is done by `--connect-concurrency` connector threads, which
 //! then hand each open socket to a holding thread of its own: the
 //! handshake's deep stack is touched on a few connectors, not on every
-//! holder, and a holder reads with a small buffer (pings and one probe are
-//! all it receives).
+//! holder, a holder waits for bytes on the socket itself before it reads
+//! through tungstenite, and it reads with a small buffer (pings and one
+//! probe are all it receives).
 
 use crate::bench::client::{
     self, error_kind, is_timeout, set_read_timeout, Connector, Gate, Socket,
@@ -178,13 +179,29 @@ fn holder(run: &Run, mut ws: Socket) {
             break;
         }
         set_read_timeout(&ws, Some(left));
+        // Wait on the socket itself, a shallow call: tungstenite's read
+        // path (through the TLS-or-plain stream) touches a third stack
+        // page, which then stays resident; it runs only once bytes came.
+        if let Some(socket) = client::tcp(&ws) {
+            if let Err(e) = socket.peek(&mut [0u8; 1]) {
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) {
+                    break;
+                }
+            }
+        }
         match ws.read() {
             Ok(Message::Close(_)) => {
                 run.live.error("closed by server");
                 run.live.connected.fetch_sub(1, Relaxed);
                 return;
             }
-            Ok(_) => continue,
+            // A ping: its pong is queued; send it now, not at the next read.
+            Ok(_) => {
+                let _ = ws.flush();
+            }
             Err(e) if is_timeout(&e) => break,
             Err(e) => {
                 run.live.error(error_kind(&e));
