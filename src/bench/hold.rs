@@ -182,9 +182,9 @@ fn holder(run: &Run, mut ws: Box<Socket>) {
             break;
         }
         set_read_timeout(&ws, Some(left));
-        // Wait on the socket itself, a shallow call: tungstenite's read
-        // path (through the TLS-or-plain stream) touches a third stack
-        // page, which then stays resident; it runs only once bytes came.
+        // Wait on the socket itself, a shallow call, and enter
+        // tungstenite's deeper read path only once bytes came: stack pages
+        // a holder touches stay resident for the rest of the run.
         if let Some(socket) = client::tcp(&ws) {
             if let Err(e) = socket.peek(&mut [0u8; 1]) {
                 if matches!(
