@@ -22,7 +22,12 @@
 #     SERVER_NOTE: how the header names it;
 #   BASE_BIN: a second strand build measured beside it (column "base",
 #     ratio strand / base), BASE_NOTE: how the header names it;
-#   TOKIO=0 leaves the tokio peer out, FLOOR=0 the floor.
+#   TOKIO=0 leaves the tokio peer out, FLOOR=0 the floor;
+#   PICS (docs/bench): where the pictures go: for each pass, the
+#     latency distributions of echo (100 and BIG clients), fanout and
+#     hold's connect times, every server overlaid (`strand bench report`,
+#     each server's median run by p99): NAME-PASS.html and NAME-PASS.svg,
+#     the SVGs shown in OUT.
 # The load generator is always this tree's `strand bench`.
 #
 #   NICE (-10): the nice value of each measured process's autogroup.
@@ -44,6 +49,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-5}
 OUT=${OUT:-docs/BENCHMARKS.md}
+PICS=${PICS:-docs/bench}
 MODES=${MODES:-"pinned unpinned tls"}
 SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
@@ -94,7 +100,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-mkdir -p "$WORK/tail" "$WORK/vals"
+mkdir -p "$WORK/tail" "$WORK/vals" "$WORK/runs" "$PICS"
 if [[ " $MODES " == *" tls "* ]]; then
     # One certificate for every server of the TLS pass, from a CA of its
     # own that the load generator trusts (webpki refuses a self-signed CA
@@ -189,6 +195,7 @@ bench() {
         cat "$WORK/$name.txt" "$WORK/$name.err" >&2
         return 1
     }
+    keep "$name"
     local errors
     errors=$(jq '.errors.total' "$WORK/$name.json")
     if [[ $errors != 0 ]]; then
@@ -196,6 +203,9 @@ bench() {
             tee -a "$WORK/notes" >&2
     fi
 }
+
+# keep NAME: keeps this run's JSON of NAME (for the pictures).
+keep() { cp "$WORK/$1.json" "$WORK/runs/$mode.$1.$side.$run.json"; }
 
 j() { jq -r "$1" "$WORK/$2.json"; }
 ms() { echo "$(j "$1" "$2") / 1000" | bc -l; }
@@ -298,6 +308,7 @@ hold() {
     sleep 10
     t1=$(cpu_ticks "$pid")
     wait "$bpid"
+    keep hold
     n=$(j .connected hold)
     record hold_rss_per_conn_kib "$side" "$(echo "($after - $before) / $n" | bc -l)"
     record hold_threads_per_conn "$side" "$(echo "($threads1 - $threads0) / $n" | bc -l)"
@@ -382,6 +393,37 @@ offers() {
     esac
 }
 has() { [[ " ${SIDES[*]} " == *" $1 "* ]]; }
+
+# median_run FIGURE SIDE: the run whose sample of FIGURE is this pass's
+# median (the lower middle of an even count).
+median_run() {
+    local f="$WORK/vals/$mode.$1.$2"
+    [[ -s $f ]] || return 1
+    sort -g -k2 "$f" | awk '{r[NR] = $1} END {print r[int((NR + 1) / 2)]}'
+}
+
+# picture NAME FIGURE TITLE: every server's median run (by FIGURE) of NAME
+# in this pass, overlaid in one report (PICS/NAME-PASS.html) and its
+# latency distribution (PICS/NAME-PASS.svg); prints the markdown that
+# shows them.
+picture() {
+    local name=$1 figure=$2 title=$3 files=() labels=() side r
+    for side in "${SIDES[@]}"; do
+        r=$(median_run "$figure" "$side") || continue
+        [[ -f $WORK/runs/$mode.$name.$side.$r.json ]] || continue
+        files+=("$WORK/runs/$mode.$name.$side.$r.json")
+        labels+=(--label "$side")
+    done
+    [[ ${#files[@]} -gt 0 ]] || return 0
+    "$BIN" bench report "${files[@]}" "${labels[@]}" --title "$title ($mode)" \
+        --html "$PICS/$name-$mode.html" --svg "$PICS/$name-$mode.svg" >&2
+    local rel
+    rel=$(realpath --relative-to="$(dirname "$OUT")" "$PICS")
+    echo "**$title** ([full report]($rel/$name-$mode.html)):"
+    echo
+    echo "![$title, $mode]($rel/$name-$mode.svg)"
+    echo
+}
 
 # row LABEL FIGURE DECIMALS TARGET: a table row, every side and the ratios.
 row() {
@@ -470,6 +512,14 @@ generated() {
         fi
         echo
         table
+        echo
+        echo "Latency by percentile, each server's median run by p99 (log axis of 1/(1-p):"
+        echo "the right half of each chart is the slowest 1%):"
+        echo
+        picture echo100 echo100_rtt_p99_us "echo, 100 clients: round trip"
+        picture echo1000 echo1000_rtt_p99_us "echo, $BIG clients: round trip"
+        picture fanout fanout_p99_ms "fanout, $FAN_N subscribers × 100 msg/s: delivery"
+        picture hold hold_connect_p99_ms "hold $HOLD_N: connect time"
     done
     echo
     if [[ -s $WORK/notes ]]; then

@@ -8,14 +8,15 @@ use crate::bench::tls;
 use rustls::pki_types::ServerName;
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::http::{HeaderName, HeaderValue};
-use tungstenite::protocol::WebSocketConfig;
+use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::WebSocket;
 
 /// Stack of a client thread: a blocking client needs little, and thousands
@@ -291,6 +292,17 @@ impl Connector {
     /// handshake. `url_or_path` is a path on the target (`/ws/room`) or a
     /// whole `ws[s]://` URL of another server (resolved at each call).
     pub fn connect(&self, url_or_path: &str, timeout: Duration) -> Result<Socket, ConnectError> {
+        self.connect_with_buffer(url_or_path, timeout, READ_BUFFER)
+    }
+
+    /// [`Connector::connect`] with a read buffer of `read_buffer` bytes
+    /// (tungstenite allocates and zero-fills it per connection).
+    pub fn connect_with_buffer(
+        &self,
+        url_or_path: &str,
+        timeout: Duration,
+        read_buffer: usize,
+    ) -> Result<Socket, ConnectError> {
         let io_error = |e: &io::Error| ConnectError {
             kind: io_kind(e),
             body: None,
@@ -302,7 +314,7 @@ impl Connector {
         } else {
             (&self.target, url_or_path)
         };
-        let stream = TcpStream::connect_timeout(&t.addr, timeout).map_err(|e| io_error(&e))?;
+        let stream = tcp_connect(t.addr, timeout).map_err(|e| io_error(&e))?;
         let _ = stream.set_nodelay(true);
         stream
             .set_read_timeout(Some(timeout))
@@ -313,16 +325,25 @@ impl Connector {
             .into_client_request()
             .map_err(|e| ConnectError::of(&e))?;
         request.headers_mut().extend(self.headers.iter().cloned());
-        let stream = if t.tls {
-            let config = self
+        let config = WebSocketConfig::default().read_buffer_size(read_buffer);
+        let handshake = if t.tls {
+            let tls = self
                 .tls()
                 .map_err(|kind| ConnectError { kind, body: None })?;
-            tls_stream(&config, t.host(), stream)?
+            let stream = tls_stream(&tls, t.host(), stream)?;
+            tungstenite::client::client_with_config(request, stream, Some(config))
+                .map_err(handshake_error)
         } else {
-            Stream::Plain(stream)
+            // Plain: through a recording stream, for a right-sized buffer.
+            let recorded = Recorded {
+                stream: Stream::Plain(stream),
+                seen: Vec::new(),
+            };
+            tungstenite::client::client_with_config(request, recorded, Some(config))
+                .map(|(ws, response)| (rebuild(ws.into_inner(), config), response))
+                .map_err(handshake_error)
         };
-        let config = Some(WebSocketConfig::default().read_buffer_size(READ_BUFFER));
-        match tungstenite::client::client_with_config(request, stream, config) {
+        match handshake {
             Ok((ws, response)) => {
                 if self.offered {
                     let chose = response
@@ -336,11 +357,7 @@ impl Connector {
                 }
                 Ok(ws)
             }
-            Err(tungstenite::HandshakeError::Failure(e)) => Err(ConnectError::of(&e)),
-            Err(tungstenite::HandshakeError::Interrupted(_)) => Err(ConnectError {
-                kind: "handshake timeout".into(),
-                body: None,
-            }),
+            Err(e) => Err(e),
         }
     }
 
@@ -376,6 +393,105 @@ fn tls_stream(
     Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(
         conn, stream,
     ))))
+}
+
+/// Why a handshake failed.
+fn handshake_error<R: tungstenite::handshake::HandshakeRole>(
+    e: tungstenite::HandshakeError<R>,
+) -> ConnectError {
+    match e {
+        tungstenite::HandshakeError::Failure(e) => ConnectError::of(&e),
+        tungstenite::HandshakeError::Interrupted(_) => ConnectError {
+            kind: "handshake timeout".into(),
+            body: None,
+        },
+    }
+}
+
+/// A stream that keeps a copy of what the handshake read.
+///
+/// tungstenite hands the handshake's 4 KiB read buffer (zero-filled) on to
+/// the connection as its read buffer, whatever `read_buffer_size` says:
+/// 4 KiB per client for the life of the connection, a quarter of what a
+/// held client cost. From the copy, [`rebuild`] gives the connection a
+/// buffer of its configured size holding what followed the response head.
+/// (Plain connections only: under TLS the bytes read are ciphertext.)
+struct Recorded<S> {
+    stream: S,
+    seen: Vec<u8>,
+}
+
+impl<S: io::Read> io::Read for Recorded<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        self.seen.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<S: io::Write> io::Write for Recorded<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+/// The connection again, over the bare stream, with the bytes that came
+/// after the response head (a frame the server sent at once) kept.
+fn rebuild<S: io::Read + io::Write>(
+    recorded: Recorded<S>,
+    config: WebSocketConfig,
+) -> WebSocket<S> {
+    let tail = after_head(&recorded.seen).to_vec();
+    WebSocket::from_partially_read(recorded.stream, tail, Role::Client, Some(config))
+}
+
+/// What follows the first blank line (the end of an HTTP head).
+fn after_head(bytes: &[u8]) -> &[u8] {
+    match bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        Some(i) => &bytes[i + 4..],
+        None => &[],
+    }
+}
+
+/// The source addresses clients connect from (`--local-ip`), set once per
+/// run; empty: the kernel picks.
+static LOCAL_ADDRS: OnceLock<Vec<IpAddr>> = OnceLock::new();
+/// The next of [`LOCAL_ADDRS`] to use.
+static NEXT_LOCAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets the source addresses the clients take in turn (the first call of
+/// the process wins: one run per process).
+pub fn set_local_addrs(addrs: Vec<IpAddr>) {
+    let _ = LOCAL_ADDRS.set(addrs);
+}
+
+/// Opens a TCP connection to `addr` within `timeout`, from the next
+/// `--local-ip` address when there are some.
+fn tcp_connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let locals = LOCAL_ADDRS.get().map_or(&[][..], Vec::as_slice);
+    if locals.is_empty() {
+        return TcpStream::connect_timeout(&addr, timeout);
+    }
+    let local = locals[NEXT_LOCAL.fetch_add(1, Ordering::Relaxed) % locals.len()];
+    use rustix::net::{sockopt, AddressFamily, SocketType};
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
+    // A blocking connect gives up after the send timeout (EINPROGRESS).
+    sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, Some(timeout))?;
+    rustix::net::bind(&fd, &SocketAddr::new(local, 0))?;
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) => Ok(TcpStream::from(fd)),
+        Err(rustix::io::Errno::INPROGRESS) => Err(io::ErrorKind::TimedOut.into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A `Name: value` header from the command line.
@@ -700,6 +816,66 @@ mod tests {
         assert_eq!(names[1], ("origin", "https://example.org"));
         assert_eq!(names[2], ("sec-websocket-protocol", "chat, v2"));
         assert!(c.offers_subprotocols());
+    }
+
+    #[test]
+    fn a_client_connects_from_its_local_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        set_local_addrs(vec!["127.0.0.3".parse().unwrap()]);
+        let stream = tcp_connect(listener.local_addr().unwrap(), Duration::from_secs(2)).unwrap();
+        assert_eq!(stream.local_addr().unwrap().ip().to_string(), "127.0.0.3");
+        let (_, peer) = listener.accept().unwrap();
+        assert_eq!(peer, stream.local_addr().unwrap());
+    }
+
+    #[test]
+    fn the_bytes_after_the_response_head_are_kept() {
+        assert_eq!(
+            after_head(b"HTTP/1.1 101 X\r\nA: b\r\n\r\n\x81\x02hi"),
+            b"\x81\x02hi"
+        );
+        assert_eq!(after_head(b"HTTP/1.1 101 X\r\n\r\n"), b"");
+        assert_eq!(after_head(b"partial"), b"");
+    }
+
+    #[test]
+    fn a_frame_sent_with_the_handshake_reply_is_read() {
+        use std::io::{Read as _, Write as _};
+        // The server answers the upgrade and sends a message in one write.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+            }
+            let text = String::from_utf8(head).unwrap();
+            let key = text
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("sec-websocket-key: ")
+                        .or_else(|| l.strip_prefix("Sec-WebSocket-Key: "))
+                })
+                .unwrap();
+            let accept = tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
+            let reply = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            );
+            let mut out = reply.into_bytes();
+            out.extend_from_slice(b"\x81\x05hello");
+            s.write_all(&out).unwrap();
+            s
+        });
+        let c = Connector::new(&format!("ws://{addr}/ws"), &ConnectOptions::default()).unwrap();
+        let mut ws = c
+            .connect_with_buffer("/ws", Duration::from_secs(5), 64)
+            .unwrap();
+        assert_eq!(ws.read().unwrap(), tungstenite::Message::text("hello"));
+        drop(server.join().unwrap());
     }
 
     #[test]

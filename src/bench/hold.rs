@@ -7,18 +7,31 @@
 //! to the idle server it measures. Once all are connected it prints
 //! `all N connected; holding for T s` on stderr for scripts that sample the
 //! server then.
+//!
+//! What a held client costs the tool is what one process can hold, so the
+//! connecting is done by `--connect-concurrency` connector threads, which
+//! then hand each open socket to a holding thread of its own: the
+//! handshake's deep stack is touched on a few connectors, not on every
+//! holder, a holder waits for bytes on the socket itself before it reads
+//! through tungstenite, and it reads with a small buffer (pings and one
+//! probe are all it receives).
 
 use crate::bench::client::{
-    error_kind, is_timeout, set_read_timeout, Connector, Fleet, Gate, Limiter, Ready,
+    self, error_kind, is_timeout, set_read_timeout, Connector, Gate, Socket,
 };
 use crate::bench::live::{Live, Progress};
 use crate::bench::report::Report;
 use crate::bench::stats::Latencies;
 use crate::bench::{echo, secs, Common};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
+
+/// A holder's read buffer: it reads pings and one probe, never more than a
+/// few dozen bytes at once (tungstenite zero-fills the whole buffer).
+const HOLD_READ_BUFFER: usize = 256;
 
 /// The flags of `strand bench hold`.
 #[derive(Debug, Clone, clap::Args)]
@@ -38,7 +51,9 @@ struct Run {
     connector: Connector,
     path: String,
     timeout: Duration,
-    limiter: Limiter,
+    clients: usize,
+    /// How many clients the connectors have taken.
+    next: AtomicUsize,
     gate: Gate,
     live: Arc<Live>,
     connect: Latencies,
@@ -56,7 +71,8 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
         connector,
         path,
         timeout: a.common.timeout(),
-        limiter: Limiter::new(a.common.connect_concurrency),
+        clients,
+        next: AtomicUsize::new(0),
         gate: Gate::new(),
         live: live.clone(),
         connect: Latencies::new(),
@@ -64,11 +80,30 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     });
     let progress = Progress::start(&live, a.common.quiet);
     let started = Instant::now();
-    let r = run.clone();
-    let fleet = Fleet::spawn_range(share, "bench-hold", &live, move |_, ready| {
-        client(&r, ready)
-    });
-    let connected = fleet.wait_ready();
+    // One word per client: its holding thread, or None when it failed.
+    let (tx, rx) = crossbeam_channel::unbounded::<Option<JoinHandle<()>>>();
+    let mut connectors = Vec::new();
+    for _ in 0..a.common.connect_concurrency.clamp(1, clients.max(1)) {
+        let (r, tx) = (run.clone(), tx.clone());
+        match client::spawn("bench-connect", move || connect_all(&r, &tx)) {
+            Ok(h) => connectors.push(h),
+            Err(_) => live.error("spawn"),
+        }
+    }
+    drop(tx);
+    let mut holders = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        match rx.recv() {
+            Ok(Some(h)) => holders.push(h),
+            Ok(None) => {}
+            // Every connector has ended.
+            Err(_) => break,
+        }
+    }
+    for c in connectors {
+        let _ = c.join();
+    }
+    let connected = holders.len();
     let connecting = started.elapsed();
     let hold = secs(a.duration);
     progress.note(&format!(
@@ -76,7 +111,9 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
         clients, a.duration
     ));
     run.gate.open(Some(Instant::now() + hold));
-    fleet.join();
+    for h in holders {
+        let _ = h.join();
+    }
     drop(progress);
 
     let mut report = Report::new("hold", &run.connector.target.url(&run.path));
@@ -97,26 +134,46 @@ pub fn run(a: &HoldArgs) -> Result<Report, String> {
     Ok(report)
 }
 
-fn client(run: &Run, ready: Ready) {
-    let connected = {
-        let _permit = run.limiter.acquire();
-        let t0 = Instant::now();
-        run.connector
-            .connect(&run.path, run.timeout)
-            .map(|ws| (ws, t0.elapsed()))
-    };
-    let mut ws = match connected {
-        Ok((ws, took)) => {
-            run.connect.add(&[took.as_micros() as u64]);
-            ws
-        }
+/// Opens clients until every one has been tried; each open socket goes to
+/// a holding thread of its own.
+fn connect_all(run: &Arc<Run>, tx: &crossbeam_channel::Sender<Option<JoinHandle<()>>>) {
+    while run.next.fetch_add(1, Relaxed) < run.clients {
+        let _ = tx.send(open(run));
+    }
+}
+
+/// Opens one client and starts its holder; None when either failed (the
+/// error is counted).
+fn open(run: &Arc<Run>) -> Option<JoinHandle<()>> {
+    let t0 = Instant::now();
+    let ws = match run
+        .connector
+        .connect_with_buffer(&run.path, run.timeout, HOLD_READ_BUFFER)
+    {
+        Ok(ws) => ws,
         Err(e) => {
             run.live.connect_error(&e);
-            return ready.failed();
+            return None;
         }
     };
+    run.connect.add(&[t0.elapsed().as_micros() as u64]);
     run.live.connected.fetch_add(1, Relaxed);
-    ready.connected();
+    // Boxed: a socket is 1.3 KiB (the TLS variant's state is inline), and
+    // moved onto each holder's stack by value it took a third stack page.
+    let ws = Box::new(ws);
+    let r = run.clone();
+    match client::spawn("bench-hold", move || holder(&r, ws)) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            run.live.error("spawn");
+            run.live.connected.fetch_sub(1, Relaxed);
+            None
+        }
+    }
+}
+
+/// Holds one open client until the end, then checks it still echoes.
+fn holder(run: &Run, mut ws: Box<Socket>) {
     let end = run.gate.wait();
     // Hold: one blocking read until the end; pings are answered inside it.
     loop {
@@ -125,13 +182,27 @@ fn client(run: &Run, ready: Ready) {
             break;
         }
         set_read_timeout(&ws, Some(left));
+        // Wait on the socket itself, a shallow call, and enter
+        // tungstenite's deeper read path only once bytes came: stack pages
+        // a holder touches stay resident for the rest of the run.
+        if let Err(e) = client::tcp(&ws).peek(&mut [0u8; 1]) {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                break;
+            }
+        }
         match ws.read() {
             Ok(Message::Close(_)) => {
                 run.live.error("closed by server");
                 run.live.connected.fetch_sub(1, Relaxed);
                 return;
             }
-            Ok(_) => continue,
+            // A ping: its pong is queued; send it now, not at the next read.
+            Ok(_) => {
+                let _ = ws.flush();
+            }
             Err(e) if is_timeout(&e) => break,
             Err(e) => {
                 run.live.error(error_kind(&e));

@@ -7,8 +7,10 @@
 //! histograms, loss and duplicate counting, message stamps: pure logic,
 //! unit-tested), [`receivers`] (what the receivers of a stamped stream
 //! share: their read loop and figures), [`live`] (the counters and the
-//! progress line on stderr) and [`report`] (the summary table on stdout
-//! and `--json`).
+//! progress line on stderr), [`report`] (the summary table on stdout
+//! and `--json`), [`html`] with [`svg`] (the report to look at: `--html`
+//! and `strand bench report`) and [`preflight`] (the host's limits, said
+//! before a run).
 //!
 //! Every run is bounded by a message count or a duration and stops by
 //! itself; a refused connection or a client error is counted and shown,
@@ -25,15 +27,18 @@ pub mod connect;
 pub mod echo;
 pub mod fanout;
 pub mod hold;
+pub mod html;
 pub mod live;
 pub mod merge;
 pub mod post;
+pub mod preflight;
 pub mod pubsub;
 pub mod receivers;
 pub mod report;
 pub mod script;
 pub mod segment;
 pub mod stats;
+pub mod svg;
 pub mod tail;
 pub mod threshold;
 pub mod tls;
@@ -66,6 +71,8 @@ pub enum Scenario {
     Run(script::RunArgs),
     /// Merges the `--json` results of several runs (segments) exactly.
     Merge(merge::MergeArgs),
+    /// Draws the `--json` results of one or more runs as an HTML report.
+    Report(html::ReportArgs),
 }
 
 /// Flags every scenario takes.
@@ -96,6 +103,10 @@ pub struct Common {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write the results as a self-contained HTML report (charts
+    /// drawn in SVG, no script) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Give up on a connect, handshake or read after this many seconds.
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub timeout: f64,
@@ -124,6 +135,11 @@ pub struct Common {
     /// No progress line on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Open the clients' connections from this local address (repeatable:
+    /// clients take them in turn, each address has its own ephemeral ports;
+    /// on loopback any 127.x.y.z works).
+    #[arg(long = "local-ip", value_name = "ADDR")]
+    pub local_ip: Vec<std::net::IpAddr>,
 }
 
 impl Common {
@@ -169,6 +185,38 @@ pub fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
 }
 
+impl Scenario {
+    /// The client threads this process opens (for the pre-flight check).
+    fn clients(&self) -> u64 {
+        let (common, n) = match self {
+            Scenario::Echo(a) => (&a.common, a.clients),
+            Scenario::Fanout(a) => (&a.common, a.subscribers + 1),
+            Scenario::Hold(a) => (&a.common, a.clients),
+            Scenario::Connect(a) => (&a.common, a.threads),
+            Scenario::Tail(a) => (&a.common, a.clients),
+            Scenario::Pubsub(a) => (&a.common, a.subscribers + 1),
+            // A script's clients come from its file's stages.
+            Scenario::Run(_) | Scenario::Merge(_) | Scenario::Report(_) => return 0,
+        };
+        common.share(n).len() as u64
+    }
+}
+
+/// Says on stderr which of the host's limits the run's clients would
+/// cross (false: one that would abort the run), and sets the clients'
+/// source addresses.
+fn prepare(scenario: &Scenario, common: &Common) -> bool {
+    client::set_local_addrs(common.local_ip.clone());
+    let host = preflight::Host::read();
+    let mut go = true;
+    for problem in preflight::problems(scenario.clients(), common.local_ip.len(), &host) {
+        let what = if problem.stops { "error" } else { "warning" };
+        eprintln!("strand bench: {what}: {}", problem.text);
+        go &= !problem.stops;
+    }
+    go
+}
+
 /// Exit status of a run in which a threshold was crossed (k6's).
 const THRESHOLD_CROSSED: u8 = 99;
 
@@ -185,7 +233,11 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Scenario::Tail(a) => &a.common,
         Scenario::Pubsub(a) => &a.common,
         Scenario::Merge(a) => return merge::run(a),
+        Scenario::Report(a) => return html::report(a),
     };
+    if !prepare(&args.scenario, common) {
+        return ExitCode::FAILURE;
+    }
     let thresholds = match threshold::parse_all(&common.thresholds) {
         Ok(t) => t,
         Err(message) => {
@@ -212,6 +264,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         Scenario::Pubsub(a) => pubsub::run(a),
         Scenario::Merge(a) => return merge::run(a),
         Scenario::Run(a) => return script::main(a),
+        Scenario::Report(a) => return html::report(a),
     };
     let mut report = match outcome {
         Ok(r) => r,
@@ -223,6 +276,17 @@ pub fn run(args: BenchArgs) -> ExitCode {
     report.set_run(common);
     let verdicts = threshold::evaluate(&thresholds, report.figures());
     report.thresholds(&verdicts);
+    if let Some(path) = &common.html {
+        let run = html::Run::new(
+            serde_json::Value::Object(report.json().clone()),
+            None,
+            "run",
+        );
+        if let Err(e) = html::write(path, &html::page(&[run], None)) {
+            eprintln!("strand bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     finish(&report, &verdicts, common.json.as_deref())
 }
 
