@@ -116,7 +116,7 @@ fn http_endpoints_answer_over_https_with_the_expiry_gauge() {
     // The leaf is valid until 2040-01-01T00:00:00Z.
     assert_eq!(expiry, Some(2_208_988_800.0), "{text}");
     assert_eq!(
-        strand::tls::expiry::not_after(&leaf.der),
+        strand::tls::validity::not_after(&leaf.der),
         Some(2_208_988_800)
     );
     assert!(text.contains("strand_tls_handshake_failures_total{reason=\"not_tls\"} 0"));

@@ -6,10 +6,8 @@
 //!   swapped atomically when the files change or a renewal lands, and the
 //!   ACME `tls-alpn-01` challenge certificates; loading and checking a PEM
 //!   pair; the server's rustls configuration.
-//! - [`validity`]: a certificate's notBefore and notAfter, read from DER
-//!   (when ACME renews).
-//! - [`expiry`]: the leaf certificate's `notAfter`, read from its DER
-//!   (pure), for `/metrics`.
+//! - [`validity`]: a certificate's `notBefore` and `notAfter`, read from
+//!   its DER (pure): when ACME renews, and the expiry gauge of `/metrics`.
 //! - [`reload`]: reloading `--tls-cert`/`--tls-key` when either file
 //!   changes (inotify on their directories) or on SIGHUP.
 //! - [`Tls`]: what the server holds when its port speaks TLS: the
@@ -20,7 +18,6 @@
 //! and the engine drive the sessions it configures.
 
 pub mod certs;
-pub mod expiry;
 pub mod reload;
 pub mod validity;
 
@@ -90,7 +87,7 @@ impl Tls {
         let not_after = self
             .certs
             .current()
-            .and_then(|pair| pair.cert.first().and_then(|leaf| expiry::not_after(leaf)));
+            .and_then(|pair| pair.cert.first().and_then(|leaf| validity::not_after(leaf)));
         if let Some(at) = not_after {
             let _ = writeln!(out, "strand_tls_certificate_expiry_timestamp_seconds {at}");
         }

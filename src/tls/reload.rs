@@ -68,7 +68,7 @@ impl Reload {
         let expires = pair
             .cert
             .first()
-            .and_then(|leaf| super::expiry::not_after(leaf))
+            .and_then(|leaf| super::validity::not_after(leaf))
             .map_or(String::new(), |at| format!(", notAfter {at} (Unix time)"));
         self.certs.install(pair);
         log::info!(

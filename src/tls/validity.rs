@@ -32,6 +32,17 @@ fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, contents, after))
 }
 
+/// The `notAfter` of a DER certificate as Unix seconds (the expiry gauge
+/// of `/metrics`); `None` when it is not one.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, after) = validity(der)?;
+    let secs = match after.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(before_1970) => -(before_1970.duration().as_secs() as i64),
+    };
+    Some(secs)
+}
+
 /// `notBefore` and `notAfter` of a DER certificate; `None` when it is not
 /// one.
 pub fn validity(der: &[u8]) -> Option<(SystemTime, SystemTime)> {
@@ -118,5 +129,39 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), Some(0));
         assert_eq!(days_from_civil(2000, 3, 1), Some(11_017));
         assert_eq!(days_from_civil(1969, 12, 31), None);
+    }
+}
+
+#[cfg(test)]
+mod not_after_tests {
+    use super::*;
+
+    fn cert_valid_until(year: i32, month: u8, day: u8) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn reads_not_after_in_both_time_forms() {
+        // Before 2050 X.509 writes UTCTime, from 2050 GeneralizedTime.
+        assert_eq!(
+            not_after(&cert_valid_until(2030, 1, 2)),
+            Some(1_893_542_400)
+        );
+        assert_eq!(
+            not_after(&cert_valid_until(2051, 3, 1)),
+            Some(2_561_241_600)
+        );
+    }
+
+    #[test]
+    fn garbage_is_none() {
+        assert_eq!(not_after(b""), None);
+        assert_eq!(not_after(&[0x30, 0x82, 0xff]), None);
+        assert_eq!(not_after(&[0x30, 0x03, 0x02, 0x01, 0x00]), None);
+        let cert = cert_valid_until(2030, 1, 2);
+        assert_eq!(not_after(&cert[..cert.len() / 2]), None);
     }
 }
