@@ -243,16 +243,7 @@ impl Server {
 
     /// `method path` with optional extra header lines and body.
     pub fn http(&self, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String) {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.addr);
-        for h in headers {
-            req.push_str(h);
-            req.push_str("\r\n");
-        }
-        if !body.is_empty() || method == "POST" {
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        req.push_str(body);
+        let req = request(method, path, &self.addr.to_string(), headers, body);
         let (status, _, body) = self.http_raw(req.as_bytes());
         (status, body)
     }
@@ -730,4 +721,20 @@ fn tcp_sockets(pid: u32) -> std::collections::HashMap<String, String> {
             Some((inode.to_string(), format!(" {local}->{remote} st{state}")))
         })
         .collect()
+}
+
+/// An HTTP/1.1 request's text: `method path` for `host`, extra header
+/// lines, and `body` with its length (always for a POST).
+pub fn request(method: &str, path: &str, host: &str, headers: &[&str], body: &str) -> String {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    req
 }

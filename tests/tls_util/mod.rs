@@ -169,16 +169,7 @@ pub fn https(
     headers: &[&str],
     body: &str,
 ) -> (u16, String) {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
-    for h in headers {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    if !body.is_empty() || method == "POST" {
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
+    let req = crate::support::request(method, path, "localhost", headers, body);
     let (status, _, body) = https_raw(addr, config, req.as_bytes());
     (status, body)
 }
