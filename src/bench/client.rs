@@ -145,18 +145,29 @@ impl Target {
     }
 }
 
-/// How every client of a run connects, as given on the command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// How every client of a run connects: the flags every scenario that
+/// connects takes (flattened into [`crate::bench::Common`] and
+/// `bench run`'s arguments).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct ConnectOptions {
-    /// Extra request headers, `Name: value` each.
+    /// A request header on every connection, `'Name: value'` (repeatable;
+    /// in `bench run`, a step's `headers` add to these).
+    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
     pub headers: Vec<String>,
-    /// The `Origin` header.
+    /// The `Origin` header of every connection.
+    #[arg(long, value_name = "URL")]
     pub origin: Option<String>,
-    /// Subprotocols offered, in order of preference.
+    /// A subprotocol to offer (repeatable, in order of preference; in
+    /// `bench run`, where a step offers none); the one the server chose is
+    /// reported.
+    #[arg(long = "subprotocol", value_name = "NAME")]
     pub subprotocols: Vec<String>,
-    /// Extra PEM roots for `wss://`.
+    /// PEM file of extra root certificates to trust for `wss://`.
+    #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
-    /// No certificate check for `wss://`.
+    /// Do not check the server's certificate for `wss://` (a warning is
+    /// printed).
+    #[arg(long)]
     pub insecure: bool,
 }
 

@@ -83,23 +83,9 @@ pub struct Common {
     /// `ws[s]://HOST:PORT/PATH`.
     #[arg(long)]
     pub url: String,
-    /// A request header on every connection, `'Name: value'` (repeatable).
-    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
-    pub headers: Vec<String>,
-    /// The `Origin` header of every connection.
-    #[arg(long, value_name = "URL")]
-    pub origin: Option<String>,
-    /// A subprotocol to offer (repeatable, in order of preference); the one
-    /// the server chose is reported.
-    #[arg(long = "subprotocol", value_name = "NAME")]
-    pub subprotocols: Vec<String>,
-    /// PEM file of extra root certificates to trust for `wss://`.
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
-    /// Do not check the server's certificate for `wss://` (a warning is
-    /// printed).
-    #[arg(long)]
-    pub insecure: bool,
+    /// `wss://` trust, headers, origin and subprotocols.
+    #[command(flatten)]
+    pub connect: client::ConnectOptions,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -145,13 +131,7 @@ pub struct Common {
 impl Common {
     /// How the clients connect, from these flags.
     pub fn connect_options(&self) -> client::ConnectOptions {
-        client::ConnectOptions {
-            headers: self.headers.clone(),
-            origin: self.origin.clone(),
-            subprotocols: self.subprotocols.clone(),
-            cacert: self.cacert.clone(),
-            insecure: self.insecure,
-        }
+        self.connect.clone()
     }
 
     /// The connector of `--url` with these flags.

@@ -193,8 +193,8 @@ fn publisher(a: &PubsubArgs, connector: &Connector) -> Result<Publisher, String>
     let url = a.publish_url.as_deref().unwrap_or(&a.common.url);
     if url.starts_with("http://") || url.starts_with("https://") {
         let trust = Trust {
-            cacert: a.common.cacert.as_deref(),
-            insecure: a.common.insecure,
+            cacert: a.common.connect.cacert.as_deref(),
+            insecure: a.common.connect.insecure,
         };
         let poster = Poster::new(url, &a.publish_headers, &trust, a.common.timeout())
             .map_err(|e| format!("--publish-url: {e}"))?;

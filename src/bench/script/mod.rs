@@ -44,22 +44,9 @@ pub struct RunArgs {
     /// `url`).
     #[arg(long)]
     pub url: Option<String>,
-    /// A request header on every connection, `'Name: value'` (repeatable;
-    /// a step's `headers` add to these).
-    #[arg(long = "header", short = 'H', value_name = "'NAME: VALUE'")]
-    pub headers: Vec<String>,
-    /// The `Origin` header of every connection.
-    #[arg(long, value_name = "URL")]
-    pub origin: Option<String>,
-    /// A subprotocol to offer (repeatable) where a step offers none.
-    #[arg(long = "subprotocol", value_name = "NAME")]
-    pub subprotocols: Vec<String>,
-    /// PEM file of extra root certificates to trust for `wss://`.
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
-    /// Do not check the server's certificate for `wss://`.
-    #[arg(long)]
-    pub insecure: bool,
+    /// `wss://` trust, headers, origin and subprotocols.
+    #[command(flatten)]
+    pub connect: ConnectOptions,
     /// A threshold added to the file's (repeatable): `join:p(99)<50ms`,
     /// `errors==0`. A crossed one makes the exit status 99.
     #[arg(long = "threshold", value_name = "EXPR")]
@@ -108,13 +95,7 @@ pub fn run(a: &RunArgs) -> Result<(Report, Vec<threshold::Verdict>), String> {
     let extra = threshold::parse_all(&a.thresholds)?;
     let script = file::load(&a.file, a.url.as_deref(), &extra)
         .map_err(|e| format!("{}: {e}", a.file.display()))?;
-    let dialer = dial::Dialer::new(ConnectOptions {
-        headers: a.headers.clone(),
-        origin: a.origin.clone(),
-        subprotocols: a.subprotocols.clone(),
-        cacert: a.cacert.clone(),
-        insecure: a.insecure,
-    })?;
+    let dialer = dial::Dialer::new(a.connect.clone())?;
     if let Some(at) = a.start_at {
         let wait = segment::until(at);
         if !wait.is_zero() {
