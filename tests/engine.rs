@@ -154,7 +154,7 @@ fn a_stalled_socket_never_blocks_a_writer_to_another_connection() {
 
 #[test]
 fn cached_threads_are_reused_and_trimmed() {
-    let server = Server::start(&["--thread-cache", "2", "--thread-cache-idle", "1"]);
+    let server = Server::start(&["--thread-cache", "2", "--thread-cache-idle", "4"]);
     let metric = |name: &str| server.metric(&format!("strand_thread_cache_{name}")) as usize;
     // Five connections at once: five threads.
     let mut clients: Vec<_> = (0..5).map(|_| server.ws("/ws")).collect();
@@ -170,19 +170,26 @@ fn cached_threads_are_reused_and_trimmed() {
         metric("trimmed_total") >= 3
     });
     // The next connection runs on one of them (a /metrics request takes
-    // a parked thread too, and parks it again after answering).
-    server.wait_until("two parked threads", || server.parked_threads() == 2);
+    // a parked thread too, and parks it again after answering). Wait for
+    // every connection thread to settle: one closing a dropped client, or
+    // answering a /metrics request, is still named "conn" for a moment.
+    server.wait_until("two parked threads and none running", || {
+        server.parked_threads() == 2 && threads_named(&server, "conn").is_empty()
+    });
     let parked = threads_named(&server, "parked");
     let mut ws = server.ws("/ws");
     ws.send(Message::text("again")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("again"));
     let running = threads_named(&server, "conn");
     assert_eq!(running.len(), 1);
+    // The thread ids prove the reuse; the spawned counter is not compared
+    // here, as the /metrics request that reads it may find its parked
+    // thread just aged out on a loaded machine and start one.
     assert!(parked.contains(&running[0]), "{parked:?} {running:?}");
-    assert_eq!(metric("spawned_total"), spawned, "no new thread");
     assert!(metric("reused_total") >= 1);
     drop(ws);
-    // Idle for a second: every parked thread exits.
+    // Idle for four seconds (long enough that none ages out above on a
+    // loaded machine): every parked thread exits.
     server.wait_until("parked threads to age out", || server.parked_threads() == 0);
 }
 
