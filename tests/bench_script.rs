@@ -7,7 +7,7 @@ mod bench_util;
 mod support;
 
 use bench_script_util::{silent_server, PubSub};
-use bench_util::{EchoOptions, EchoServer, TestCa};
+use bench_util::{EchoOptions, EchoServer, TestCa, UNAUTHORIZED_BODY};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -317,6 +317,10 @@ metric = "echo"
     assert_eq!(j["iterations"], 1, "{j}");
     assert_eq!(j["echo_us"]["count"], 1, "{j}");
     assert_eq!(j["errors"]["kinds"]["line 4 connect: http 401"], 1, "{j}");
+    assert_eq!(
+        j["errors"]["samples"]["line 4 connect: http 401"], UNAUTHORIZED_BODY,
+        "{j}"
+    );
     assert_eq!(j["connect_errors"], 1, "{j}");
 }
 

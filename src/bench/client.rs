@@ -183,7 +183,8 @@ pub struct ConnectError {
 }
 
 impl ConnectError {
-    fn of(e: &tungstenite::Error) -> ConnectError {
+    /// The kind and body sample of a failed handshake.
+    pub fn of(e: &tungstenite::Error) -> ConnectError {
         let body = match e {
             tungstenite::Error::Http(r) => r.body().as_deref().map(|b| {
                 let b = &b[..b.len().min(BODY_SAMPLE)];

@@ -58,13 +58,19 @@ impl Live {
     /// Counts a failed connection under its kind, keeping the first body
     /// of each kind of refused upgrade as its sample.
     pub fn connect_error(&self, e: &crate::bench::client::ConnectError) {
-        if let Some(body) = &e.body {
-            let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
-            samples
-                .entry(e.kind.clone())
-                .or_insert_with(|| body.clone());
-        }
+        self.refused_body(&e.kind, e.body.as_deref());
         self.error(e.kind.clone());
+    }
+
+    /// Keeps `body` as the sample of errors counted under `kind`, unless
+    /// that kind has one already.
+    pub fn refused_body(&self, kind: &str, body: Option<&str>) {
+        if let Some(body) = body {
+            let mut samples = self.samples.lock().unwrap_or_else(|e| e.into_inner());
+            if !samples.contains_key(kind) {
+                samples.insert(kind.to_string(), body.to_string());
+            }
+        }
     }
 
     /// One body per kind of refused upgrade.

@@ -7,7 +7,7 @@
 //! [`tls`](crate::bench::tls) (built once per run, at the first `wss://`
 //! connect), the small read buffer. Each host is resolved once per run.
 
-use crate::bench::client::{self, ConnectOptions, Socket, Stream};
+use crate::bench::client::{self, ConnectError, ConnectOptions, Socket, Stream};
 use crate::bench::tls;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
@@ -84,15 +84,29 @@ impl Dialer {
 
     /// Opens `url` with the run's headers and `headers`, offering
     /// `subprotocols` (the run's when empty), within `timeout` for the TCP
-    /// connect, the handshake and every later read or write. An error is
-    /// the kind it is counted under.
+    /// connect, the handshake and every later read or write. An error
+    /// carries the kind it is counted under, and a refused upgrade's body.
     pub fn connect(
         &self,
         url: &str,
         headers: &[(&str, String)],
         subprotocols: &[String],
         timeout: Duration,
-    ) -> Result<Socket, String> {
+    ) -> Result<Socket, ConnectError> {
+        self.open(url, headers, subprotocols, timeout)
+            .map_err(|e| match e {
+                Failed::Handshake(e) => ConnectError::of(&e),
+                Failed::Before(kind) => ConnectError { kind, body: None },
+            })
+    }
+
+    fn open(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        subprotocols: &[String],
+        timeout: Duration,
+    ) -> Result<Socket, Failed> {
         let (secure, authority, _) = client::split_url(url)?;
         let addr = self.resolve(&authority)?;
         let mut request = url
@@ -126,9 +140,24 @@ impl Dialer {
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
         match tungstenite::client::client_with_config(request, stream, Some(config)) {
             Ok((ws, _)) => Ok(ws),
-            Err(tungstenite::HandshakeError::Failure(e)) => Err(client::error_kind(&e)),
-            Err(tungstenite::HandshakeError::Interrupted(_)) => Err("handshake timeout".into()),
+            Err(tungstenite::HandshakeError::Failure(e)) => Err(Failed::Handshake(e)),
+            Err(tungstenite::HandshakeError::Interrupted(_)) => {
+                Err(Failed::Before("handshake timeout".into()))
+            }
         }
+    }
+}
+
+/// Why [`Dialer::open`] failed: before the upgrade's answer (a kind), or
+/// in the handshake (the error, whose refused body is kept as a sample).
+enum Failed {
+    Before(String),
+    Handshake(tungstenite::Error),
+}
+
+impl From<String> for Failed {
+    fn from(kind: String) -> Failed {
+        Failed::Before(kind)
     }
 }
 

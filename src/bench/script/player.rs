@@ -6,7 +6,7 @@
 //! Waits (think, expect, the pause after a failed iteration) end at once
 //! when the run interrupts the client.
 
-use crate::bench::client::{self, error_kind, is_timeout, Limiter, Socket};
+use crate::bench::client::{self, error_kind, is_timeout, ConnectError, Limiter, Socket};
 use crate::bench::echo;
 use crate::bench::live::Live;
 use crate::bench::script::dial::Dialer;
@@ -206,6 +206,14 @@ impl Client<'_> {
         Stop::Failed
     }
 
+    /// A failed connect, counted like a failed step, with the refused
+    /// upgrade's body kept as the sample of its kind.
+    fn refused(&self, step: &Step, e: ConnectError) -> Stop {
+        let kind = format!("line {} connect: {}", step.line, e.kind);
+        self.shared.live.refused_body(&kind, e.body.as_deref());
+        self.fail(step, &e.kind)
+    }
+
     fn render(&self, step: &Step, t: &Template) -> Result<String, Stop> {
         t.render(&self.values()).map_err(|Unset(i)| {
             let var = &self.shared.script.vars[i];
@@ -248,7 +256,7 @@ impl Client<'_> {
                     );
                     (c, started.elapsed())
                 };
-                let ws = connected.map_err(|e| self.fail(step, &e))?;
+                let ws = connected.map_err(|e| self.refused(step, e))?;
                 self.shared.metrics[0]
                     .latency
                     .add(&[took.as_micros() as u64]);
