@@ -366,6 +366,7 @@ fn two_segments_run_their_share_and_merge_into_the_whole() {
     assert_eq!(users.len(), 16);
     users.dedup();
     assert_eq!(users, ["ada", "bob", "cyd", "dee"]);
+    let html = dir.path().join("merged.html");
     let merged = bench_util::bench_in(
         dir.path(),
         &[
@@ -374,6 +375,8 @@ fn two_segments_run_their_share_and_merge_into_the_whole() {
             &files[1],
             "--threshold",
             "publish:count==80",
+            "--html",
+            html.to_str().unwrap(),
         ],
     );
     assert_eq!(merged.code, 0, "{}{}", merged.stdout, merged.stderr);
@@ -381,4 +384,7 @@ fn two_segments_run_their_share_and_merge_into_the_whole() {
     assert_eq!(m["iterations"], 16, "{m}");
     assert_eq!(m["publish_us"]["count"], 80, "{m}");
     assert_eq!(m["errors"]["total"], 0, "{m}");
+    // The merged result's report: its figures and charts, as for a run.
+    let page = std::fs::read_to_string(&html).expect("the merged report");
+    assert!(page.contains("<svg") && page.contains("publish"), "{page}");
 }

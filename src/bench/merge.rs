@@ -24,6 +24,9 @@ pub struct MergeArgs {
     /// Also write the merged result as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write the merged result as a self-contained HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// A threshold on the merged figures (repeatable; as for a run).
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
@@ -61,7 +64,11 @@ pub fn run(a: &MergeArgs) -> ExitCode {
     }
     let verdicts = threshold::evaluate(&thresholds, report.figures());
     report.thresholds(&verdicts);
-    crate::bench::finish(&report, &verdicts, a.json.as_deref())
+    let out = crate::bench::Output {
+        json: a.json.as_deref(),
+        html: a.html.as_deref(),
+    };
+    crate::bench::finish(&report, &verdicts, out)
 }
 
 /// Merges results of one scenario (at least one).

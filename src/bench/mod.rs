@@ -256,7 +256,32 @@ pub fn run(args: BenchArgs) -> ExitCode {
     report.set_run(common);
     let verdicts = threshold::evaluate(&thresholds, report.figures());
     report.thresholds(&verdicts);
-    if let Some(path) = &common.html {
+    let out = Output {
+        json: common.json.as_deref(),
+        html: common.html.as_deref(),
+    };
+    finish(&report, &verdicts, out)
+}
+
+/// Where a result is written besides the table on stdout.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Output<'a> {
+    /// `--json FILE`.
+    pub json: Option<&'a std::path::Path>,
+    /// `--html FILE`: the report of this one result.
+    pub html: Option<&'a std::path::Path>,
+}
+
+/// Prints `report`, writes it where `out` says, and gives the exit status.
+pub fn finish(report: &Report, verdicts: &[threshold::Verdict], out: Output<'_>) -> ExitCode {
+    print!("{}", report.table());
+    if let Some(path) = out.json {
+        if let Err(e) = std::fs::write(path, report.json_text()) {
+            eprintln!("strand bench: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(path) = out.html {
         let run = html::Run::new(
             serde_json::Value::Object(report.json().clone()),
             None,
@@ -264,22 +289,6 @@ pub fn run(args: BenchArgs) -> ExitCode {
         );
         if let Err(e) = html::write(path, &html::page(&[run], None)) {
             eprintln!("strand bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
-    finish(&report, &verdicts, common.json.as_deref())
-}
-
-/// Prints `report`, writes it to `json`, and gives the exit status.
-pub fn finish(
-    report: &Report,
-    verdicts: &[threshold::Verdict],
-    json: Option<&std::path::Path>,
-) -> ExitCode {
-    print!("{}", report.table());
-    if let Some(path) = json {
-        if let Err(e) = std::fs::write(path, report.json_text()) {
-            eprintln!("strand bench: cannot write {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     }

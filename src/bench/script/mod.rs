@@ -54,6 +54,9 @@ pub struct RunArgs {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write the results as a self-contained HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// The run's name in the JSON (`label`; the scenario's `name` by default).
     #[arg(long)]
     pub label: Option<String>,
@@ -81,7 +84,13 @@ pub struct RunArgs {
 /// run in which no client connected, 99 when a threshold was crossed.
 pub fn main(a: &RunArgs) -> ExitCode {
     match run(a) {
-        Ok((report, verdicts)) => crate::bench::finish(&report, &verdicts, a.json.as_deref()),
+        Ok((report, verdicts)) => {
+            let out = crate::bench::Output {
+                json: a.json.as_deref(),
+                html: a.html.as_deref(),
+            };
+            crate::bench::finish(&report, &verdicts, out)
+        }
         Err(message) => {
             eprintln!("strand bench: {message}");
             ExitCode::FAILURE
