@@ -266,6 +266,16 @@ pub struct ServeArgs {
     #[arg(long, env = "STRAND_REDIS_CA", value_name = "FILE")]
     pub redis_ca: Option<std::path::PathBuf>,
 
+    /// A client certificate (PEM chain, leaf first) to present to a
+    /// `rediss://` Redis that asks for one (`tls-auth-clients yes`); with
+    /// `--redis-key`.
+    #[arg(long, env = "STRAND_REDIS_CERT", value_name = "FILE")]
+    pub redis_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM) of `--redis-cert`.
+    #[arg(long, env = "STRAND_REDIS_KEY", value_name = "FILE")]
+    pub redis_key: Option<std::path::PathBuf>,
+
     /// Prefix of every Redis key and channel, so deployments can share one Redis.
     #[arg(
         long,

@@ -178,10 +178,29 @@ pub struct RedisConfig {
     pub url: String,
     /// `--redis-ca`: PEM roots to trust for `rediss://`.
     pub ca: Option<Vec<u8>>,
+    /// `--redis-cert`/`--redis-key`: the client certificate to present.
+    pub client: Option<ClientPem>,
     /// Prefix of every key and channel.
     pub prefix: String,
     /// How long a vanished instance's clients stay in presence.
     pub presence_ttl: Duration,
+}
+
+/// A client certificate chain and its key, as PEM, checked to belong
+/// together.
+#[derive(Clone)]
+pub struct ClientPem {
+    /// The chain, leaf first.
+    pub cert: Vec<u8>,
+    /// The leaf's private key.
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ClientPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("ClientPem").finish_non_exhaustive()
+    }
 }
 
 impl RedisConfig {
@@ -199,6 +218,16 @@ impl RedisConfig {
             }
             Some(path) => Some(read_roots(path)?),
         };
+        let client = match (&args.redis_cert, &args.redis_key) {
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err("--redis-cert and --redis-key go together".into())
+            }
+            (Some(_), Some(_)) if !target.tls() => {
+                return Err("--redis-cert needs a rediss:// or rediss+sentinel:// URL".into())
+            }
+            (Some(cert), Some(key)) => Some(read_client_pair(cert, key)?),
+        };
         let prefix = &args.redis_prefix;
         if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!(
@@ -214,10 +243,31 @@ impl RedisConfig {
         Ok(Some(RedisConfig {
             url: url.to_string(),
             ca,
+            client,
             prefix: prefix.clone(),
             presence_ttl: Duration::from_secs_f64(ttl),
         }))
     }
+}
+
+/// The PEM files of `--redis-cert` and `--redis-key`, refused when either
+/// cannot be read or parsed, or the key is not the certificate's.
+fn read_client_pair(cert: &std::path::Path, key: &std::path::Path) -> Result<ClientPem, String> {
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
+    };
+    let pem = ClientPem {
+        cert: read("--redis-cert", cert)?,
+        key: read("--redis-key", key)?,
+    };
+    crate::tls::certs::pair_from_pem(&pem.cert, &pem.key).map_err(|e| {
+        format!(
+            "--redis-cert {} / --redis-key {}: {e}",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    Ok(pem)
 }
 
 /// The PEM certificates of `path`, refused when there is none.

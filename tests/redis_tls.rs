@@ -3,7 +3,9 @@
 //! that CA (`--redis-ca`) share a room; one trusting another CA is
 //! `redis-down`, with the reason in its log, and never kills the server.
 //! A `--redis-ca` without a `rediss://` URL, or a file with no certificate
-//! in it, is refused at start.
+//! in it, is refused at start. A Redis that asks for a client certificate
+//! (`tls-auth-clients yes`) gets `--redis-cert`/`--redis-key`, and refuses
+//! an instance without one.
 mod hub_util;
 mod redis_util;
 mod support;
@@ -28,6 +30,11 @@ struct TlsRedis {
 
 impl TlsRedis {
     fn start(dir: &Path, ca: &Ca) -> TlsRedis {
+        TlsRedis::start_with(dir, ca, false)
+    }
+
+    /// With `require_clients`, a client must show a certificate `ca` signed.
+    fn start_with(dir: &Path, ca: &Ca, require_clients: bool) -> TlsRedis {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -45,7 +52,7 @@ impl TlsRedis {
             "no",
         ])
         .args(["--tls-port", &port.to_string()])
-        .args(ca.server_args(dir))
+        .args(ca.server_args_with(dir, require_clients))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -100,6 +107,95 @@ fn instances_share_a_room_over_tls_with_the_given_ca() {
         (m["content"].as_str(), m["seq"].as_u64()),
         (Some("over TLS"), Some(1))
     );
+}
+
+#[test]
+fn a_redis_that_asks_for_a_client_certificate_gets_the_given_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("strand test CA");
+    let redis = TlsRedis::start_with(dir.path(), &ca, true);
+    let roots = write(dir.path(), "ca.pem", &ca.pem);
+    let (cert, key) = ca.leaf();
+    let cert = write(dir.path(), "client.crt", &cert);
+    let key = write(dir.path(), "client.key", &key);
+    let url = redis.url();
+    let mutual = [
+        "--redis-ca",
+        roots.to_str().unwrap(),
+        "--redis-cert",
+        cert.to_str().unwrap(),
+        "--redis-key",
+        key.to_str().unwrap(),
+    ];
+    let one = instance_on(&url, &mutual);
+    let two = instance_on(&url, &mutual);
+    let mut a = hub(&one, "a");
+    join(&mut a, "a", "r");
+    let mut b = hub(&two, "b");
+    join(&mut b, "b", "r");
+    send_json(
+        &mut a,
+        json!({"type": "message", "room_name": "r", "content": "mutual"}),
+    );
+    let m = next_of_type(&mut b, "message");
+    assert_eq!(m["content"].as_str(), Some("mutual"));
+    // Without a client certificate the same Redis refuses the handshake:
+    // redis-down with the reason, and still serving.
+    let anonymous = Server::start(&["--redis", &url, "--redis-ca", roots.to_str().unwrap()]);
+    anonymous.wait_log("redis: cannot be reached (");
+    wait_broker(&anonymous, "redis-down");
+    let mut ws = hub(&anonymous, "c");
+    send_json(&mut ws, json!({"type": "join_room", "room_name": "r"}));
+    hub_util::expect_error(&mut ws, "unavailable");
+}
+
+#[test]
+fn a_client_certificate_is_refused_at_start_alone_without_tls_or_not_matching_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("a CA");
+    let (cert, _) = ca.leaf();
+    let (_, other_key) = ca.leaf();
+    let (cert, other_key) = (
+        write(dir.path(), "c.crt", &cert),
+        write(dir.path(), "other.key", &other_key),
+    );
+    let (cert, other_key) = (cert.to_str().unwrap(), other_key.to_str().unwrap());
+    for (url, args, says) in [
+        (
+            "rediss://127.0.0.1:1",
+            vec!["--redis-cert", cert],
+            "go together",
+        ),
+        (
+            "rediss://127.0.0.1:1",
+            vec!["--redis-key", other_key],
+            "go together",
+        ),
+        (
+            "redis://127.0.0.1:1",
+            vec!["--redis-cert", cert, "--redis-key", other_key],
+            "needs a rediss://",
+        ),
+        (
+            "rediss://127.0.0.1:1",
+            vec!["--redis-cert", cert, "--redis-key", other_key],
+            "does not match",
+        ),
+        (
+            "rediss://127.0.0.1:1",
+            vec!["--redis-cert", cert, "--redis-key", "/nonexistent/c.key"],
+            "No such file",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_strand"))
+            .args(["--bind", "127.0.0.1:0", "--redis", url])
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: refused");
+        assert!(err.contains(says), "{url} {args:?}: {err}");
+    }
 }
 
 #[test]

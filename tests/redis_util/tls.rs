@@ -37,8 +37,15 @@ impl Ca {
     }
 
     /// Writes a leaf certificate, its key and this CA into `dir`:
-    /// `redis-server`'s `--tls-*` arguments for them.
+    /// `redis-server`'s `--tls-*` arguments for them (clients need no
+    /// certificate).
     pub fn server_args(&self, dir: &Path) -> Vec<String> {
+        self.server_args_with(dir, false)
+    }
+
+    /// As [`Ca::server_args`]; with `require_clients`, a client must show a
+    /// certificate this CA signed (`--tls-auth-clients yes`).
+    pub fn server_args_with(&self, dir: &Path, require_clients: bool) -> Vec<String> {
         let (cert, key) = self.leaf();
         [
             ("--tls-cert-file", write(dir, "redis.crt", &cert)),
@@ -47,7 +54,8 @@ impl Ca {
         ]
         .into_iter()
         .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
-        .chain(["--tls-auth-clients".to_string(), "no".to_string()])
+        .chain(["--tls-auth-clients".to_string()])
+        .chain([if require_clients { "yes" } else { "no" }.to_string()])
         .collect()
     }
 }

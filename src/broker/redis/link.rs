@@ -16,6 +16,7 @@
 
 use crate::activity::{Events, Kind};
 use crate::broker::redis::target::{Sentinels, Target};
+use crate::config::ClientPem;
 use redis::{Client, Connection, ConnectionAddr, ConnectionInfo, RedisError, RedisResult, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -38,6 +39,8 @@ struct LinkInner {
     target: Target,
     /// `--redis-ca`: PEM roots trusted instead of the system's.
     roots: Option<Vec<u8>>,
+    /// `--redis-cert`/`--redis-key`: the certificate presented, if asked.
+    client: Option<ClientPem>,
     instance: String,
     /// Bumped each time the master is known lost (a sentinel announced a
     /// new one, or Redis answered `READONLY`/`LOADING`): every holder of a
@@ -61,9 +64,14 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    /// A link to `target`, trusting `roots` (PEM) for TLS when given,
-    /// naming its connections after `instance`.
-    pub fn new(target: Target, roots: Option<Vec<u8>>, instance: &str) -> Link {
+    /// A link to `target`, trusting `roots` (PEM) for TLS when given and
+    /// presenting `client`, naming its connections after `instance`.
+    pub fn new(
+        target: Target,
+        roots: Option<Vec<u8>>,
+        client: Option<ClientPem>,
+        instance: &str,
+    ) -> Link {
         let sentinels = match &target {
             Target::Sentinel(s) => s.addrs.clone(),
             Target::Direct(_) => Vec::new(),
@@ -72,6 +80,7 @@ impl Link {
             inner: Arc::new(LinkInner {
                 target,
                 roots,
+                client,
                 instance: instance.to_string(),
                 generation: AtomicU64::new(0),
                 sentinels: Mutex::new(sentinels),
@@ -165,14 +174,20 @@ impl Link {
 
     /// A connection with timeouts to `info`, with TLS when it says so.
     fn open(&self, info: ConnectionInfo) -> RedisResult<Connection> {
-        let client = match (&self.inner.roots, &info.addr) {
-            (Some(roots), ConnectionAddr::TcpTls { .. }) => Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(roots.clone()),
-                },
-            )?,
+        let inner = &self.inner;
+        let client = match &info.addr {
+            ConnectionAddr::TcpTls { .. } if inner.roots.is_some() || inner.client.is_some() => {
+                Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: inner.client.as_ref().map(|c| redis::ClientTlsConfig {
+                            client_cert: c.cert.clone(),
+                            client_key: c.key.clone(),
+                        }),
+                        root_cert: inner.roots.clone(),
+                    },
+                )?
+            }
             _ => Client::open(info)?,
         };
         let con = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;

@@ -104,7 +104,7 @@ impl RedisBroker {
         let target = target::Target::parse(&config.url).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "bad URL", e))
         })?;
-        let link = Link::new(target, config.ca.clone(), &instance);
+        let link = Link::new(target, config.ca.clone(), config.client.clone(), &instance);
         let scripts = Arc::new(Scripts::new());
         let health = Arc::new(Health::reporting_to(stats.events.clone()));
         let (flusher, flusher_thread) = Flusher::start();
