@@ -547,7 +547,7 @@ mod tests {
 
     fn link() -> Link {
         let target = Target::parse("redis://127.0.0.1:1").unwrap();
-        Link::new(target, None, "test")
+        Link::new(target, None, None, "test")
     }
 
     #[test]
