@@ -22,7 +22,9 @@ pub trait Flush: Send + Sync + std::fmt::Debug {
 /// A scheduled flush's target and deadline.
 pub type Scheduled = (Arc<dyn Flush>, Instant);
 
-/// How long a join or leave notice may wait to be coalesced with others.
+/// How long a join or leave notice waits to be coalesced with others, at
+/// least (a room whose flushes take long waits longer: see
+/// [`crate::hub::audience::notice_delay`]).
 pub const DELAY: Duration = Duration::from_millis(2);
 
 /// Where rooms schedule their flushes.

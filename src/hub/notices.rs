@@ -3,11 +3,13 @@
 //! Forming a room of N members means N²/2 notices. Queued one by one, each
 //! one wakes its member's connection thread for a single small write, and
 //! a 4,000-member room takes minutes. Instead a room collects the notices
-//! of a short window (see [`crate::hub::flusher`]) in a [`Batch`] and
-//! queues each member *one* frame buffer holding all the notices it should
-//! see: the whole batch for members that were there before it started
-//! (one shared `Arc`), the part after its own join for a member that
-//! joined during the window (a copy, at most [`CAP`] notices long).
+//! of a short window (see [`crate::hub::flusher`]; longer in a room whose
+//! flushes take long, see [`crate::hub::audience::notice_delay`]) in a
+//! [`Batch`] and queues each member *one* frame buffer holding all the
+//! notices it should see: the whole batch for members that were there
+//! before it started (one shared `Arc`), the part after its own join for a
+//! member that joined during the window (a copy, at most [`CAP`] notices
+//! long). Under TLS that buffer is sealed as one record (up to 16 KiB).
 //!
 //! Whatever the room queues later (a message, a broadcast) either joins the
 //! batch (a busy large room's messages, see [`crate::hub::room`]) or
