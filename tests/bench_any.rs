@@ -64,6 +64,8 @@ fn wss_with_a_ca_a_header_and_a_subprotocol_succeeds() {
         assert!(series[0].get(key).is_some(), "{key}: {j}");
     }
     assert!(out.stdout.contains("subprotocol") && out.stdout.contains("chat (3)"));
+    // Key exchange as browsers do it, not ring's default P-384 first.
+    assert_eq!(*server.kx_groups.lock().unwrap(), ["X25519"; 3]);
 }
 
 #[test]

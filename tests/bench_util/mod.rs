@@ -12,7 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -122,6 +122,8 @@ pub struct EchoServer {
     stop: Arc<AtomicBool>,
     port: u16,
     accept: Option<JoinHandle<()>>,
+    /// The key exchange group of each TLS handshake, in order (`X25519`).
+    pub kx_groups: Arc<Mutex<Vec<String>>>,
 }
 
 impl EchoServer {
@@ -134,14 +136,16 @@ impl EchoServer {
         let s = stop.clone();
         let options = Arc::new(options);
         let epoch = Instant::now();
+        let kx_groups = Arc::new(Mutex::new(Vec::new()));
+        let groups = kx_groups.clone();
         let accept = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
-                let o = options.clone();
-                std::thread::spawn(move || serve(stream, &o, epoch));
+                let (o, groups) = (options.clone(), groups.clone());
+                std::thread::spawn(move || serve(stream, &o, epoch, &groups));
             }
         });
         EchoServer {
@@ -149,6 +153,7 @@ impl EchoServer {
             stop,
             port,
             accept: Some(accept),
+            kx_groups,
         }
     }
 }
@@ -164,13 +169,21 @@ impl Drop for EchoServer {
     }
 }
 
-fn serve(stream: TcpStream, o: &EchoOptions, epoch: Instant) {
+fn serve(mut stream: TcpStream, o: &EchoOptions, epoch: Instant, groups: &Mutex<Vec<String>>) {
     let _ = stream.set_nodelay(true);
     match &o.tls {
         Some(config) => {
-            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+            let Ok(mut conn) = rustls::ServerConnection::new(config.clone()) else {
                 return;
             };
+            while conn.is_handshaking() {
+                if conn.complete_io(&mut stream).is_err() {
+                    return;
+                }
+            }
+            if let Some(group) = conn.negotiated_key_exchange_group() {
+                groups.lock().unwrap().push(format!("{:?}", group.name()));
+            }
             echo(rustls::StreamOwned::new(conn, stream), o, epoch);
         }
         None => echo(stream, o, epoch),
