@@ -91,9 +91,14 @@ fn instances_share_a_room_over_tls_with_the_given_ca() {
     let redis = TlsRedis::start(dir.path(), &ca);
     let roots = write(dir.path(), "ca.pem", &ca.pem);
     let roots = roots.to_str().unwrap();
-    let url = redis.url();
-    let one = instance_on(&url, &["--redis-ca", roots]);
-    let two = instance_on(&url, &["--redis-ca", roots]);
+    share_a_room(&redis.url(), &["--redis-ca", roots]);
+}
+
+/// Two instances on `url` with `args`: a message sent on one reaches a
+/// member of the same room on the other, as the room's first.
+fn share_a_room(url: &str, args: &[&str]) {
+    let one = instance_on(url, args);
+    let two = instance_on(url, args);
     let mut a = hub(&one, "a");
     join(&mut a, "a", "r");
     let mut b = hub(&two, "b");
@@ -127,18 +132,7 @@ fn a_redis_that_asks_for_a_client_certificate_gets_the_given_one() {
         "--redis-key",
         key.to_str().unwrap(),
     ];
-    let one = instance_on(&url, &mutual);
-    let two = instance_on(&url, &mutual);
-    let mut a = hub(&one, "a");
-    join(&mut a, "a", "r");
-    let mut b = hub(&two, "b");
-    join(&mut b, "b", "r");
-    send_json(
-        &mut a,
-        json!({"type": "message", "room_name": "r", "content": "mutual"}),
-    );
-    let m = next_of_type(&mut b, "message");
-    assert_eq!(m["content"].as_str(), Some("mutual"));
+    share_a_room(&url, &mutual);
     // Without a client certificate the same Redis refuses the handshake:
     // redis-down with the reason, and still serving.
     let anonymous = Server::start(&["--redis", &url, "--redis-ca", roots.to_str().unwrap()]);
