@@ -14,7 +14,7 @@ mod hub_util;
 mod redis_util;
 mod support;
 
-use hub_util::{hub, join, Ws};
+use hub_util::{first_message_across, hub, Ws};
 use redis_util::sentinel::{Cluster, MASTER};
 use redis_util::tls::{write, Ca};
 use redis_util::{instance_on, wait_broker};
@@ -171,19 +171,7 @@ fn two_instances(cluster: &Cluster) -> (Server, Server, Ws, Ws, String) {
 fn two_instances_with(cluster: &Cluster, args: &[&str]) -> (Server, Server, Ws, Ws, String) {
     let url = cluster.url();
     let (one, two) = (instance_on(&url, args), instance_on(&url, args));
-    let mut a = hub(&one, "a");
-    join(&mut a, "a", "r");
-    let mut b = hub(&two, "b");
-    join(&mut b, "b", "r");
-    send_json(
-        &mut a,
-        json!({"type": "message", "room_name": "r", "content": "before"}),
-    );
-    let m = next_of_type(&mut b, "message");
-    assert_eq!(
-        (m["content"].as_str(), m["seq"].as_u64()),
-        (Some("before"), Some(1))
-    );
+    let (mut a, b, m) = first_message_across(&one, &two, "before");
     assert_eq!(next_of_type(&mut a, "message")["content"], "before");
     let epoch = m["epoch"].as_str().unwrap().to_string();
     (one, two, a, b, epoch)

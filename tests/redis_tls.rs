@@ -10,7 +10,7 @@ mod hub_util;
 mod redis_util;
 mod support;
 
-use hub_util::{hub, join};
+use hub_util::{first_message_across, hub};
 use redis_util::tls::{write, Ca};
 use redis_util::{instance_on, wait_broker};
 use serde_json::json;
@@ -19,7 +19,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{next_of_type, send_json, Server};
+use support::{send_json, Server};
 
 /// A `redis-server` that speaks only TLS on a free port, killed when
 /// dropped.
@@ -97,21 +97,8 @@ fn instances_share_a_room_over_tls_with_the_given_ca() {
 /// Two instances on `url` with `args`: a message sent on one reaches a
 /// member of the same room on the other, as the room's first.
 fn share_a_room(url: &str, args: &[&str]) {
-    let one = instance_on(url, args);
-    let two = instance_on(url, args);
-    let mut a = hub(&one, "a");
-    join(&mut a, "a", "r");
-    let mut b = hub(&two, "b");
-    join(&mut b, "b", "r");
-    send_json(
-        &mut a,
-        json!({"type": "message", "room_name": "r", "content": "over TLS"}),
-    );
-    let m = next_of_type(&mut b, "message");
-    assert_eq!(
-        (m["content"].as_str(), m["seq"].as_u64()),
-        (Some("over TLS"), Some(1))
-    );
+    let (one, two) = (instance_on(url, args), instance_on(url, args));
+    first_message_across(&one, &two, "over TLS");
 }
 
 #[test]

@@ -47,6 +47,26 @@ pub fn drain(ws: &mut Ws, id: &str) -> Vec<Value> {
 }
 
 /// Expects the next message to be an `error` with `code`.
+/// Hub clients `a` on `one` and `b` on `two`, both in room `r`; `a` sends
+/// `content`, which must reach `b` as the room's first message. Returns
+/// both sockets and that message as `b` got it.
+pub fn first_message_across(one: &Server, two: &Server, content: &str) -> (Ws, Ws, Value) {
+    let mut a = hub(one, "a");
+    join(&mut a, "a", "r");
+    let mut b = hub(two, "b");
+    join(&mut b, "b", "r");
+    send_json(
+        &mut a,
+        json!({"type": "message", "room_name": "r", "content": content}),
+    );
+    let m = next_of_type(&mut b, "message");
+    assert_eq!(
+        (m["content"].as_str(), m["seq"].as_u64()),
+        (Some(content), Some(1))
+    );
+    (a, b, m)
+}
+
 pub fn expect_error(ws: &mut Ws, code: &str) {
     let v = next_json(ws);
     assert_eq!(v["type"], "error", "expected error {code}, got {v}");
